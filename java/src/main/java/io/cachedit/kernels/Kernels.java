@@ -1,0 +1,502 @@
+package io.cachedit.kernels;
+
+import java.util.Arrays;
+import java.util.List;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.MemoryFormatOptional;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Tensor-level entry to the cachedit kernels: fused relative-L1 diff, Taylor extrapolation and
+ * Ulysses all-to-all packing. Dispatches on the tensors' device (CPU library or CUDA library, on
+ * libtorch's current stream) and dtype (fp32, bf16, fp16).
+ *
+ * <p>Inputs are validated before any native call: a wrong dtype, shape or device, or a
+ * non-contiguous output, is an {@link IllegalArgumentException} naming the argument. Non-contiguous
+ * inputs are copied to a contiguous temporary first. Immutable and thread-safe; CPU kernels use
+ * {@link #threads()} OpenMP threads.
+ *
+ * <pre>{@code
+ * Kernels kernels = Kernels.create();
+ * double diff = kernels.relL1(previousResidual, currentResidual);  // sum|p-c| / sum|p|
+ * }</pre>
+ */
+public final class Kernels {
+  private final int threads;
+
+  private Kernels(int threads) {
+    this.threads = threads;
+  }
+
+  /** Kernels using one CPU thread per available processor. */
+  public static Kernels create() {
+    return withThreads(Runtime.getRuntime().availableProcessors());
+  }
+
+  /** Kernels using exactly {@code threads} CPU threads (1 = serial). */
+  public static Kernels withThreads(int threads) {
+    if (threads < 1) {
+      throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+    }
+    NativeKernels.ensureLoaded();
+    return new Kernels(threads);
+  }
+
+  public int threads() {
+    return threads;
+  }
+
+  /** Version of the native kernel library. */
+  public static String version() {
+    return NativeKernels.version();
+  }
+
+  /** Instruction set the CPU kernels dispatch to on this machine ("avx512f", "avx2" or "default"). */
+  public static String cpuIsa() {
+    return NativeKernels.cpuIsa();
+  }
+
+  /** Whether the CUDA kernel library was compiled with nvcc. */
+  public static boolean cudaBuilt() {
+    return CudaNativeKernels.built() == 1;
+  }
+
+  /** Whether CUDA kernels can run here (built with nvcc and a CUDA device present). */
+  public static boolean cudaAvailable() {
+    return CudaNativeKernels.available() == 1;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Relative L1 diff
+  // ---------------------------------------------------------------------------------------------
+
+  /** {@code sum|prev-cur|} and {@code sum|prev|} (fp64), over tensors of equal shape and dtype. */
+  public RelL1Sums relL1Sums(Tensor prev, Tensor cur) {
+    Device device = checkPair("prev", prev, "cur", cur);
+    int dtype = dtypeCode("prev", prev);
+    long n = prev.numel();
+    try (PointerScope scope = new PointerScope()) {
+      Tensor a = prev.contiguous();
+      Tensor b = cur.contiguous();
+      if (device.cuda) {
+        Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
+            new MemoryFormatOptional());
+        cudaRelL1(dtype, a, b, n, sums, device);
+        Tensor host = sums.cpu();
+        return new RelL1Sums(host.data_ptr_double().get(0), host.data_ptr_double().get(1), n);
+      }
+      double[] diff = new double[1];
+      double[] abs = new double[1];
+      check(NativeKernels.relL1Sums(dtype, address(a), address(b), n, threads, diff, abs), "relL1Sums");
+      return new RelL1Sums(diff[0], abs[0], n);
+    }
+  }
+
+  /** {@code sum|prev-cur| / sum|prev|}: the residual diff of SPEC 3.5 (0 for two zero tensors). */
+  public double relL1(Tensor prev, Tensor cur) {
+    return relL1Sums(prev, cur).ratio();
+  }
+
+  /**
+   * The two sums as a float64 tensor {@code [sum|prev-cur|, sum|prev|]} on the inputs' device, ready
+   * for an all-reduce; on CUDA this does not synchronise with the host.
+   */
+  public Tensor relL1SumsTensor(Tensor prev, Tensor cur) {
+    Device device = checkPair("prev", prev, "cur", cur);
+    int dtype = dtypeCode("prev", prev);
+    long n = prev.numel();
+    Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
+        new MemoryFormatOptional());
+    try (PointerScope scope = new PointerScope()) {
+      Tensor a = prev.contiguous();
+      Tensor b = cur.contiguous();
+      if (device.cuda) {
+        cudaRelL1(dtype, a, b, n, sums, device);
+      } else {
+        double[] diff = new double[1];
+        double[] abs = new double[1];
+        check(NativeKernels.relL1Sums(dtype, address(a), address(b), n, threads, diff, abs), "relL1Sums");
+        sums.data_ptr_double().put(0, diff[0]).put(1, abs[0]);
+      }
+    }
+    return sums;
+  }
+
+  private static void cudaRelL1(int dtype, Tensor a, Tensor b, long n, Tensor sums, Device device) {
+    requireCuda();
+    checkCuda(CudaNativeKernels.relL1Sums(dtype, address(a), address(b), n, address(sums),
+        CudaStreams.current(device.index)), "relL1Sums");
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Taylor series (TaylorSeer)
+  // ---------------------------------------------------------------------------------------------
+
+  /** Maximum number of Taylor terms (the value plus four derivatives, i.e. order 4). */
+  public static final int MAX_TAYLOR_TERMS = 5;
+
+  /**
+   * A new tensor {@code sum_i terms[i] * k^i / i!}: the TaylorSeer prediction {@code k} steps after
+   * the last computed step from the derivative ladder {@code terms} (value first).
+   */
+  public Tensor taylorPredict(List<Tensor> terms, double k) {
+    checkTerms("terms", terms, MAX_TAYLOR_TERMS);
+    Tensor out = torch.empty_like(terms.get(0), terms.get(0).options(), new MemoryFormatOptional(torch.MemoryFormat.Contiguous));
+    taylorPredictInto(out, terms, k);
+    return out;
+  }
+
+  /** As {@link #taylorPredict} into an existing contiguous tensor {@code out} (may be {@code terms[0]}). */
+  public void taylorPredictInto(Tensor out, List<Tensor> terms, double k) {
+    checkTerms("terms", terms, MAX_TAYLOR_TERMS);
+    if (!Double.isFinite(k)) {
+      throw new IllegalArgumentException("k must be finite, got " + k);
+    }
+    Tensor first = terms.get(0);
+    Device device = checkPair("terms[0]", first, "out", out);
+    requireContiguous("out", out);
+    int dtype = dtypeCode("terms[0]", first);
+    try (PointerScope scope = new PointerScope()) {
+      long[] addresses = new long[terms.size()];
+      for (int i = 0; i < terms.size(); i++) {
+        addresses[i] = address(terms.get(i).contiguous());
+      }
+      if (device.cuda) {
+        requireCuda();
+        checkCuda(CudaNativeKernels.taylorPredict(dtype, address(out), addresses, terms.size(), k, out.numel(),
+            CudaStreams.current(device.index)), "taylorPredict");
+      } else {
+        check(NativeKernels.taylorPredict(dtype, address(out), addresses, terms.size(), k, out.numel(), threads),
+            "taylorPredict");
+      }
+    }
+  }
+
+  /**
+   * Updates a derivative ladder in place from a new value {@code y} observed {@code gap} steps after
+   * the previous one: {@code L[0] = y}, {@code L[i+1] = (L[i] - old L[i]) / gap} for the
+   * {@code validLevels} levels that held values (SPEC 6.1). {@code ladder} holds all levels, each a
+   * contiguous tensor shaped like {@code y}; levels above the returned count are left untouched.
+   *
+   * @return the number of valid levels afterwards, {@code min(validLevels + 1, ladder.size())}
+   */
+  public int taylorUpdate(List<Tensor> ladder, int validLevels, Tensor y, double gap) {
+    checkTerms("ladder", ladder, MAX_TAYLOR_TERMS);
+    if (validLevels < 0 || validLevels > ladder.size()) {
+      throw new IllegalArgumentException(
+          "validLevels must be in [0, " + ladder.size() + "], got " + validLevels);
+    }
+    int count = Math.min(validLevels + 1, ladder.size());
+    if (count > 1 && (!Double.isFinite(gap) || gap == 0.0)) {
+      throw new IllegalArgumentException("gap must be finite and non-zero, got " + gap);
+    }
+    Device device = checkPair("ladder[0]", ladder.get(0), "y", y);
+    int dtype = dtypeCode("y", y);
+    long[] addresses = new long[ladder.size()];
+    for (int i = 0; i < ladder.size(); i++) {
+      requireContiguous("ladder[" + i + "]", ladder.get(i));
+      addresses[i] = address(ladder.get(i));
+    }
+    try (PointerScope scope = new PointerScope()) {
+      long yAddress = address(y.contiguous());
+      for (long a : addresses) {
+        if (a == yAddress) {
+          throw new IllegalArgumentException("y must not share memory with a ladder level");
+        }
+      }
+      if (device.cuda) {
+        requireCuda();
+        checkCuda(CudaNativeKernels.taylorUpdate(dtype, addresses, validLevels, ladder.size(), yAddress, gap,
+            y.numel(), CudaStreams.current(device.index)), "taylorUpdate");
+      } else {
+        check(NativeKernels.taylorUpdate(dtype, addresses, validLevels, ladder.size(), yAddress, gap, y.numel(),
+            threads), "taylorUpdate");
+      }
+    }
+    return count;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Ulysses all-to-all packing
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Sender side of the Q/K/V all-to-all: {@code x [B, S, H, D]} to {@code [P, S, B, Hl, row]}, where
+   * {@code Hl = ceil(H / P)} and heads {@code >= H} are zero rows (uneven heads, SPEC 9.3). Chunk
+   * {@code p} of dim 0 goes to rank {@code p}. For {@link Wire#RAW} the result keeps x's dtype and
+   * {@code row = D}; for the FP8 wires it is uint8 with {@code row = D + scale bytes}.
+   */
+  public Tensor packHeads(Tensor x, int world, Wire wire) {
+    requireDims("x", x, 4);
+    if (world < 1) {
+      throw new IllegalArgumentException("world must be >= 1, got " + world);
+    }
+    Device device = device("x", x);
+    int dtype = dtypeCode("x", x);
+    long b = x.size(0), s = x.size(1), h = x.size(2), d = x.size(3);
+    long hl = (h + world - 1) / world;
+    Tensor out = wireTensor(x, new long[] {world, s, b, hl}, wire, d);
+    try (PointerScope scope = new PointerScope()) {
+      long in = address(x.contiguous());
+      if (device.cuda) {
+        requireCuda();
+        checkCuda(CudaNativeKernels.packHeads(dtype, wire.code, address(out), in, b, s, h, d, world,
+            CudaStreams.current(device.index)), "packHeads");
+      } else {
+        check(NativeKernels.packHeads(dtype, wire.code, address(out), in, b, s, h, d, world, threads), "packHeads");
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Receiver side of the O all-to-all, the inverse of {@link #packHeads}: {@code [P, S, B, Hl, row]}
+   * to {@code [B, S, heads, D]} in {@code dtype}, dropping the padded heads.
+   */
+  public Tensor unpackHeads(Tensor packed, Wire wire, ScalarType dtype, long heads) {
+    requireDims("packed", packed, 5);
+    Device device = device("packed", packed);
+    long p = packed.size(0), s = packed.size(1), b = packed.size(2), hl = packed.size(3);
+    long d = checkWireTensor("packed", packed, wire, dtype);
+    if (heads < 0 || hl != (heads + p - 1) / p) {
+      throw new IllegalArgumentException("packed has " + hl + " heads per rank, but heads=" + heads + " over "
+          + p + " ranks needs " + ((heads + p - 1) / p));
+    }
+    int code = dtypeCode(dtype);
+    Tensor out = torch.empty(new long[] {b, s, heads, d}, packed.options().dtype(new ScalarTypeOptional(dtype)),
+        new MemoryFormatOptional());
+    try (PointerScope scope = new PointerScope()) {
+      long in = address(packed.contiguous());
+      if (device.cuda) {
+        requireCuda();
+        checkCuda(CudaNativeKernels.unpackHeads(code, wire.code, address(out), in, b, s, heads, d, p,
+            CudaStreams.current(device.index)), "unpackHeads");
+      } else {
+        check(NativeKernels.unpackHeads(code, wire.code, address(out), in, b, s, heads, d, p, threads),
+            "unpackHeads");
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Sender side of the O all-to-all: {@code x [B, S, Hk, D]} (this rank's heads) to
+   * {@code [S, B, headsPerRank, row]}, padding heads {@code Hk..headsPerRank-1} with zero rows. Rows
+   * {@code S_0..} of dim 0 go to the rank owning those tokens.
+   */
+  public Tensor packSeq(Tensor x, long headsPerRank, Wire wire) {
+    requireDims("x", x, 4);
+    Device device = device("x", x);
+    int dtype = dtypeCode("x", x);
+    long b = x.size(0), s = x.size(1), hk = x.size(2), d = x.size(3);
+    if (headsPerRank < hk) {
+      throw new IllegalArgumentException("headsPerRank (" + headsPerRank + ") must be >= x's head count " + hk);
+    }
+    Tensor out = wireTensor(x, new long[] {s, b, headsPerRank}, wire, d);
+    try (PointerScope scope = new PointerScope()) {
+      long in = address(x.contiguous());
+      if (device.cuda) {
+        requireCuda();
+        checkCuda(CudaNativeKernels.packSeq(dtype, wire.code, address(out), in, b, s, hk, headsPerRank, d,
+            CudaStreams.current(device.index)), "packSeq");
+      } else {
+        check(NativeKernels.packSeq(dtype, wire.code, address(out), in, b, s, hk, headsPerRank, d, threads),
+            "packSeq");
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Receiver side of the Q/K/V all-to-all: {@code [S, B, Hl, row]} (all ranks' tokens, this rank's
+   * head group) to {@code [B, S, keepHeads, D]} in {@code dtype}, dropping padded heads.
+   */
+  public Tensor unpackSeq(Tensor packed, Wire wire, ScalarType dtype, long keepHeads) {
+    requireDims("packed", packed, 4);
+    Device device = device("packed", packed);
+    long s = packed.size(0), b = packed.size(1), hl = packed.size(2);
+    long d = checkWireTensor("packed", packed, wire, dtype);
+    if (keepHeads < 0 || keepHeads > hl) {
+      throw new IllegalArgumentException("keepHeads must be in [0, " + hl + "], got " + keepHeads);
+    }
+    int code = dtypeCode(dtype);
+    Tensor out = torch.empty(new long[] {b, s, keepHeads, d}, packed.options().dtype(new ScalarTypeOptional(dtype)),
+        new MemoryFormatOptional());
+    try (PointerScope scope = new PointerScope()) {
+      long in = address(packed.contiguous());
+      if (device.cuda) {
+        requireCuda();
+        checkCuda(CudaNativeKernels.unpackSeq(code, wire.code, address(out), in, b, s, keepHeads, hl, d,
+            CudaStreams.current(device.index)), "unpackSeq");
+      } else {
+        check(NativeKernels.unpackSeq(code, wire.code, address(out), in, b, s, keepHeads, hl, d, threads),
+            "unpackSeq");
+      }
+    }
+    return out;
+  }
+
+  /** float8 e4m3fn encoding of one value (round to nearest even, saturating at +-448). */
+  public static byte fp8E4m3(float x) {
+    return NativeKernels.fp8FromFloat(x);
+  }
+
+  /** Value of one float8 e4m3fn byte. */
+  public static float fp8E4m3Value(byte v) {
+    return NativeKernels.fp8ToFloat(v);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // validation helpers
+  // ---------------------------------------------------------------------------------------------
+
+  private record Device(boolean cuda, int index) {}
+
+  private static Device device(String name, Tensor t) {
+    requireDefined(name, t);
+    if (t.is_cuda()) {
+      return new Device(true, t.device().index());
+    }
+    if (t.device().type().intern() != torch.DeviceType.CPU) {
+      throw new IllegalArgumentException(name + " is on an unsupported device " + t.device().type()
+          + "; cachedit kernels run on CPU and CUDA tensors");
+    }
+    return new Device(false, -1);
+  }
+
+  private static Device checkPair(String nameA, Tensor a, String nameB, Tensor b) {
+    Device da = device(nameA, a);
+    Device db = device(nameB, b);
+    if (!da.equals(db)) {
+      throw new IllegalArgumentException(nameA + " and " + nameB + " are on different devices ("
+          + describe(da) + " vs " + describe(db) + ")");
+    }
+    ScalarType ta = a.scalar_type().intern();
+    ScalarType tb = b.scalar_type().intern();
+    if (ta != tb) {
+      throw new IllegalArgumentException(nameA + " is " + ta + " but " + nameB + " is " + tb
+          + "; convert one with .to(...) first");
+    }
+    long[] sa = a.sizes().vec().get();
+    long[] sb = b.sizes().vec().get();
+    if (!Arrays.equals(sa, sb)) {
+      throw new IllegalArgumentException(nameA + " has shape " + Arrays.toString(sa) + " but " + nameB
+          + " has shape " + Arrays.toString(sb));
+    }
+    return da;
+  }
+
+  private static String describe(Device d) {
+    return d.cuda ? "cuda:" + d.index : "cpu";
+  }
+
+  private static void requireDefined(String name, Tensor t) {
+    if (t == null || t.isNull() || !t.defined()) {
+      throw new IllegalArgumentException(name + " is null or an undefined tensor");
+    }
+  }
+
+  private static void requireContiguous(String name, Tensor t) {
+    if (!t.is_contiguous()) {
+      throw new IllegalArgumentException(name + " is written in place and must be contiguous; pass "
+          + name + ".contiguous() and use that tensor afterwards");
+    }
+  }
+
+  private static void requireDims(String name, Tensor t, int dims) {
+    requireDefined(name, t);
+    if (t.dim() != dims) {
+      throw new IllegalArgumentException(name + " must have " + dims + " dimensions, got shape "
+          + Arrays.toString(t.sizes().vec().get()));
+    }
+  }
+
+  private static void checkTerms(String name, List<Tensor> terms, int max) {
+    if (terms == null || terms.isEmpty() || terms.size() > max) {
+      throw new IllegalArgumentException(name + " must hold 1.." + max + " tensors, got "
+          + (terms == null ? "null" : terms.size()));
+    }
+    for (int i = 1; i < terms.size(); i++) {
+      checkPair(name + "[0]", terms.get(0), name + "[" + i + "]", terms.get(i));
+    }
+  }
+
+  static int dtypeCode(ScalarType type) {
+    if (type == null) {
+      throw new IllegalArgumentException("dtype is null");
+    }
+    return switch (type.intern()) {
+      case Float -> 0;
+      case BFloat16 -> 1;
+      case Half -> 2;
+      default -> throw new IllegalArgumentException("unsupported dtype " + type
+          + "; cachedit kernels take Float (fp32), BFloat16 or Half (fp16)");
+    };
+  }
+
+  private static int dtypeCode(String name, Tensor t) {
+    ScalarType type = t.scalar_type().intern();
+    try {
+      return dtypeCode(type);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException(name + " has " + e.getMessage(), e);
+    }
+  }
+
+  private static long elementSize(ScalarType type) {
+    return type.intern() == ScalarType.Float ? 4 : 2;
+  }
+
+  private static Tensor wireTensor(Tensor like, long[] rows, Wire wire, long headDim) {
+    long[] shape = Arrays.copyOf(rows, rows.length + 1);
+    ScalarType type = like.scalar_type().intern();
+    ScalarType wireType = wire == Wire.RAW ? type : ScalarType.Byte;
+    shape[rows.length] = wire == Wire.RAW ? headDim : wire.rowBytes(headDim, elementSize(type));
+    return torch.empty(shape, like.options().dtype(new ScalarTypeOptional(wireType)), new MemoryFormatOptional());
+  }
+
+  /** Validates a packed buffer against its wire format and returns the head dimension it encodes. */
+  private static long checkWireTensor(String name, Tensor packed, Wire wire, ScalarType dtype) {
+    dtypeCode(dtype);
+    ScalarType actual = packed.scalar_type().intern();
+    ScalarType expected = wire == Wire.RAW ? dtype.intern() : ScalarType.Byte;
+    if (actual != expected) {
+      throw new IllegalArgumentException(name + " is " + actual + " but wire " + wire + " with dtype " + dtype
+          + " travels as " + expected);
+    }
+    long last = packed.size(packed.dim() - 1);
+    long d = wire.headDim(last);
+    if (d < 0) {
+      throw new IllegalArgumentException(name + "'s last dimension " + last + " is too small for wire " + wire);
+    }
+    return d;
+  }
+
+  private static long address(Tensor t) {
+    return t.numel() == 0 ? 0L : t.data_ptr().address();
+  }
+
+  private static void requireCuda() {
+    if (!cudaAvailable()) {
+      throw new IllegalStateException(cudaBuilt()
+          ? "a CUDA tensor was passed but no CUDA device is usable: " + CudaNativeKernels.lastError()
+          : "a CUDA tensor was passed but cachedit's CUDA kernels were not built (nvcc was missing at build time)");
+    }
+  }
+
+  private static void check(int status, String op) {
+    if (status != 0) {
+      throw new KernelException(op + " failed: " + NativeKernels.statusString(status));
+    }
+  }
+
+  private static void checkCuda(int status, String op) {
+    if (status != 0) {
+      String detail = status == 4 ? ": " + CudaNativeKernels.lastError() : "";
+      throw new KernelException(op + " (CUDA) failed: " + NativeKernels.statusString(status) + detail);
+    }
+  }
+}

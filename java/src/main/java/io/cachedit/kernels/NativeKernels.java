@@ -1,0 +1,72 @@
+package io.cachedit.kernels;
+
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Name;
+import org.bytedeco.javacpp.annotation.NoException;
+import org.bytedeco.javacpp.annotation.Platform;
+
+/**
+ * JavaCPP binding of libcachedit_kernels.so (native/cachedit_kernels.h). Addresses are passed as
+ * {@code long}, the cheapest JNI form (BUILD-NOTES section 1). Only {@link Kernels} calls this.
+ */
+@Platform(value = "linux-x86_64", compiler = "cpp17", include = "cachedit_kernels.h", link = "cachedit_kernels")
+@NoException
+final class NativeKernels {
+  static {
+    // libtorch first: it brings the libgomp.so.1 our OpenMP kernels must bind to (BUILD-NOTES 0).
+    Loader.load(org.bytedeco.pytorch.global.torch.class);
+    Loader.load(NativeKernels.class);
+  }
+
+  private NativeKernels() {}
+
+  /** Forces the class (and the libraries) to load. */
+  static void ensureLoaded() {}
+
+  @Name("cdit_version")
+  static native @Cast("const char*") String version();
+
+  @Name("cdit_status_string")
+  static native @Cast("const char*") String statusString(int status);
+
+  @Name("cdit_cpu_isa")
+  static native @Cast("const char*") String cpuIsa();
+
+  @Name("cdit_wire_row_bytes")
+  static native long wireRowBytes(int dtype, int wire, long headDim);
+
+  @Name("cdit_rel_l1_sums")
+  static native int relL1Sums(int dtype, @Cast("const void*") long a, @Cast("const void*") long b, long n,
+      int nthreads, @Cast("double*") double[] sumAbsDiff, @Cast("double*") double[] sumAbsA);
+
+  @Name("cdit_taylor_predict")
+  static native int taylorPredict(int dtype, @Cast("void*") long out, @Cast("const void* const*") long[] terms,
+      int nterms, double k, long n, int nthreads);
+
+  @Name("cdit_taylor_update")
+  static native int taylorUpdate(int dtype, @Cast("void* const*") long[] ladder, int nvalid, int nlevels,
+      @Cast("const void*") long y, double gap, long n, int nthreads);
+
+  @Name("cdit_ulysses_pack_heads")
+  static native int packHeads(int dtype, int wire, @Cast("void*") long out, @Cast("const void*") long in,
+      long b, long s, long h, long d, long p, int nthreads);
+
+  @Name("cdit_ulysses_unpack_heads")
+  static native int unpackHeads(int dtype, int wire, @Cast("void*") long out, @Cast("const void*") long in,
+      long b, long s, long h, long d, long p, int nthreads);
+
+  @Name("cdit_ulysses_pack_seq")
+  static native int packSeq(int dtype, int wire, @Cast("void*") long out, @Cast("const void*") long in,
+      long b, long s, long hk, long hl, long d, int nthreads);
+
+  @Name("cdit_ulysses_unpack_seq")
+  static native int unpackSeq(int dtype, int wire, @Cast("void*") long out, @Cast("const void*") long in,
+      long b, long s, long hk, long hl, long d, int nthreads);
+
+  @Name("cdit_fp8_e4m3_from_float")
+  static native @Cast("uint8_t") byte fp8FromFloat(float x);
+
+  @Name("cdit_fp8_e4m3_to_float")
+  static native float fp8ToFloat(@Cast("uint8_t") byte v);
+}
