@@ -1,0 +1,81 @@
+package io.cachedit;
+
+import io.cachedit.adapter.BlockAdapter;
+import io.cachedit.adapter.PatchFunctor;
+import io.cachedit.cache.CacheStats;
+import io.cachedit.cache.CachedBlockRunner;
+import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.BlockRunner;
+import io.cachedit.models.common.Transformer;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Caching enabled on one pipeline or transformer instance. {@link #close()} restores the original
+ * block runners (outputs are bit-identical to never having enabled), reverts patch functors and
+ * frees all cache buffers. Idempotent.
+ */
+public final class CacheHandle implements AutoCloseable {
+  record Installed(Transformer transformer, BlockList<?> list, CachedBlockRunner runner) {}
+
+  private final BlockAdapter adapter;
+  private final List<Installed> installed;
+  private boolean closed;
+
+  CacheHandle(BlockAdapter adapter, List<Installed> installed) {
+    this.adapter = adapter;
+    this.installed = List.copyOf(installed);
+    for (Installed i : this.installed) {
+      i.runner().setOwner(this);
+    }
+  }
+
+  /** The adapter this handle was enabled with. */
+  public BlockAdapter adapter() {
+    return adapter;
+  }
+
+  /** One runner per cached block list, in context order. */
+  public List<CachedBlockRunner> runners() {
+    List<CachedBlockRunner> r = new ArrayList<>();
+    for (Installed i : installed) {
+      r.add(i.runner());
+    }
+    return r;
+  }
+
+  /** Statistics per cached block list. */
+  public List<CacheStats> stats() {
+    List<CacheStats> s = new ArrayList<>();
+    for (Installed i : installed) {
+      s.add(i.runner().stats());
+    }
+    return s;
+  }
+
+  public synchronized boolean isClosed() {
+    return closed;
+  }
+
+  boolean owns(CachedBlockRunner runner) {
+    return installed.stream().anyMatch(i -> i.runner() == runner);
+  }
+
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    for (Installed i : installed) {
+      i.list().swapRunner(i.runner(), BlockRunner.SEQUENTIAL);
+      i.runner().close();
+    }
+    PatchFunctor functor = adapter.patchFunctor();
+    if (functor != null) {
+      for (Transformer t : adapter.transformers()) {
+        functor.revert(t);
+      }
+    }
+  }
+}

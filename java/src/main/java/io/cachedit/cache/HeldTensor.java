@@ -1,0 +1,75 @@
+package io.cachedit.cache;
+
+import io.cachedit.kernels.Kernels;
+import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.Wire;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * A cached tensor held between steps, optionally at reduced precision ({@link BufferPrecision}).
+ * {@link #get()} returns it in its original dtype and shape.
+ */
+final class HeldTensor implements AutoCloseable {
+  private final Tensor held;       // owned handle (full, bf16 copy, or fp8 rows)
+  private final ScalarType dtype;  // original dtype
+  private final long[] shape;
+  private final BufferPrecision precision;
+  private final long fullBytes;
+
+  private HeldTensor(Tensor held, ScalarType dtype, long[] shape, BufferPrecision precision, long fullBytes) {
+    this.held = held;
+    this.dtype = dtype;
+    this.shape = shape;
+    this.precision = precision;
+    this.fullBytes = fullBytes;
+  }
+
+  static HeldTensor hold(Tensor t, BufferPrecision precision, Kernels kernels) {
+    ScalarType type = t.scalar_type().intern();
+    long[] shape = t.sizes().vec().get();
+    long full = Tensors.bytes(t);
+    boolean floating = type == ScalarType.Float || type == ScalarType.BFloat16 || type == ScalarType.Half;
+    if (precision == BufferPrecision.FULL || !floating || t.numel() == 0
+        || (precision == BufferPrecision.BF16 && type == ScalarType.BFloat16)) {
+      return new HeldTensor(Tensors.keep(t), type, shape, BufferPrecision.FULL, full);
+    }
+    try (PointerScope scope = new PointerScope()) {
+      if (precision == BufferPrecision.BF16) {
+        return new HeldTensor(Tensors.keep(t.to(ScalarType.BFloat16)), type, shape, precision, full);
+      }
+      long row = shape.length == 0 ? 1 : shape[shape.length - 1];
+      Tensor rows = t.reshape(1, t.numel() / row, 1, row);
+      return new HeldTensor(Tensors.keep(kernels.packSeq(rows, 1, Wire.FP8_F32_SCALE)), type, shape, precision, full);
+    }
+  }
+
+  /** The value in the original dtype and shape, as a new handle owned by the caller's scope. */
+  Tensor get(Kernels kernels) {
+    return switch (precision) {
+      case FULL -> new Tensor(held);  // a handle for the caller's scope; the storage stays ours
+      case BF16 -> held.to(dtype);
+      case FP8 -> kernels.unpackSeq(held, Wire.FP8_F32_SCALE, dtype, 1).view(shape);
+    };
+  }
+
+  long[] shape() {
+    return shape;
+  }
+
+  /** Bytes actually held. */
+  long bytes() {
+    return Tensors.bytes(held);
+  }
+
+  /** Bytes the same value takes at full precision. */
+  long fullBytes() {
+    return fullBytes;
+  }
+
+  @Override
+  public void close() {
+    Tensors.release(held);
+  }
+}
