@@ -224,7 +224,7 @@ public abstract sealed class BasicCacheConfig permits DBCacheConfig, DBPruneConf
   static String pythonFloat(double d) {
     double a = Math.abs(d);
     if (d == 0 || (a >= 1e-4 && a < 1e16)) {
-      String s = new BigDecimal(Double.toString(d)).toPlainString();
+      String s = new BigDecimal(Double.toString(d)).stripTrailingZeros().toPlainString();
       return s.contains(".") ? s : s + ".0";
     }
     String s = String.format(java.util.Locale.ROOT, "%.16e", d);

@@ -227,7 +227,7 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
   }
 
   /** The dynamic prune threshold of SPEC 4, evaluated before each block. */
-  private static double pruneThreshold(DBPruneConfig prune, BranchState st, int step) {
+  static double pruneThreshold(DBPruneConfig prune, BranchState st, int step) {
     double base = prune.residualDiffThreshold();
     if (!prune.enableDynamicPruneThreshold()) {
       return base;

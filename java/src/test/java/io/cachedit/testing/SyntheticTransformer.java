@@ -20,7 +20,7 @@ import org.bytedeco.pytorch.global.torch;
  * block at {@link #midBlock} adds {@link Args#mid()} (for calibrator tests). Every other block is a
  * nonlinear map {@code x + tanh(x W) / 2} (plus encoder interaction per pattern).
  */
-public final class SyntheticTransformer implements Transformer, AutoCloseable {
+public class SyntheticTransformer implements Transformer, AutoCloseable {
   public static final int BATCH = 1;
   public static final int TOKENS = 8;
   public static final int TEXT_TOKENS = 4;

@@ -1,0 +1,98 @@
+package io.cachedit;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * One-way package dependencies (STYLE.md section 3): every reference from one cachedit package to
+ * another, by import or fully qualified name, must be allowed by this table. Models never see the
+ * engine; the engine never sees adapters or the facade; kernels see only JavaCPP and libtorch.
+ */
+class ArchitectureTest {
+  /** package -> packages it may use (besides itself); "models.*" = any model package. */
+  private static final Map<String, List<String>> ALLOWED = Map.ofEntries(
+      Map.entry("io.cachedit", List.of("*")),
+      Map.entry("io.cachedit.cli", List.of("*")),
+      Map.entry("io.cachedit.serve", List.of("*")),
+      Map.entry("io.cachedit.adapter", List.of("io.cachedit.cache", "io.cachedit.models.*", "io.cachedit.kernels")),
+      Map.entry("io.cachedit.pipeline", List.of("io.cachedit.models.*", "io.cachedit.kernels", "io.cachedit.io")),
+      Map.entry("io.cachedit.cache", List.of("io.cachedit.models.common", "io.cachedit.kernels",
+          "io.cachedit.parallel")),
+      Map.entry("io.cachedit.parallel", List.of("io.cachedit.models.common", "io.cachedit.kernels")),
+      Map.entry("io.cachedit.quant", List.of("io.cachedit.models.common", "io.cachedit.kernels")),
+      Map.entry("io.cachedit.models.common", List.of("io.cachedit.io", "io.cachedit.kernels")),
+      Map.entry("io.cachedit.io", List.of("io.cachedit.kernels")),
+      Map.entry("io.cachedit.metrics", List.of("io.cachedit.kernels")),
+      Map.entry("io.cachedit.kernels", List.of()));
+
+  private static final Pattern PACKAGE = Pattern.compile("^package ([\\w.]+);", Pattern.MULTILINE);
+  private static final Pattern REFERENCE = Pattern.compile("\\bio\\.cachedit(\\.[a-z][a-z0-9_]*)*\\.[A-Z]\\w*");
+
+  @Test
+  void packagesDependOneWay() throws IOException {
+    Path root = Path.of("src/main/java");
+    List<String> violations = new ArrayList<>();
+    int files = 0;
+    try (Stream<Path> paths = Files.walk(root)) {
+      for (Path p : (Iterable<Path>) paths.filter(f -> f.toString().endsWith(".java"))::iterator) {
+        files++;
+        String src = Files.readString(p);
+        Matcher pm = PACKAGE.matcher(src);
+        if (!pm.find()) {
+          violations.add(p + ": no package");
+          continue;
+        }
+        String pkg = pm.group(1);
+        List<String> allowed = rulesFor(pkg);
+        Matcher rm = REFERENCE.matcher(src);
+        while (rm.find()) {
+          String ref = rm.group();
+          String refPkg = ref.substring(0, ref.lastIndexOf('.'));
+          if (refPkg.equals(pkg) || permitted(refPkg, allowed, pkg)) {
+            continue;
+          }
+          violations.add(p + ": " + pkg + " -> " + ref);
+        }
+      }
+    }
+    assertTrue(files > 20, "scanned only " + files + " files");
+    assertTrue(violations.isEmpty(), "forbidden dependencies:\n" + String.join("\n", violations));
+  }
+
+  private static List<String> rulesFor(String pkg) {
+    if (ALLOWED.containsKey(pkg)) {
+      return ALLOWED.get(pkg);
+    }
+    if (pkg.startsWith("io.cachedit.models.")) {
+      return List.of("io.cachedit.models.common", "io.cachedit.io", "io.cachedit.kernels");
+    }
+    for (Map.Entry<String, List<String>> e : ALLOWED.entrySet()) {
+      if (!e.getKey().equals("io.cachedit") && pkg.startsWith(e.getKey() + ".")) {
+        return e.getValue();
+      }
+    }
+    throw new AssertionError("package " + pkg + " has no dependency rule; add it to ArchitectureTest.ALLOWED");
+  }
+
+  private static boolean permitted(String refPkg, List<String> allowed, String pkg) {
+    for (String a : allowed) {
+      if (a.equals("*")) {
+        return true;
+      }
+      if (a.equals("io.cachedit.models.*") ? refPkg.startsWith("io.cachedit.models.") : refPkg.equals(a)) {
+        return true;
+      }
+    }
+    return false;
+  }
+}
