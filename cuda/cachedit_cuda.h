@@ -34,6 +34,9 @@ CDIT_API int cdit_cuda_stream_synchronize(void* stream);
  */
 CDIT_API int cdit_cuda_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, double* device_out,
                                    void* stream);
+/** As cdit_rel_l1_residual_sums: prev against (after - before), results on the device. */
+CDIT_API int cdit_cuda_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+                                            int64_t n, double* device_out, void* stream);
 /** As cdit_taylor_predict; terms is a host array of device pointers. */
 CDIT_API int cdit_cuda_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
                                       int64_t n, void* stream);

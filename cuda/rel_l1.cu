@@ -10,9 +10,11 @@ namespace {
 
 constexpr int kMaxBlocks = 1024;
 
-template <typename Ty>
+// With Residual, the current value is (b - c) rounded to the storage type (cdit_rel_l1_residual_sums).
+template <typename Ty, bool Residual>
 __global__ void __launch_bounds__(kThreads) rel_l1_partial(const typename Ty::T* __restrict__ a,
-                                                           const typename Ty::T* __restrict__ b, int64_t n,
+                                                           const typename Ty::T* __restrict__ b,
+                                                           const typename Ty::T* __restrict__ c, int64_t n,
                                                            bool vector_ok, double* __restrict__ partial) {
   using T = typename Ty::T;
   constexpr int V = 16 / sizeof(T);
@@ -26,12 +28,16 @@ __global__ void __launch_bounds__(kThreads) rel_l1_partial(const typename Ty::T*
     const uint4* vb = reinterpret_cast<const uint4*>(b);
     for (int64_t i = tid; i < nv; i += stride) {
       const uint4 ra = __ldg(va + i), rb = __ldg(vb + i);
+      uint4 rc = rb;
+      if (Residual) rc = __ldg(reinterpret_cast<const uint4*>(c) + i);
       const T* xa = reinterpret_cast<const T*>(&ra);
       const T* xb = reinterpret_cast<const T*>(&rb);
+      const T* xc = reinterpret_cast<const T*>(&rc);
       float d = 0.f, s = 0.f;
 #pragma unroll
       for (int k = 0; k < V; ++k) {
-        const float x = Ty::load(xa[k]), y = Ty::load(xb[k]);
+        const float x = Ty::load(xa[k]);
+        const float y = Residual ? Ty::load(Ty::store(Ty::load(xb[k]) - Ty::load(xc[k]))) : Ty::load(xb[k]);
         d += fabsf(x - y);
         s += fabsf(x);
       }
@@ -41,7 +47,8 @@ __global__ void __launch_bounds__(kThreads) rel_l1_partial(const typename Ty::T*
     tail_begin = nv * V;
   }
   for (int64_t i = tail_begin + tid; i < n; i += stride) {
-    const float x = Ty::load(a[i]), y = Ty::load(b[i]);
+    const float x = Ty::load(a[i]);
+    const float y = Residual ? Ty::load(Ty::store(Ty::load(b[i]) - Ty::load(c[i]))) : Ty::load(b[i]);
     diff += fabsf(x - y);
     abs_a += fabsf(x);
   }
@@ -68,8 +75,8 @@ __global__ void __launch_bounds__(kThreads) rel_l1_final(const double* __restric
   }
 }
 
-template <typename Ty>
-int run(const void* a, const void* b, int64_t n, double* out, cudaStream_t stream) {
+template <typename Ty, bool Residual>
+int run(const void* a, const void* b, const void* c, int64_t n, double* out, cudaStream_t stream) {
   using T = typename Ty::T;
   constexpr int V = 16 / sizeof(T);
   const int64_t want = (n + static_cast<int64_t>(kThreads) * V * 4 - 1) / (static_cast<int64_t>(kThreads) * V * 4);
@@ -78,9 +85,10 @@ int run(const void* a, const void* b, int64_t n, double* out, cudaStream_t strea
   int status = record(cudaMallocAsync(reinterpret_cast<void**>(&partial), sizeof(double) * 2 * blocks, stream),
                       "cudaMallocAsync(rel_l1 partials)");
   if (status != CDIT_OK) return status;
-  const bool vector_ok = (reinterpret_cast<uintptr_t>(a) % 16 == 0) && (reinterpret_cast<uintptr_t>(b) % 16 == 0);
-  rel_l1_partial<Ty><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(a), static_cast<const T*>(b), n,
-                                                     vector_ok, partial);
+  const bool vector_ok = (reinterpret_cast<uintptr_t>(a) % 16 == 0) && (reinterpret_cast<uintptr_t>(b) % 16 == 0) &&
+                         (!Residual || reinterpret_cast<uintptr_t>(c) % 16 == 0);
+  rel_l1_partial<Ty, Residual><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(a), static_cast<const T*>(b),
+                                                               static_cast<const T*>(c), n, vector_ok, partial);
   status = launched("rel_l1_partial");
   if (status == CDIT_OK) {
     rel_l1_final<<<1, kThreads, 0, stream>>>(partial, blocks, out);
@@ -103,8 +111,21 @@ extern "C" int cdit_cuda_rel_l1_sums(int dtype, const void* a, const void* b, in
   if (dtype != CDIT_F32 && dtype != CDIT_BF16 && dtype != CDIT_F16) return CDIT_ERR_DTYPE;
   CDIT_CUDA_REQUIRE_DEVICE();
   switch (dtype) {
-    case CDIT_F32: return run<F32>(a, b, n, device_out, as_stream(stream));
-    case CDIT_BF16: return run<BF16>(a, b, n, device_out, as_stream(stream));
-    default: return run<F16>(a, b, n, device_out, as_stream(stream));
+    case CDIT_F32: return run<F32, false>(a, b, nullptr, n, device_out, as_stream(stream));
+    case CDIT_BF16: return run<BF16, false>(a, b, nullptr, n, device_out, as_stream(stream));
+    default: return run<F16, false>(a, b, nullptr, n, device_out, as_stream(stream));
+  }
+}
+
+extern "C" int cdit_cuda_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+                                              int64_t n, double* device_out, void* stream) {
+  if (n < 0 || device_out == nullptr || (n > 0 && (prev == nullptr || after == nullptr || before == nullptr)))
+    return CDIT_ERR_ARGUMENT;
+  if (dtype != CDIT_F32 && dtype != CDIT_BF16 && dtype != CDIT_F16) return CDIT_ERR_DTYPE;
+  CDIT_CUDA_REQUIRE_DEVICE();
+  switch (dtype) {
+    case CDIT_F32: return run<F32, true>(prev, after, before, n, device_out, as_stream(stream));
+    case CDIT_BF16: return run<BF16, true>(prev, after, before, n, device_out, as_stream(stream));
+    default: return run<F16, true>(prev, after, before, n, device_out, as_stream(stream));
   }
 }

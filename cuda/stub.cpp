@@ -7,6 +7,9 @@ int cdit_cuda_available(void) { return 0; }
 const char* cdit_cuda_last_error(void) { return "cachedit was built without nvcc: CUDA kernels unavailable"; }
 int cdit_cuda_stream_synchronize(void*) { return CDIT_ERR_UNAVAILABLE; }
 int cdit_cuda_rel_l1_sums(int, const void*, const void*, int64_t, double*, void*) { return CDIT_ERR_UNAVAILABLE; }
+int cdit_cuda_rel_l1_residual_sums(int, const void*, const void*, const void*, int64_t, double*, void*) {
+  return CDIT_ERR_UNAVAILABLE;
+}
 int cdit_cuda_taylor_predict(int, void*, const void* const*, int, double, int64_t, void*) {
   return CDIT_ERR_UNAVAILABLE;
 }

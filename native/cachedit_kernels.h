@@ -79,6 +79,14 @@ CDIT_API int64_t cdit_wire_row_bytes(int dtype, int wire, int64_t D);
  * --------------------------------------------------------------------------------------------- */
 CDIT_API int cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, int nthreads,
                               double* sum_abs_diff, double* sum_abs_a);
+/**
+ * The same sums where the current tensor is a residual computed on the fly: with d = after - before,
+ * sum|prev - d| and sum|prev|. One pass over three buffers instead of materialising d first (the
+ * DBCache probe is the Fn output residual, SPEC 3.2). d is rounded to dtype before use, exactly as a
+ * materialised residual would be.
+ */
+CDIT_API int cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+                                       int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev);
 /** sum|a-b| / sum|a|; 0 when both sums are 0, +inf when only sum|a| is 0. */
 CDIT_API int cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff);
 

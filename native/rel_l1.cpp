@@ -29,7 +29,36 @@ CDIT_INLINE void rel_l1_block(const typename Ty::T* a, const typename Ty::T* b, 
   *abs_a = sa;
 }
 
+// prev vs (after - before), the residual rounded to the storage type as a materialised one would be
+template <typename Ty>
+CDIT_INLINE void rel_l1_residual_block(const typename Ty::T* p, const typename Ty::T* a, const typename Ty::T* b,
+                                       int64_t n, double* diff, double* abs_p) {
+  float sd = 0.0f, sp = 0.0f;
+#pragma omp simd reduction(+ : sd, sp)
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = Ty::load(p[i]);
+    const float r = Ty::load(Ty::store(Ty::load(a[i]) - Ty::load(b[i])));
+    sd += fabsf(x - r);
+    sp += fabsf(x);
+  }
+  *diff = sd;
+  *abs_p = sp;
+}
+
 #define CDIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+CDIT_CLONES void rel_l1_residual_block_f32(const float* p, const float* a, const float* b, int64_t n, double* d,
+                                           double* s) {
+  rel_l1_residual_block<F32>(p, a, b, n, d, s);
+}
+CDIT_CLONES void rel_l1_residual_block_bf16(const uint16_t* p, const uint16_t* a, const uint16_t* b, int64_t n,
+                                            double* d, double* s) {
+  rel_l1_residual_block<BF16>(p, a, b, n, d, s);
+}
+CDIT_CLONES void rel_l1_residual_block_f16(const uint16_t* p, const uint16_t* a, const uint16_t* b, int64_t n,
+                                           double* d, double* s) {
+  rel_l1_residual_block<F16>(p, a, b, n, d, s);
+}
 
 CDIT_CLONES void rel_l1_block_f32(const float* a, const float* b, int64_t n, double* d, double* s) {
   rel_l1_block<F32>(a, b, n, d, s);
@@ -41,16 +70,16 @@ CDIT_CLONES void rel_l1_block_f16(const uint16_t* a, const uint16_t* b, int64_t 
   rel_l1_block<F16>(a, b, n, d, s);
 }
 
-template <typename T, typename BlockFn>
-void rel_l1_sums(BlockFn block_fn, const T* a, const T* b, int64_t n, int nthreads, double* out_diff,
-                 double* out_abs) {
+// Runs block_fn(begin, len, &diff, &abs) over fixed 4096-element blocks and folds in block order.
+template <typename BlockFn>
+void fold_blocks(BlockFn block_fn, int64_t n, int nthreads, double* out_diff, double* out_abs) {
   const int64_t nblocks = (n + kBlock - 1) / kBlock;
   double diff = 0.0, abs_a = 0.0;
   if (nthreads <= 1 || n < kParallelMinElements) {
     for (int64_t i = 0; i < nblocks; ++i) {
       const int64_t begin = i * kBlock, len = begin + kBlock < n ? kBlock : n - begin;
       double d, s;
-      block_fn(a + begin, b + begin, len, &d, &s);
+      block_fn(begin, len, &d, &s);
       diff += d;
       abs_a += s;
     }
@@ -59,7 +88,7 @@ void rel_l1_sums(BlockFn block_fn, const T* a, const T* b, int64_t n, int nthrea
     double* p = partial.data();
     parallel_blocks(nblocks, 1, nthreads, kBlock, [&](int64_t i, int64_t) {
       const int64_t begin = i * kBlock, len = begin + kBlock < n ? kBlock : n - begin;
-      block_fn(a + begin, b + begin, len, &p[2 * i], &p[2 * i + 1]);
+      block_fn(begin, len, &p[2 * i], &p[2 * i + 1]);
     });
     for (int64_t i = 0; i < nblocks; ++i) {
       diff += p[2 * i];
@@ -68,6 +97,19 @@ void rel_l1_sums(BlockFn block_fn, const T* a, const T* b, int64_t n, int nthrea
   }
   *out_diff = diff;
   *out_abs = abs_a;
+}
+
+template <typename T, typename Fn>
+void rel_l1_sums(Fn fn, const T* a, const T* b, int64_t n, int nthreads, double* d, double* s) {
+  fold_blocks([&](int64_t i, int64_t len, double* bd, double* bs) { fn(a + i, b + i, len, bd, bs); }, n, nthreads,
+              d, s);
+}
+
+template <typename T, typename Fn>
+void rel_l1_residual_sums(Fn fn, const T* p, const T* a, const T* b, int64_t n, int nthreads, double* d,
+                          double* s) {
+  fold_blocks([&](int64_t i, int64_t len, double* bd, double* bs) { fn(p + i, a + i, b + i, len, bd, bs); }, n,
+              nthreads, d, s);
 }
 
 }  // namespace
@@ -91,6 +133,29 @@ extern "C" int cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t
     case CDIT_F16:
       rel_l1_sums(rel_l1_block_f16, static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(b), n,
                   nthreads, sum_abs_diff, sum_abs_a);
+      return CDIT_OK;
+    default:
+      return CDIT_ERR_DTYPE;
+  }
+}
+
+extern "C" int cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+                                         int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev) {
+  if (n < 0 || sum_abs_diff == nullptr || sum_abs_prev == nullptr) return CDIT_ERR_ARGUMENT;
+  if (n > 0 && (prev == nullptr || after == nullptr || before == nullptr)) return CDIT_ERR_ARGUMENT;
+  using U = uint16_t;
+  switch (dtype) {
+    case CDIT_F32:
+      rel_l1_residual_sums(rel_l1_residual_block_f32, static_cast<const float*>(prev), static_cast<const float*>(after),
+                           static_cast<const float*>(before), n, nthreads, sum_abs_diff, sum_abs_prev);
+      return CDIT_OK;
+    case CDIT_BF16:
+      rel_l1_residual_sums(rel_l1_residual_block_bf16, static_cast<const U*>(prev), static_cast<const U*>(after),
+                           static_cast<const U*>(before), n, nthreads, sum_abs_diff, sum_abs_prev);
+      return CDIT_OK;
+    case CDIT_F16:
+      rel_l1_residual_sums(rel_l1_residual_block_f16, static_cast<const U*>(prev), static_cast<const U*>(after),
+                           static_cast<const U*>(before), n, nthreads, sum_abs_diff, sum_abs_prev);
       return CDIT_OK;
     default:
       return CDIT_ERR_DTYPE;

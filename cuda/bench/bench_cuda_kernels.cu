@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
       const float read_ms = time_ms([&] { read_sum<<<prop.multiProcessorCount * 8, 256>>>((const uint4*)a, (const uint4*)b, bytes / 16, (float*)o); });
       row("read-only sum of a and b (reference)", dn, n, 2.0 * bytes, read_ms, copy_gbs);
       row("rel_l1_sums", dn, n, 2.0 * bytes, time_ms([&] { cdit_cuda_rel_l1_sums(dt, a, b, n, sums, nullptr); }), copy_gbs);
+      row("rel_l1_residual_sums", dn, n, 3.0 * bytes, time_ms([&] { cdit_cuda_rel_l1_residual_sums(dt, a, b, c, n, sums, nullptr); }), copy_gbs);
       const void* t2[2] = {a, b};
       row("taylor_predict (2 terms)", dn, n, 3.0 * bytes, time_ms([&] { cdit_cuda_taylor_predict(dt, d, t2, 2, 2.0, n, nullptr); }), copy_gbs);
       const void* t3[3] = {a, b, c};

@@ -71,6 +71,25 @@ CDIT_CASE(cuda_rel_l1_matches_cpu) {
     }
 }
 
+CDIT_CASE(cuda_rel_l1_residual_matches_cpu) {
+  for (int dt : kDtypes)
+    for (int64_t n : kSizes) {
+      Typed p(dt, randn(n, n + 7)), a(dt, randn(n, n + 8)), b(dt, randn(n, n + 9));
+      double num, den;
+      cdit_rel_l1_residual_sums(dt, p.data(), a.data(), b.data(), n, 4, &num, &den);
+      DeviceBuffer dp(p.bytes.size()), da(a.bytes.size()), db(b.bytes.size()), out(16);
+      dp.upload(p.bytes);
+      da.upload(a.bytes);
+      db.upload(b.bytes);
+      CDIT_CHECK(cdit_cuda_rel_l1_residual_sums(dt, dp.ptr, da.ptr, db.ptr, n, (double*)out.ptr, nullptr) == CDIT_OK,
+                 "status");
+      auto h = out.download();
+      const double* got = (const double*)h.data();
+      CDIT_CHECK(std::fabs(got[0] - num) <= 1e-9 * num && std::fabs(got[1] - den) <= 1e-9 * den,
+                 "%s n=%lld: gpu %.12g %.12g cpu %.12g %.12g", dtype_name(dt), (long long)n, got[0], got[1], num, den);
+    }
+}
+
 CDIT_CASE(cuda_taylor_bit_identical_to_cpu) {
   for (int dt : kDtypes)
     for (int64_t n : {1LL, 8193LL, 1000003LL}) {

@@ -75,6 +75,26 @@ CDIT_CASE(rel_l1_matches_reference_and_is_thread_independent) {
   }
 }
 
+CDIT_CASE(rel_l1_residual_matches_materialised_residual) {
+  for (int dt : kDtypes) {
+    for (int64_t n : kSizes) {
+      Typed p(dt, randn(n, 3 + n)), a(dt, randn(n, 4 + n)), b(dt, randn(n, 5 + n));
+      // the residual materialised in the dtype, then the plain kernel: must agree exactly
+      Typed d(dt, n);
+      for (int64_t i = 0; i < n; ++i) d.set(i, (float)(a.get(i) - b.get(i)));
+      double n1, d1, n2, d2, n3, d3;
+      CDIT_CHECK(cdit_rel_l1_residual_sums(dt, p.data(), a.data(), b.data(), n, 2, &n1, &d1) == CDIT_OK, "status");
+      CDIT_CHECK(cdit_rel_l1_sums(dt, p.data(), d.data(), n, 2, &n2, &d2) == CDIT_OK, "status");
+      cdit_rel_l1_residual_sums(dt, p.data(), a.data(), b.data(), n, 1, &n3, &d3);
+      CDIT_CHECK(n1 == n2 && d1 == d2, "%s n=%lld fused %.17g %.17g vs materialised %.17g %.17g", dtype_name(dt),
+                 (long long)n, n1, d1, n2, d2);
+      CDIT_CHECK(n1 == n3 && d1 == d3, "%s n=%lld thread count changed the sums", dtype_name(dt), (long long)n);
+    }
+  }
+  double x, y;
+  CDIT_CHECK(cdit_rel_l1_residual_sums(CDIT_F32, nullptr, nullptr, nullptr, 3, 1, &x, &y) == CDIT_ERR_ARGUMENT, "null");
+}
+
 CDIT_CASE(rel_l1_zero_denominator) {
   float z[3] = {0, 0, 0}, o[3] = {0, 1, 0};
   double d;

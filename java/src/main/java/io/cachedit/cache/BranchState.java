@@ -8,14 +8,18 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
 
 /**
  * Cache state of one CFG branch of one block list (SPEC 5): probe and residual buffers (or the
  * calibrators that replace the residual buffers), cached steps, recorded diffs and counters.
  */
 final class BranchState implements AutoCloseable {
-  // buffers by name: "Fn" probe buffers at full precision, "Bn" residual buffers as configured
-  private final Map<String, Tensor> probes = new HashMap<>();
+  /** A held probe; {@code owned} ones were allocated here and may be overwritten in place. */
+  private record Probe(Tensor tensor, boolean owned) {}
+
+  // buffers by name: probes at full precision, residuals as configured
+  private final Map<String, Probe> probes = new HashMap<>();
   private final Map<String, HeldTensor> residuals = new HashMap<>();
   final Calibrator calibrator;         // hidden stream, or null
   final Calibrator encoderCalibrator;  // encoder stream, or null
@@ -66,19 +70,46 @@ final class BranchState implements AutoCloseable {
   }
 
   Tensor probe(String name) {
-    return probes.get(name);
+    Probe p = probes.get(name);
+    return p == null ? null : p.tensor();
   }
 
+  /** Holds a handle on {@code value} itself (no copy). */
   void setProbe(String name, Tensor value) {
-    Tensors.release(probes.put(name, Tensors.keep(value)));
+    Probe old = probes.put(name, new Probe(Tensors.keep(value), false));
+    if (old != null) {
+      Tensors.release(old.tensor());
+    }
+  }
+
+  /** Holds {@code after - before}, reusing this slot's own buffer when it fits (no allocation). */
+  void setProbeDifference(String name, Tensor after, Tensor before) {
+    Probe old = probes.get(name);
+    if (old != null && old.owned() && HeldTensor.fits(old.tensor(), after)) {
+      torch.sub_out(old.tensor(), after, before);
+      return;
+    }
+    probes.put(name, new Probe(Tensors.keep(after.sub(before)), true));
+    if (old != null) {
+      Tensors.release(old.tensor());
+    }
   }
 
   HeldTensor residual(String name) {
     return residuals.get(name);
   }
 
-  void setResidual(String name, Tensor value, BufferPrecision precision, Kernels kernels) {
-    HeldTensor old = residuals.put(name, HeldTensor.hold(value, precision, kernels));
+  /**
+   * Holds {@code after - before} (or {@code after} itself when {@code before} is null) at the given
+   * precision, overwriting this slot's full-precision buffer in place when it fits.
+   */
+  void setResidual(String name, Tensor after, Tensor before, BufferPrecision precision, Kernels kernels) {
+    HeldTensor old = residuals.get(name);
+    if (before != null && old != null && old.overwriteWithDifference(after, before, precision)) {
+      return;
+    }
+    Tensor value = before == null ? after : after.sub(before);
+    residuals.put(name, HeldTensor.hold(value, precision, kernels));
     if (old != null) {
       old.close();
     }
@@ -94,8 +125,8 @@ final class BranchState implements AutoCloseable {
   /** Bytes held by buffers and calibrators. */
   long bytesHeld() {
     long total = 0;
-    for (Tensor t : probes.values()) {
-      total += Tensors.bytes(t);
+    for (Probe p : probes.values()) {
+      total += Tensors.bytes(p.tensor());
     }
     for (HeldTensor h : residuals.values()) {
       total += h.bytes();
@@ -128,7 +159,7 @@ final class BranchState implements AutoCloseable {
 
   @Override
   public void close() {
-    probes.values().forEach(Tensors::release);
+    probes.values().forEach(p -> Tensors.release(p.tensor()));
     probes.clear();
     residuals.values().forEach(HeldTensor::close);
     residuals.clear();

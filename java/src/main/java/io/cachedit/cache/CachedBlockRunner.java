@@ -140,9 +140,10 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
     int bn = config.bnComputeBlocks();
     int n = list.size();
     BlockIO afterFn = list.runRange(0, fn, input, args);
-    // the probe: Fn output residual, or the output itself when the sequence changed shape inside Fn (CP)
-    Tensor probe = Tensors.sameShape(afterFn.hidden(), input.hidden())
-        ? afterFn.hidden().sub(input.hidden()) : afterFn.hidden();
+    // the probe: the Fn output residual (never materialised on cached steps), or the output itself
+    // when the sequence changed shape inside Fn (context parallelism)
+    boolean residualProbe = Tensors.sameShape(afterFn.hidden(), input.hidden());
+    Probe probe = residualProbe ? new Probe(afterFn.hidden(), input.hidden()) : new Probe(afterFn.hidden(), null);
     c.markStepBegin(step);
     BranchState st = c.current;
     boolean hasResidual = hasCachedValue(st, HIDDEN);
@@ -155,7 +156,11 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
       return list.runRange(n - bn, n, approx, args);
     }
     st.continuousCachedSteps = 0;
-    st.setProbe("Fn", probe);
+    if (residualProbe) {
+      st.setProbeDifference("Fn", afterFn.hidden(), input.hidden());
+    } else {
+      st.setProbe("Fn", afterFn.hidden());
+    }
     BlockIO afterMn = list.runRange(fn, n - bn, afterFn, args);
     storeCached(st, afterFn, afterMn, HIDDEN, ENCODER);
     c.blocksComputed += n;
@@ -181,7 +186,8 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
       if (prunable) {
         double threshold = pruneThreshold(prune, st, c.currentStep);
         boolean stepAlreadyCached = !st.cachedSteps.isEmpty() && st.cachedSteps.get(st.cachedSteps.size() - 1) == c.currentStep;
-        if (canCache(c, st, hidden, io.hidden(), threshold, hasCachedValue(st, hidden), stepAlreadyCached)) {
+        if (canCache(c, st, hidden, new Probe(io.hidden(), null), threshold, hasCachedValue(st, hidden),
+            stepAlreadyCached)) {
           if (!stepAlreadyCached) {
             st.addCachedStep(c.currentStep);
             c.countCachedStep();
@@ -260,7 +266,10 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
    * The gates of SPEC 3.4, first match decides. {@code stepAlreadyCached} (DBPrune) means this step
    * is already counted as cached, so the step limits do not block further blocks of it.
    */
-  private boolean canCache(CacheContext c, BranchState st, String probeName, Tensor probe, double threshold,
+  /** The current probe: {@code value}, or the residual {@code value - before} when {@code before} is set. */
+  private record Probe(Tensor value, Tensor before) {}
+
+  private boolean canCache(CacheContext c, BranchState st, String probeName, Probe probe, double threshold,
       boolean hasResidual, boolean stepAlreadyCached) {
     int step = c.currentStep;
     if (c.inWarmup(step)) {
@@ -301,12 +310,12 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
   }
 
   /** SPEC 3.5: relative L1 with the previous probe as denominator, strict {@code <}. */
-  private boolean similar(CacheContext c, BranchState st, Tensor prev, Tensor probe, double threshold) {
+  private boolean similar(CacheContext c, BranchState st, Tensor prev, Probe probe, double threshold) {
     if (threshold >= 1.0) {
       record(c, st, -1.0);
       return true;
     }
-    if (!Tensors.sameShape(prev, probe)) {
+    if (!Tensors.sameShape(prev, probe.value()) || prev.scalar_type().intern() != probe.value().scalar_type().intern()) {
       record(c, st, -2.0);
       return false;
     }
@@ -315,7 +324,9 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
       diff = c.cond.residualDiffs.get(c.currentStep);
     }
     if (diff == null) {
-      RelL1Sums sums = reducer.reduce(kernels.relL1Sums(prev, probe));  // SYNC: cache decision
+      RelL1Sums local = probe.before() == null ? kernels.relL1Sums(prev, probe.value())
+          : kernels.relL1ResidualSums(prev, probe.value(), probe.before());
+      RelL1Sums sums = reducer.reduce(local);  // SYNC: cache decision
       diff = sums.ratio();
     }
     record(c, st, diff);
@@ -349,20 +360,18 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
 
   /** Stores what a cached step will reuse: the residual (or output) of the blocks just run. */
   private void storeCached(BranchState st, BlockIO before, BlockIO after, String hidden, String encoder) {
-    Tensor h = residualMode(false) ? after.hidden().sub(before.hidden()) : after.hidden();
     if (st.calibrator != null) {
-      st.calibrator.update(hidden, h);
+      st.calibrator.update(hidden, residualMode(false) ? after.hidden().sub(before.hidden()) : after.hidden());
     } else {
-      st.setResidual(hidden, h, config.cacheBufferPrecision(), kernels);
+      st.setResidual(hidden, after.hidden(), before.hidden(), config.cacheBufferPrecision(), kernels);
     }
     if (!pattern.returnsEncoder() || after.encoder() == null || before.encoder() == null) {
       return;  // patterns 2 and 3: the blocks do not change the encoder states
     }
-    Tensor e = residualMode(true) ? after.encoder().sub(before.encoder()) : after.encoder();
     if (st.encoderCalibrator != null) {
-      st.encoderCalibrator.update(encoder, e);
+      st.encoderCalibrator.update(encoder, residualMode(true) ? after.encoder().sub(before.encoder()) : after.encoder());
     } else {
-      st.setResidual(encoder, e, config.cacheBufferPrecision(), kernels);
+      st.setResidual(encoder, after.encoder(), before.encoder(), config.cacheBufferPrecision(), kernels);
     }
   }
 
@@ -372,12 +381,13 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
     if (cached == null) {
       throw new IllegalStateException("no cached value for " + listName + "/" + hidden + " on a cached step");
     }
-    Tensor h = residualMode(false) ? cached.add(at.hidden()) : cached;
+    // in hidden-states mode the cached value becomes the output: give the caller its own copy
+    Tensor h = residualMode(false) ? cached.add(at.hidden()) : cached.clone();
     Tensor e = at.encoder();
     if (e != null && pattern.returnsEncoder()) {
       Tensor cachedE = st.encoderCalibrator != null ? st.encoderCalibrator.approximate(encoder) : held(st, encoder);
       if (cachedE != null) {
-        e = residualMode(true) ? cachedE.add(e) : cachedE;
+        e = residualMode(true) ? cachedE.add(e) : cachedE.clone();
       }
     }
     return new BlockIO(h, e);

@@ -58,6 +58,26 @@ final class HeldTensor implements AutoCloseable {
     return shape;
   }
 
+  /** Whether {@code held} can take {@code value}'s elements in place (same shape and dtype, contiguous). */
+  static boolean fits(Tensor held, Tensor value) {
+    return held.is_contiguous() && held.scalar_type().intern() == value.scalar_type().intern()
+        && io.cachedit.kernels.Tensors.sameShape(held, value) && held.device().type().intern()
+        == value.device().type().intern() && held.device().index() == value.device().index();
+  }
+
+  /**
+   * Overwrites a full-precision buffer with {@code after - before} in place; false (nothing done) if
+   * this buffer is not full precision or does not fit. Callers never keep what {@link #get} returned
+   * past the step, so reuse is safe.
+   */
+  boolean overwriteWithDifference(Tensor after, Tensor before, BufferPrecision wanted) {
+    if (precision != BufferPrecision.FULL || wanted != BufferPrecision.FULL || !fits(held, after)) {
+      return false;
+    }
+    org.bytedeco.pytorch.global.torch.sub_out(held, after, before);
+    return true;
+  }
+
   /** Bytes actually held. */
   long bytes() {
     return Tensors.bytes(held);

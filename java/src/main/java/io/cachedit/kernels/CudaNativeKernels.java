@@ -33,6 +33,10 @@ final class CudaNativeKernels {
   static native int relL1Sums(int dtype, @Cast("const void*") long a, @Cast("const void*") long b, long n,
       @Cast("double*") long deviceOut, @Cast("void*") long stream);
 
+  @Name("cdit_cuda_rel_l1_residual_sums")
+  static native int relL1ResidualSums(int dtype, @Cast("const void*") long prev, @Cast("const void*") long after,
+      @Cast("const void*") long before, long n, @Cast("double*") long deviceOut, @Cast("void*") long stream);
+
   @Name("cdit_cuda_taylor_predict")
   static native int taylorPredict(int dtype, @Cast("void*") long out, @Cast("const void* const*") long[] terms,
       int nterms, double k, long n, @Cast("void*") long stream);

@@ -95,6 +95,36 @@ public final class Kernels {
     }
   }
 
+  /**
+   * The sums of {@link #relL1Sums} where the current value is the residual {@code after - before},
+   * computed on the fly in one pass (the DBCache probe, SPEC 3.2) instead of materialised first.
+   */
+  public RelL1Sums relL1ResidualSums(Tensor prev, Tensor after, Tensor before) {
+    Device device = checkPair("prev", prev, "after", after);
+    checkPair("after", after, "before", before);
+    int dtype = dtypeCode("prev", prev);
+    long n = prev.numel();
+    try (PointerScope scope = new PointerScope()) {
+      Tensor p = prev.contiguous();
+      Tensor a = after.contiguous();
+      Tensor b = before.contiguous();
+      if (device.cuda) {
+        requireCuda();
+        Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
+            new MemoryFormatOptional());
+        checkCuda(CudaNativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, address(sums),
+            CudaStreams.current(device.index)), "relL1ResidualSums");
+        Tensor host = sums.cpu();
+        return new RelL1Sums(host.data_ptr_double().get(0), host.data_ptr_double().get(1), n);
+      }
+      double[] diff = new double[1];
+      double[] abs = new double[1];
+      check(NativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, threads, diff, abs),
+          "relL1ResidualSums");
+      return new RelL1Sums(diff[0], abs[0], n);
+    }
+  }
+
   /** {@code sum|prev-cur| / sum|prev|}: the residual diff of SPEC 3.5 (0 for two zero tensors). */
   public double relL1(Tensor prev, Tensor cur) {
     return relL1Sums(prev, cur).ratio();

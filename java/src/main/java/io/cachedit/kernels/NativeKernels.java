@@ -40,6 +40,11 @@ final class NativeKernels {
   static native int relL1Sums(int dtype, @Cast("const void*") long a, @Cast("const void*") long b, long n,
       int nthreads, @Cast("double*") double[] sumAbsDiff, @Cast("double*") double[] sumAbsA);
 
+  @Name("cdit_rel_l1_residual_sums")
+  static native int relL1ResidualSums(int dtype, @Cast("const void*") long prev, @Cast("const void*") long after,
+      @Cast("const void*") long before, long n, int nthreads, @Cast("double*") double[] sumAbsDiff,
+      @Cast("double*") double[] sumAbsPrev);
+
   @Name("cdit_taylor_predict")
   static native int taylorPredict(int dtype, @Cast("void*") long out, @Cast("const void* const*") long[] terms,
       int nterms, double k, long n, int nthreads);

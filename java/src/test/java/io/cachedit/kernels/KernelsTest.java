@@ -84,6 +84,19 @@ class KernelsTest {
     assertEquals(sums.sumAbsPrev(), t.data_ptr_double().get(1), 0.0);
   }
 
+  @ParameterizedTest(name = "n={0} {1}")
+  @MethodSource("sizesAndDtypes")
+  void relL1Residual_equalsTheDiffOfTheMaterialisedResidual(long n, ScalarType type) {
+    Tensor prev = randn(n + 5, type, n);
+    Tensor after = randn(n + 6, type, n);
+    Tensor before = randn(n + 7, type, n);
+    // the composite: materialise after - before in the dtype, then diff against prev
+    assertEquals(kernels.relL1Sums(prev, after.sub(before)), kernels.relL1ResidualSums(prev, after, before));
+    double num = sum(prev.to(ScalarType.Double).sub(after.sub(before).to(ScalarType.Double)).abs());
+    assertEquals(num, kernels.relL1ResidualSums(prev, after, before).sumAbsDiff(), 1e-5 * num);
+    assertThrows(IllegalArgumentException.class, () -> kernels.relL1ResidualSums(prev, after, torch.ones(n + 1)));
+  }
+
   @Test
   void relL1_isIndependentOfThreadCount() {
     Tensor a = randn(1, ScalarType.Float, 3_000_017);

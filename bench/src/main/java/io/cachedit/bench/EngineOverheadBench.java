@@ -1,0 +1,151 @@
+package io.cachedit.bench;
+
+import io.cachedit.CacheDit;
+import io.cachedit.CacheHandle;
+import io.cachedit.adapter.BlockAdapter;
+import io.cachedit.cache.CacheOptions;
+import io.cachedit.cache.CacheStats;
+import io.cachedit.cache.DBCacheConfig;
+import io.cachedit.kernels.Tensors;
+import io.cachedit.models.common.Block;
+import io.cachedit.models.common.BlockIO;
+import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.ForwardPattern;
+import io.cachedit.models.common.StepContext;
+import io.cachedit.models.common.Transformer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * End-to-end cost of the cache engine on a DiT-shaped stack: 12 pre-norm transformer blocks
+ * (hidden 512, 8 heads, MLP 2048, GELU), 1024 tokens, fp32, CPU, 50 denoising steps of a
+ * flow-matching-like loop with a per-step time embedding.
+ *
+ * <p>Reports (1) engine bookkeeping per step: wall time of the block-list forward minus the time
+ * spent inside the blocks (probe residual, diff kernel, buffer updates, cache application), as a
+ * fraction of an uncached step; (2) measured speedup (uncached / cached wall time, same run) against
+ * the ideal speedup computed from the blocks actually executed.
+ *
+ * <p>Run: {@code java -cp bench/target/benchmarks.jar io.cachedit.bench.EngineOverheadBench [steps] [rounds]}
+ */
+public final class EngineOverheadBench {
+  static final int HIDDEN = 512;
+  static final int HEADS = 8;
+  static final int TOKENS = 1024;
+  static final int MLP = 2048;
+  static final int BLOCKS = 12;
+
+  /** Wall time spent inside blocks, accumulated by the timed blocks. */
+  static final class BlockClock {
+    long nanos;
+  }
+
+  static final class Model implements Transformer, AutoCloseable {
+    final BlockList<Tensor> blocks;
+    final List<Tensor> weights = new ArrayList<>();
+    final BlockClock clock = new BlockClock();
+
+    Model(long seed) {
+      torch.manual_seed(seed);
+      List<Block<Tensor>> list = new ArrayList<>();
+      for (int i = 0; i < BLOCKS; i++) {
+        Tensor wqkv = keep(torch.randn(3 * HIDDEN, HIDDEN).mul(new Scalar(1.0 / Math.sqrt(HIDDEN))));
+        Tensor wo = keep(torch.randn(HIDDEN, HIDDEN).mul(new Scalar(0.5 / Math.sqrt(HIDDEN))));
+        Tensor w1 = keep(torch.randn(MLP, HIDDEN).mul(new Scalar(1.0 / Math.sqrt(HIDDEN))));
+        Tensor w2 = keep(torch.randn(HIDDEN, MLP).mul(new Scalar(0.5 / Math.sqrt(MLP))));
+        list.add((hidden, encoder, temb) -> {
+          long t0 = System.nanoTime();
+          Tensor x = hidden.add(temb);
+          Tensor n1 = torch.layer_norm(x, HIDDEN);
+          Tensor qkv = torch.linear(n1, wqkv).view(1, TOKENS, 3, HEADS, HIDDEN / HEADS).permute(2, 0, 3, 1, 4);
+          Tensor attn = torch.scaled_dot_product_attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2));
+          Tensor h = hidden.add(torch.linear(attn.transpose(1, 2).reshape(1, TOKENS, HIDDEN), wo));
+          Tensor n2 = torch.layer_norm(h, HIDDEN);
+          Tensor out = h.add(torch.linear(torch.gelu(torch.linear(n2, w1)), w2));
+          clock.nanos += System.nanoTime() - t0;
+          return BlockIO.of(out);
+        });
+      }
+      blocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_3, list);
+    }
+
+    private Tensor keep(Tensor t) {
+      Tensor k = Tensors.keep(t);
+      weights.add(k);
+      return k;
+    }
+
+    @Override
+    public List<BlockList<?>> blockLists() {
+      return List.of(blocks);
+    }
+
+    @Override
+    public void close() {
+      weights.forEach(Tensors::release);
+    }
+  }
+
+  /** One generation; returns {total ns, ns inside the list forward, ns inside blocks}. */
+  static long[] generate(Model model, int steps, long generation) {
+    long listNanos = 0;
+    model.clock.nanos = 0;
+    long start = System.nanoTime();
+    torch.manual_seed(42);
+    Tensor hidden = Tensors.keep(torch.randn(1, TOKENS, HIDDEN));
+    for (int t = 0; t < steps; t++) {
+      try (PointerScope scope = new PointerScope()) {
+        double time = 1.0 - (double) t / steps;
+        Tensor temb = torch.sin(torch.arange(new Scalar(HIDDEN)).mul(new Scalar(0.01 * (1 + 20 * time))))
+            .mul(new Scalar(0.1));
+        long l0 = System.nanoTime();
+        BlockIO out = model.blocks.forward(hidden, null, temb, new StepContext(generation, t, steps,
+            StepContext.Branch.SINGLE));
+        listNanos += System.nanoTime() - l0;
+        Tensor next = Tensors.keep(hidden.sub(out.hidden().sub(hidden).mul(new Scalar(1.0 / steps))));
+        Tensors.release(hidden);
+        hidden = next;
+      }
+    }
+    Tensors.release(hidden);
+    return new long[] {System.nanoTime() - start, listNanos, model.clock.nanos};
+  }
+
+  public static void main(String[] args) {
+    int steps = args.length > 0 ? Integer.parseInt(args[0]) : 50;
+    int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 2;
+    try (Model model = new Model(7)) {
+      generate(model, 2, 0);  // warm-up
+      System.out.printf(Locale.ROOT, "12 blocks, hidden %d, %d tokens, fp32, CPU (%d torch threads), %d steps%n%n",
+          HIDDEN, TOKENS, torch.get_num_threads(), steps);
+      System.out.println("| round | config | wall s | s/step | blocks run | ideal speedup | measured speedup "
+          + "| measured/ideal | engine ms/step | engine % of uncached step |");
+      System.out.println("|---|---|---|---|---|---|---|---|---|---|");
+      DBCacheConfig config = DBCacheConfig.builder().fnComputeBlocks(1).bnComputeBlocks(0).maxWarmupSteps(4)
+          .residualDiffThreshold(0.12).build();
+      for (int r = 1; r <= rounds; r++) {
+        long[] plain = generate(model, steps, 10L * r);
+        double plainStep = plain[0] / 1e9 / steps;
+        System.out.printf(Locale.ROOT, "| %d | uncached | %.2f | %.3f | %d | 1.00 | 1.00 | | %.2f | %.2f%% |%n", r,
+            plain[0] / 1e9, plainStep, steps * BLOCKS, (plain[1] - plain[2]) / 1e6 / steps,
+            100.0 * (plain[1] - plain[2]) / 1e9 / steps / plainStep);
+        try (CacheHandle handle = CacheDit.enableCache(BlockAdapter.builder().transformer(model)
+            .blocks(model, "transformer_blocks", ForwardPattern.PATTERN_3).build(), CacheOptions.of(config))) {
+          long[] cached = generate(model, steps, 10L * r + 1);
+          CacheStats s = handle.stats().get(0);
+          double measured = (double) plain[0] / cached[0];
+          double engineMs = (cached[1] - cached[2]) / 1e6 / steps;
+          System.out.printf(Locale.ROOT, "| %d | %s (%d cached) | %.2f | %.3f | %d | %.2f | %.2f | %.3f | %.2f | %.2f%% |%n",
+              r, config.strify(), s.cachedSteps().size(), cached[0] / 1e9, cached[0] / 1e9 / steps, s.blocksComputed(),
+              s.idealSpeedup(), measured, measured / s.idealSpeedup(), engineMs, 100.0 * engineMs / 1e3 / plainStep);
+        }
+      }
+    }
+  }
+}
