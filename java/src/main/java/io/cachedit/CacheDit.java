@@ -125,6 +125,13 @@ public final class CacheDit {
     }
   }
 
+  /** Recreates the contexts of a transformer's cached lists with a new cache config, keeping their calibrators. */
+  public static void refreshContext(Transformer transformer, BasicCacheConfig config) {
+    for (CachedBlockRunner runner : requireRunners(transformer)) {
+      runner.refresh(config, runner.calibratorConfig());
+    }
+  }
+
   /** Recreates the contexts of a transformer's cached lists with new configs (calibrator may be null). */
   public static void refreshContext(Transformer transformer, BasicCacheConfig config, CalibratorConfig calibrator) {
     for (CachedBlockRunner runner : requireRunners(transformer)) {

@@ -14,8 +14,9 @@ import org.bytedeco.javacpp.annotation.Platform;
 @NoException
 final class NativeKernels {
   static {
-    // libtorch first: it brings the libgomp.so.1 our OpenMP kernels must bind to (BUILD-NOTES 0).
-    Loader.load(org.bytedeco.pytorch.global.torch.class);
+    // libtorch first (with the process's native defaults): it brings the libgomp.so.1 our OpenMP
+    // kernels must bind to (BUILD-NOTES 0).
+    NativeRuntime.initialize();
     Loader.load(NativeKernels.class);
   }
 

@@ -345,6 +345,9 @@ class DBCacheEngineTest {
       assertEquals(54.0, predictedOffset(model, order1, 8, mask), 1e-4);
       assertEquals(63.0, predictedOffset(model, order1, 9, mask), 1e-4);
       assertEquals(45.0 + 2.0 / 3.0, predictedOffset(model, TaylorSeerCalibratorConfig.ofOrder(2), 7, mask), 1e-3);
+      // hidden-states mode extrapolates the middle blocks' output itself: the same prediction here
+      assertEquals(14.0, predictedOffset(model, new TaylorSeerCalibratorConfig(true, true,
+          CalibratorCacheType.HIDDEN_STATES, 1), 4, mask), 1e-4);
       // without a calibrator the cached step reuses the last computed residual (t = 3: 9)
       assertEquals(9.0, predictedOffset(model, null, 4, mask), 1e-4);
     }
@@ -477,7 +480,7 @@ class DBCacheEngineTest {
       driver.generate(Driver.constantProbes(3, 1.0));
       driver.generate(Driver.constantProbes(3, 1.0));
       assertEquals(List.of(1, 2), stats(h).cachedSteps());
-      CacheDit.refreshContext(model, DBCacheConfig.builder().fnComputeBlocks(2).maxWarmupSteps(0).build(), null);
+      CacheDit.refreshContext(model, DBCacheConfig.builder().fnComputeBlocks(2).maxWarmupSteps(0).build());
       assertEquals(2, h.runners().get(0).config().fnComputeBlocks());
       assertThrows(ConfigException.class, () -> CacheDit.refreshContext(model,
           DBCacheConfig.builder().fnComputeBlocks(3).bnComputeBlocks(1).build(), null));
