@@ -1,8 +1,6 @@
 package io.cachedit.cache;
 
 import io.cachedit.kernels.Tensors;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -13,17 +11,19 @@ import org.bytedeco.pytorch.Tensor;
  * steps past the last computed one, blending towards the last computed value beyond; each forecast
  * becomes the newest value, so consecutive cached steps roll forward.
  */
-final class FoCaCalibrator implements Calibrator {
-  private final Map<String, State> states = new LinkedHashMap<>();
-
-  private static final class State {
-    int currentStep = -1;
-    int lastFullStep = -1;
+final class FoCaCalibrator extends NamedStateCalibrator<FoCaCalibrator.State> {
+  static final class State extends NamedStateCalibrator.State {
     Tensor fk;
     Tensor fkm1;
     Tensor full;
     Tensor fullPrev;
 
+    @Override
+    java.util.List<Tensor> held() {
+      return list(fk, fkm1, full, fullPrev);
+    }
+
+    @Override
     void drop() {
       Tensors.release(fk);
       Tensors.release(fkm1);
@@ -33,25 +33,13 @@ final class FoCaCalibrator implements Calibrator {
     }
   }
 
-  @Override
-  public void reset() {
-    for (State s : states.values()) {
-      s.drop();
-      s.currentStep = -1;
-      s.lastFullStep = -1;
-    }
-  }
-
-  @Override
-  public void markStepBegin() {
-    for (State s : states.values()) {
-      s.currentStep++;
-    }
+  FoCaCalibrator() {
+    super(State::new);
   }
 
   @Override
   public void update(String name, Tensor value) {
-    State s = states.computeIfAbsent(name, k -> new State());
+    State s = stateForUpdate(name);
     if (s.full != null && !Tensors.sameShape(s.full, value)) {
       s.drop();
     }
@@ -61,25 +49,25 @@ final class FoCaCalibrator implements Calibrator {
     Tensors.release(s.fkm1);
     s.fkm1 = s.fk;
     s.fk = Tensors.keep(value);
-    s.lastFullStep = s.currentStep;
+    s.lastComputeStep = s.currentStep;
   }
 
   @Override
   public boolean has(String name) {
-    State s = states.get(name);
+    State s = state(name);
     return s != null && s.full != null;
   }
 
   @Override
   public Tensor approximate(String name) {
-    State s = states.get(name);
+    State s = state(name);
     if (s == null || s.full == null) {
       return null;
     }
     if (s.fkm1 == null || s.fullPrev == null) {
       return new Tensor(s.full);
     }
-    int elapsed = s.currentStep - s.lastFullStep;
+    int elapsed = s.currentStep - s.lastComputeStep;
     Tensor forecast;
     try (PointerScope scope = new PointerScope()) {
       Tensor slope = s.full.sub(s.fullPrev).add(s.fk.sub(s.fkm1));  // g_full + g_cur
@@ -98,20 +86,4 @@ final class FoCaCalibrator implements Calibrator {
     return new Tensor(forecast);
   }
 
-  @Override
-  public long bytes() {
-    long total = 0;
-    for (State s : states.values()) {
-      total += Tensors.bytes(s.fk) + Tensors.bytes(s.fkm1) + Tensors.bytes(s.full) + Tensors.bytes(s.fullPrev);
-    }
-    return total;
-  }
-
-  @Override
-  public void close() {
-    for (State s : states.values()) {
-      s.drop();
-    }
-    states.clear();
-  }
 }

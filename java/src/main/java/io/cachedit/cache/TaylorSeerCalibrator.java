@@ -4,9 +4,7 @@ import io.cachedit.kernels.Kernels;
 import io.cachedit.kernels.Tensors;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -21,18 +19,23 @@ import org.bytedeco.pytorch.global.torch;
  * counter above 1: derivatives exist from the 4th computed step on; before that cached steps reuse
  * the last value.
  */
-final class TaylorSeerCalibrator implements Calibrator {
+final class TaylorSeerCalibrator extends NamedStateCalibrator<TaylorSeerCalibrator.State> {
   private final int levels;  // order + 1
   private final Kernels kernels;
-  private final Map<String, State> states = new LinkedHashMap<>();
 
-  private static final class State {
-    int currentStep = -1;
-    int lastComputeStep = -1;
+  static final class State extends NamedStateCalibrator.State {
     Tensor[] ladder;  // owned handles, allocated on first update
     int valid;
     Tensor prediction;  // owned, reused every cached step
 
+    @Override
+    List<Tensor> held() {
+      List<Tensor> all = ladder == null ? new ArrayList<>() : new ArrayList<>(Arrays.asList(ladder));
+      all.add(prediction);
+      return all;
+    }
+
+    @Override
     void drop() {
       if (ladder != null) {
         for (Tensor t : ladder) {
@@ -47,29 +50,14 @@ final class TaylorSeerCalibrator implements Calibrator {
   }
 
   TaylorSeerCalibrator(int order, Kernels kernels) {
+    super(State::new);
     this.levels = order + 1;
     this.kernels = kernels;
   }
 
   @Override
-  public void reset() {
-    for (State s : states.values()) {
-      s.drop();
-      s.currentStep = -1;
-      s.lastComputeStep = -1;
-    }
-  }
-
-  @Override
-  public void markStepBegin() {
-    for (State s : states.values()) {
-      s.currentStep++;
-    }
-  }
-
-  @Override
   public void update(String name, Tensor value) {
-    State s = states.computeIfAbsent(name, k -> new State());
+    State s = stateForUpdate(name);
     if (s.ladder != null && !Tensors.sameShape(s.ladder[0], value)) {
       s.drop();  // shape change: start over
     }
@@ -89,13 +77,13 @@ final class TaylorSeerCalibrator implements Calibrator {
 
   @Override
   public boolean has(String name) {
-    State s = states.get(name);
+    State s = state(name);
     return s != null && s.ladder != null && s.valid > 0;
   }
 
   @Override
   public Tensor approximate(String name) {
-    State s = states.get(name);
+    State s = state(name);
     if (s == null || s.ladder == null || s.valid == 0) {
       return null;
     }
@@ -112,25 +100,4 @@ final class TaylorSeerCalibrator implements Calibrator {
     return new Tensor(s.prediction);
   }
 
-  @Override
-  public long bytes() {
-    long total = 0;
-    for (State s : states.values()) {
-      if (s.ladder != null) {
-        for (Tensor t : s.ladder) {
-          total += Tensors.bytes(t);
-        }
-      }
-      total += Tensors.bytes(s.prediction);
-    }
-    return total;
-  }
-
-  @Override
-  public void close() {
-    for (State s : states.values()) {
-      s.drop();
-    }
-    states.clear();
-  }
 }
