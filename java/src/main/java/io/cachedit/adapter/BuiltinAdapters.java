@@ -5,6 +5,6 @@ final class BuiltinAdapters {
   private BuiltinAdapters() {}
 
   static void register(AdapterRegistry.Builder registry) {
-    // models register here, e.g. registry.register(FluxTransformer2DModel.class, FluxAdapters::transformer)
+    registry.register(io.cachedit.models.flux.FluxTransformer2DModel.class, FluxAdapters::fused);
   }
 }

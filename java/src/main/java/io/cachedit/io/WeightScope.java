@@ -1,0 +1,237 @@
+package io.cachedit.io;
+
+import io.cachedit.kernels.Tensors;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Hands a model its parameters by checkpoint key, one path segment at a time (candle's VarBuilder):
+ * {@code w.pp("transformer_blocks").pp(0).pp("attn").get("to_q.weight", inner, dim)}. Keys equal the
+ * diffusers checkpoint's.
+ *
+ * <p>Loading collects problems instead of stopping at the first: {@link #finish()} throws one
+ * {@link WeightLoadException} listing every missing, wrong-shaped and unexpected tensor with its
+ * file. Without a source, weights are generated (seeded, per key) for tests and training.
+ * Parameters are converted to the requested floating dtype on load; they belong to the
+ * {@link Parameters} object, which the model releases on close.
+ */
+public final class WeightScope {
+  /** The parameters a model was built with, by checkpoint key, in creation order. Owns the tensors. */
+  public static final class Parameters implements AutoCloseable {
+    private final Map<String, Tensor> tensors = new LinkedHashMap<>();
+
+    public Map<String, Tensor> asMap() {
+      return java.util.Collections.unmodifiableMap(tensors);
+    }
+
+    public long count() {
+      long n = 0;
+      for (Tensor t : tensors.values()) {
+        n += t.numel();
+      }
+      return n;
+    }
+
+    @Override
+    public void close() {
+      tensors.values().forEach(Tensors::release);
+      tensors.clear();
+    }
+  }
+
+  private static final class Root {
+    final WeightSource source;  // null = generate
+    final ScalarType dtype;
+    final long seed;
+    final Parameters parameters = new Parameters();
+    final List<String> missing = new ArrayList<>();
+    final List<String> wrongShape = new ArrayList<>();
+    final Set<String> allowedUnused = new TreeSet<>();
+
+    Root(WeightSource source, ScalarType dtype, long seed) {
+      this.source = source;
+      this.dtype = dtype;
+      this.seed = seed;
+    }
+  }
+
+  private final Root root;
+  private final String prefix;
+
+  private WeightScope(Root root, String prefix) {
+    this.root = root;
+    this.prefix = prefix;
+  }
+
+  /** Parameters from a source, converted to {@code dtype} (Float, BFloat16 or Half). */
+  public static WeightScope load(WeightSource source, ScalarType dtype) {
+    requireFloat(dtype);
+    return new WeightScope(new Root(source, dtype, 0), "");
+  }
+
+  /**
+   * Generated parameters: norm weights 1, biases 0, matrices normal with std {@code 1/sqrt(fan_in)},
+   * each seeded from {@code seed} and its key, so a model is reproducible whatever its build order.
+   */
+  public static WeightScope random(long seed, ScalarType dtype) {
+    requireFloat(dtype);
+    return new WeightScope(new Root(null, dtype, seed), "");
+  }
+
+  private static void requireFloat(ScalarType dtype) {
+    ScalarType t = dtype.intern();
+    if (t != ScalarType.Float && t != ScalarType.BFloat16 && t != ScalarType.Half) {
+      throw new IllegalArgumentException("unsupported model dtype " + dtype + "; use fp32, bf16 or fp16");
+    }
+  }
+
+  /** A child scope: {@code prefix.segment}. */
+  public WeightScope pp(String segment) {
+    return new WeightScope(root, prefix.isEmpty() ? segment : prefix + "." + segment);
+  }
+
+  public WeightScope pp(int index) {
+    return pp(Integer.toString(index));
+  }
+
+  public String prefix() {
+    return prefix;
+  }
+
+  public ScalarType dtype() {
+    return root.dtype;
+  }
+
+  /** Whether a key below this scope exists in the source (always true for generated weights). */
+  public boolean contains(String name) {
+    return root.source == null || root.source.keys().contains(key(name));
+  }
+
+  /** Whether any key below {@code prefix.name} exists in the source. */
+  public boolean containsPrefix(String name) {
+    if (root.source == null) {
+      return true;
+    }
+    String p = key(name) + ".";
+    for (String k : root.source.keys()) {
+      if (k.startsWith(p)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private String key(String name) {
+    return prefix.isEmpty() ? name : prefix + "." + name;
+  }
+
+  /** The parameter {@code prefix.name} of the given shape, in the model dtype. */
+  public Tensor get(String name, long... shape) {
+    String key = key(name);
+    Tensor existing = root.parameters.tensors.get(key);
+    if (existing != null) {
+      return existing;
+    }
+    Tensor value;
+    try (PointerScope scope = new PointerScope()) {
+      if (root.source == null) {
+        value = Tensors.keep(generate(key, shape));
+      } else {
+        long[] actual = root.source.shape(key);
+        if (actual == null) {
+          root.missing.add(key + " " + Arrays.toString(shape));
+          value = Tensors.keep(torch.zeros(shape).to(root.dtype));
+        } else if (!Arrays.equals(actual, shape)) {
+          root.wrongShape.add(key + " in " + root.source.origin(key) + ": expected " + Arrays.toString(shape)
+              + ", found " + Arrays.toString(actual));
+          value = Tensors.keep(torch.zeros(shape).to(root.dtype));
+        } else {
+          Tensor t = root.source.load(key);
+          ScalarType stored = t.scalar_type().intern();
+          boolean floating = stored == ScalarType.Float || stored == ScalarType.BFloat16 || stored == ScalarType.Half
+              || stored == ScalarType.Double;
+          value = Tensors.keep(floating && stored != root.dtype ? t.to(root.dtype) : t);
+        }
+      }
+    }
+    root.parameters.tensors.put(key, value);
+    return value;
+  }
+
+  /** The parameter if the source has it, else null (optional biases, optional branches). */
+  public Tensor getOptional(String name, long... shape) {
+    return contains(name) ? get(name, shape) : null;
+  }
+
+  /** Declares keys below this scope that may stay unused (e.g. buffers the model recomputes). */
+  public void allowUnused(String name) {
+    root.allowedUnused.add(key(name));
+  }
+
+  private Tensor generate(String key, long[] shape) {
+    torch.manual_seed(root.seed * 1_000_003L + key.hashCode());
+    boolean norm = key.contains("norm") && !key.contains("linear");
+    if (key.endsWith("bias")) {
+      return torch.zeros(shape).to(root.dtype);
+    }
+    if (shape.length == 1) {
+      return (norm ? torch.ones(shape) : torch.randn(shape).mul(new Scalar(0.02))).to(root.dtype);
+    }
+    long fanIn = 1;
+    for (int i = 1; i < shape.length; i++) {
+      fanIn *= shape[i];
+    }
+    return torch.randn(shape).mul(new Scalar(1.0 / Math.sqrt(Math.max(1, fanIn)))).to(root.dtype);
+  }
+
+  /**
+   * Ends loading: throws one exception listing every missing, wrong-shaped and unexpected tensor.
+   *
+   * @return the parameters (owned; the model closes them)
+   */
+  public Parameters finish() {
+    List<String> problems = new ArrayList<>();
+    if (!root.missing.isEmpty()) {
+      problems.add(root.missing.size() + " missing: " + String.join(", ", limit(root.missing)));
+    }
+    if (!root.wrongShape.isEmpty()) {
+      problems.add(root.wrongShape.size() + " with the wrong shape: " + String.join("; ", limit(root.wrongShape)));
+    }
+    if (root.source != null) {
+      List<String> unexpected = new ArrayList<>();
+      for (String k : root.source.keys()) {
+        if (!root.parameters.tensors.containsKey(k) && !root.allowedUnused.contains(k)) {
+          unexpected.add(k + " (" + root.source.origin(k) + ")");
+        }
+      }
+      if (!unexpected.isEmpty()) {
+        problems.add(unexpected.size() + " unexpected: " + String.join(", ", limit(unexpected)));
+      }
+    }
+    if (!problems.isEmpty()) {
+      root.parameters.close();
+      throw new WeightLoadException("the checkpoint does not match the model config: " + String.join("; ",
+          problems) + ". Check that config.json belongs to these weights.");
+    }
+    return root.parameters;
+  }
+
+  private static List<String> limit(List<String> items) {
+    if (items.size() <= 30) {
+      return items;
+    }
+    List<String> l = new ArrayList<>(items.subList(0, 30));
+    l.add("... " + (items.size() - 30) + " more");
+    return l;
+  }
+}

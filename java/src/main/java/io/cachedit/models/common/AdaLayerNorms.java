@@ -1,0 +1,90 @@
+package io.cachedit.models.common;
+
+import io.cachedit.io.WeightScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+/** diffusers' adaptive layer norms (normalization.py), keys {@code linear.weight/bias}. */
+public final class AdaLayerNorms {
+  private AdaLayerNorms() {}
+
+  /** {@code x * (1 + scale[:, None]) + shift[:, None]} for x [B, S, C] and scale, shift [B, C]. */
+  public static Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
+    return x.mul(scale.unsqueeze(1).add(new Scalar(1.0))).add(shift.unsqueeze(1));
+  }
+
+  /** {@code chunks} equal pieces of the last dimension. */
+  static Tensor[] chunk(Tensor t, int chunks) {
+    TensorVector v = t.chunk(chunks, -1);
+    Tensor[] out = new Tensor[chunks];
+    for (int i = 0; i < chunks; i++) {
+      out[i] = v.get(i);
+    }
+    return out;
+  }
+
+  /**
+   * AdaLayerNormZero: {@code linear(silu(emb))} split in shift/scale/gate for attention and MLP;
+   * returns {norm(x)*(1+scale_msa)+shift_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp}.
+   */
+  public static final class Zero {
+    private final Linear linear;
+    private final double eps;
+
+    public Zero(WeightScope w, long dim) {
+      this(w, dim, 1e-6);
+    }
+
+    public Zero(WeightScope w, long dim, double eps) {
+      this.linear = new Linear(w.pp("linear"), dim, 6 * dim);
+      this.eps = eps;
+    }
+
+    public Tensor[] forward(Tensor x, Tensor emb) {
+      Tensor[] c = chunk(linear.forward(Activations.silu(emb)), 6);
+      Tensor normed = modulate(Norms.layerNorm(x, eps), c[0], c[1]);
+      return new Tensor[] {normed, c[2], c[3], c[4], c[5]};
+    }
+  }
+
+  /** AdaLayerNormZeroSingle: shift, scale, gate; returns {norm(x)*(1+scale)+shift, gate}. */
+  public static final class ZeroSingle {
+    private final Linear linear;
+
+    public ZeroSingle(WeightScope w, long dim) {
+      this.linear = new Linear(w.pp("linear"), dim, 3 * dim);
+    }
+
+    public Tensor[] forward(Tensor x, Tensor emb) {
+      Tensor[] c = chunk(linear.forward(Activations.silu(emb)), 3);
+      return new Tensor[] {modulate(Norms.layerNorm(x, 1e-6), c[0], c[1]), c[2]};
+    }
+  }
+
+  /**
+   * AdaLayerNormContinuous: {@code emb = linear(silu(cond).to(x.dtype))}, split as <b>scale, shift</b>
+   * (in that order), {@code norm(x) * (1 + scale) + shift}.
+   */
+  public static final class Continuous {
+    private final Linear linear;
+    private final double eps;
+    private final Tensor normWeight;
+    private final Tensor normBias;
+
+    public Continuous(WeightScope w, long embeddingDim, long conditioningDim, boolean elementwiseAffine, double eps,
+        boolean bias) {
+      this.linear = new Linear(w.pp("linear"), conditioningDim, 2 * embeddingDim, bias);
+      this.eps = eps;
+      this.normWeight = elementwiseAffine ? w.pp("norm").get("weight", embeddingDim) : null;
+      this.normBias = elementwiseAffine ? w.pp("norm").get("bias", embeddingDim) : null;
+    }
+
+    public Tensor forward(Tensor x, Tensor conditioning) {
+      Tensor emb = linear.forward(Activations.silu(conditioning).to(x.scalar_type()));
+      Tensor[] c = chunk(emb, 2);
+      Tensor normed = normWeight == null ? Norms.layerNorm(x, eps) : Norms.layerNorm(x, normWeight, normBias, eps);
+      return modulate(normed, c[1], c[0]);
+    }
+  }
+}

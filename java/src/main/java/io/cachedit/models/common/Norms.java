@@ -1,0 +1,43 @@
+package io.cachedit.models.common;
+
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/** Normalisations with diffusers' numerics. */
+public final class Norms {
+  private Norms() {}
+
+  /** {@code nn.LayerNorm(dim, elementwise_affine=False, eps)} over the last dimension. */
+  public static Tensor layerNorm(Tensor x, double eps) {
+    return torch.layer_norm(x, new long[] {x.size(-1)}, new TensorOptional(), new TensorOptional(), eps, true);
+  }
+
+  /** {@code nn.LayerNorm(dim, eps)} with weight and (optional) bias. */
+  public static Tensor layerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
+    return torch.layer_norm(x, new long[] {x.size(-1)}, new TensorOptional(weight),
+        bias == null ? new TensorOptional() : new TensorOptional(bias), eps, true);
+  }
+
+  /**
+   * diffusers' {@code RMSNorm}: the mean square in fp32, {@code x * rsqrt(ms + eps)}; with a weight in
+   * fp16/bf16 the normalised value is cast to the weight's dtype before scaling, else back to the
+   * input dtype after.
+   */
+  public static Tensor rmsNorm(Tensor x, Tensor weight, double eps) {
+    ScalarType inputType = x.scalar_type().intern();
+    Tensor xf = x.to(ScalarType.Float);
+    Tensor variance = xf.pow(new Scalar(2.0)).mean(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional());
+    Tensor h = xf.mul(torch.rsqrt(variance.add(new Scalar(eps))));
+    if (weight == null) {
+      return h.to(inputType);
+    }
+    ScalarType wt = weight.scalar_type().intern();
+    if (wt == ScalarType.Half || wt == ScalarType.BFloat16) {
+      return h.to(wt).mul(weight);
+    }
+    return h.mul(weight).to(inputType);
+  }
+}

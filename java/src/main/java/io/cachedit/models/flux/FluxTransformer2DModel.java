@@ -1,0 +1,341 @@
+package io.cachedit.models.flux;
+
+import io.cachedit.io.WeightScope;
+import io.cachedit.kernels.NativeRuntime;
+import io.cachedit.models.common.AdaLayerNorms;
+import io.cachedit.models.common.Activations;
+import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.BlockIO;
+import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.FeedForward;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.models.common.ForwardPattern;
+import io.cachedit.models.common.Linear;
+import io.cachedit.models.common.Norms;
+import io.cachedit.models.common.Rope;
+import io.cachedit.models.common.StepContext;
+import io.cachedit.models.common.Timesteps;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * FLUX.1 (dev, schnell, Kontext): 19 double-stream (MMDiT) blocks over text and image tokens, then 38
+ * single-stream blocks over their concatenation, 3-axis RoPE from {@code txt_ids}/{@code img_ids},
+ * timestep (+ guidance) + pooled-text conditioning. Parameter names and math follow diffusers'
+ * {@code transformer_flux.py}.
+ *
+ * <p>Block lists: {@code transformer_blocks} (pattern 1) and {@code single_transformer_blocks}
+ * (pattern 3, over text+image tokens). {@link #useFusedBlocks(boolean)} switches to one fused
+ * pattern-1 list of all 57 blocks, as cache-dit's FLUX adapter does by default (SPEC 2.5).
+ */
+public final class FluxTransformer2DModel implements DiffusersModel {
+  /** What every block of a forward shares. */
+  record Args(Tensor temb, Rope.CosSin rope, Attention.Backend backend) {}
+
+  private final FluxTransformer2DModelConfig config;
+  private final WeightScope.Parameters parameters;
+  private final ScalarType dtype;
+  private final Linear xEmbedder;
+  private final Linear contextEmbedder;
+  private final Timesteps.Mlp timestepEmbedder;
+  private final Timesteps.Mlp guidanceEmbedder;
+  private final Timesteps.Mlp textEmbedder;
+  private final AdaLayerNorms.Continuous normOut;
+  private final Linear projOut;
+  private final BlockList<Args> doubleBlocks;
+  private final BlockList<Args> singleBlocks;
+  private final BlockList<Args> fusedBlocks;
+  private volatile boolean fused;
+  private volatile Attention.Backend backend = Attention.Backend.AUTO;
+
+  /** Builds the model from weights (loaded or generated); {@link WeightScope#finish()} is called here. */
+  public FluxTransformer2DModel(FluxTransformer2DModelConfig config, WeightScope w) {
+    NativeRuntime.initialize();
+    this.config = config;
+    this.dtype = w.dtype();
+    long inner = config.innerDim();
+    this.xEmbedder = new Linear(w.pp("x_embedder"), config.inChannels(), inner);
+    this.contextEmbedder = new Linear(w.pp("context_embedder"), config.jointAttentionDim(), inner);
+    WeightScope tte = w.pp("time_text_embed");
+    this.timestepEmbedder = new Timesteps.Mlp(tte.pp("timestep_embedder"), 256, inner);
+    this.guidanceEmbedder = config.guidanceEmbeds() ? new Timesteps.Mlp(tte.pp("guidance_embedder"), 256, inner) : null;
+    this.textEmbedder = new Timesteps.Mlp(tte.pp("text_embedder"), config.pooledProjectionDim(), inner);
+    List<FluxTransformerBlock> doubles = new ArrayList<>();
+    for (int i = 0; i < config.numLayers(); i++) {
+      doubles.add(new FluxTransformerBlock(w.pp("transformer_blocks").pp(i), config));
+    }
+    List<FluxSingleTransformerBlock> singles = new ArrayList<>();
+    for (int i = 0; i < config.numSingleLayers(); i++) {
+      singles.add(new FluxSingleTransformerBlock(w.pp("single_transformer_blocks").pp(i), config));
+    }
+    this.normOut = new AdaLayerNorms.Continuous(w.pp("norm_out"), inner, inner, false, 1e-6, true);
+    this.projOut = new Linear(w.pp("proj_out"), inner, (long) config.patchSize() * config.patchSize()
+        * config.outChannels());
+    this.parameters = w.finish();
+    this.doubleBlocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_1,
+        doubles.stream().map(b -> (io.cachedit.models.common.Block<Args>) b::forward).toList());
+    this.singleBlocks = new BlockList<>("single_transformer_blocks", ForwardPattern.PATTERN_3,
+        singles.stream().map(b -> (io.cachedit.models.common.Block<Args>) (h, e, a) -> BlockIO.of(b.forward(h, a)))
+            .toList());
+    List<io.cachedit.models.common.Block<Args>> all = new ArrayList<>(doubleBlocks.blocks());
+    for (FluxSingleTransformerBlock s : singles) {
+      all.add(s::forwardPair);
+    }
+    this.fusedBlocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_1, all);
+  }
+
+  public FluxTransformer2DModelConfig config() {
+    return config;
+  }
+
+  /** Runs the single-stream blocks inside the double-stream list (one pattern-1 list of all blocks). */
+  public void useFusedBlocks(boolean useFused) {
+    this.fused = useFused;
+  }
+
+  public boolean usesFusedBlocks() {
+    return fused;
+  }
+
+  /** The SDPA backend of every attention in this model. */
+  public void setAttentionBackend(Attention.Backend backend) {
+    this.backend = backend;
+  }
+
+  @Override
+  public List<BlockList<?>> blockLists() {
+    return fused ? List.of(fusedBlocks) : List.of(doubleBlocks, singleBlocks);
+  }
+
+  /**
+   * The FLUX forward.
+   *
+   * @param hidden packed latents [B, S_img, in_channels]
+   * @param encoder text embeddings [B, S_txt, joint_attention_dim]
+   * @param pooled pooled text embedding [B, pooled_projection_dim]
+   * @param timestep [B] in [0, 1] (sigma); multiplied by 1000 here as diffusers does
+   * @param imgIds [S_img, 3] (or [B, S_img, 3], first batch used)
+   * @param txtIds [S_txt, 3]
+   * @param guidance [B] guidance scale, or null for models without guidance embeds
+   * @param step where this call sits (may be null)
+   * @return the prediction [B, S_img, patch^2 * out_channels]
+   */
+  public Tensor forward(Tensor hidden, Tensor encoder, Tensor pooled, Tensor timestep, Tensor imgIds, Tensor txtIds,
+      Tensor guidance, StepContext step) {
+    Tensor h = xEmbedder.forward(hidden.to(dtype));
+    Tensor t = timestep.to(dtype).mul(new Scalar(1000.0));
+    Tensor temb = timestepEmbedder.forward(Timesteps.embedding(t, 256, true, 0).to(dtype));
+    if (guidanceEmbedder != null) {
+      if (guidance == null) {
+        throw new IllegalArgumentException("this FLUX model has guidance_embeds: pass a guidance tensor");
+      }
+      Tensor g = guidance.to(dtype).mul(new Scalar(1000.0));
+      temb = temb.add(guidanceEmbedder.forward(Timesteps.embedding(g, 256, true, 0).to(dtype)));
+    }
+    temb = temb.add(textEmbedder.forward(pooled.to(dtype))).to(dtype);
+    Tensor e = contextEmbedder.forward(encoder.to(dtype));
+    Tensor ids = torch.cat(new TensorVector(ids2d(txtIds, "txt_ids"), ids2d(imgIds, "img_ids")), 0);
+    Rope.CosSin rope = Rope.multiAxis(ids, config.axesDimsRope(), 10000);
+    Args args = new Args(temb, rope, backend);
+    long textLen = e.size(1);
+    if (fused) {
+      BlockIO out = fusedBlocks.forward(h, e, args, step);
+      h = out.hidden();
+    } else {
+      BlockIO out = doubleBlocks.forward(h, e, args, step);
+      Tensor joint = torch.cat(new TensorVector(out.encoder(), out.hidden()), 1);
+      joint = singleBlocks.forward(joint, null, args, step).hidden();
+      h = joint.narrow(1, textLen, joint.size(1) - textLen);
+    }
+    h = normOut.forward(h, temb);
+    return projOut.forward(h);
+  }
+
+  private static Tensor ids2d(Tensor ids, String name) {
+    if (ids.dim() == 3) {
+      return ids.select(0, 0);
+    }
+    if (ids.dim() != 2 || ids.size(1) != 3) {
+      throw new IllegalArgumentException(name + " must be [S, 3], got " + java.util.Arrays.toString(ids.sizes().vec().get()));
+    }
+    return ids;
+  }
+
+  @Override
+  public Tensor forward(ForwardInputs in, StepContext step) {
+    Tensor out = forward(in.tensor("hidden_states"), in.tensor("encoder_hidden_states"),
+        in.tensor("pooled_projections"), in.tensor("timestep"), in.tensor("img_ids"), in.tensor("txt_ids"),
+        in.optional("guidance"), step);
+    in.value("return_dict", null);
+    in.value("joint_attention_kwargs", null);
+    in.checkAllUsed("FluxTransformer2DModel");
+    return out;
+  }
+
+  @Override
+  public String className() {
+    return "FluxTransformer2DModel";
+  }
+
+  @Override
+  public String configJson() {
+    return config.toJson();
+  }
+
+  @Override
+  public Map<String, Tensor> parameters() {
+    return parameters.asMap();
+  }
+
+  @Override
+  public ScalarType dtype() {
+    return dtype;
+  }
+
+  @Override
+  public void close() {
+    parameters.close();
+  }
+
+  static Tensor clipHalf(Tensor x) {
+    return x.scalar_type().intern() == ScalarType.Half
+        ? x.clamp(new ScalarOptional(new Scalar(-65504.0)), new ScalarOptional(new Scalar(65504.0))) : x;
+  }
+
+  /** FLUX attention: q/k/v (+ added text projections), per-head RMSNorm, RoPE over [text; image]. */
+  static final class FluxAttention {
+    private final long heads;
+    private final Linear toQ;
+    private final Linear toK;
+    private final Linear toV;
+    private final Tensor normQ;
+    private final Tensor normK;
+    private final Linear addQ;
+    private final Linear addK;
+    private final Linear addV;
+    private final Tensor normAddedQ;
+    private final Tensor normAddedK;
+    private final Linear toOut;
+    private final Linear toAddOut;
+
+    FluxAttention(WeightScope w, FluxTransformer2DModelConfig c, boolean joint) {
+      long dim = c.innerDim();
+      long hd = c.attentionHeadDim();
+      this.heads = c.numAttentionHeads();
+      this.toQ = new Linear(w.pp("to_q"), dim, dim);
+      this.toK = new Linear(w.pp("to_k"), dim, dim);
+      this.toV = new Linear(w.pp("to_v"), dim, dim);
+      this.normQ = w.pp("norm_q").get("weight", hd);
+      this.normK = w.pp("norm_k").get("weight", hd);
+      if (joint) {
+        this.addQ = new Linear(w.pp("add_q_proj"), dim, dim);
+        this.addK = new Linear(w.pp("add_k_proj"), dim, dim);
+        this.addV = new Linear(w.pp("add_v_proj"), dim, dim);
+        this.normAddedQ = w.pp("norm_added_q").get("weight", hd);
+        this.normAddedK = w.pp("norm_added_k").get("weight", hd);
+        this.toOut = new Linear(w.pp("to_out").pp(0), dim, dim);
+        this.toAddOut = new Linear(w.pp("to_add_out"), dim, dim);
+      } else {
+        this.addQ = this.addK = this.addV = this.toOut = this.toAddOut = null;
+        this.normAddedQ = this.normAddedK = null;
+      }
+    }
+
+    /** Joint attention; returns {image output, text output} (projected). */
+    Tensor[] joint(Tensor x, Tensor ctx, Args a) {
+      Tensor q = Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6);
+      Tensor k = Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6);
+      Tensor v = Attention.heads(toV.forward(x), heads);
+      Tensor cq = Norms.rmsNorm(Attention.heads(addQ.forward(ctx), heads), normAddedQ, 1e-6);
+      Tensor ck = Norms.rmsNorm(Attention.heads(addK.forward(ctx), heads), normAddedK, 1e-6);
+      Tensor cv = Attention.heads(addV.forward(ctx), heads);
+      q = Rope.apply(torch.cat(new TensorVector(cq, q), 2), a.rope());
+      k = Rope.apply(torch.cat(new TensorVector(ck, k), 2), a.rope());
+      v = torch.cat(new TensorVector(cv, v), 2);
+      Tensor o = Attention.merge(Attention.sdpa(q, k, v, null, a.backend())).to(q.scalar_type());
+      long textLen = ctx.size(1);
+      Tensor ctxOut = o.narrow(1, 0, textLen);
+      Tensor imgOut = o.narrow(1, textLen, o.size(1) - textLen);
+      return new Tensor[] {toOut.forward(imgOut), toAddOut.forward(ctxOut)};
+    }
+
+    /** Self-attention over the joint sequence, unprojected (pre_only). */
+    Tensor self(Tensor x, Args a) {
+      Tensor q = Rope.apply(Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6), a.rope());
+      Tensor k = Rope.apply(Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6), a.rope());
+      Tensor v = Attention.heads(toV.forward(x), heads);
+      return Attention.merge(Attention.sdpa(q, k, v, null, a.backend())).to(q.scalar_type());
+    }
+  }
+
+  /** Double-stream (MMDiT) block: pattern 1. */
+  static final class FluxTransformerBlock {
+    private final AdaLayerNorms.Zero norm1;
+    private final AdaLayerNorms.Zero norm1Context;
+    private final FluxAttention attn;
+    private final FeedForward ff;
+    private final FeedForward ffContext;
+
+    FluxTransformerBlock(WeightScope w, FluxTransformer2DModelConfig c) {
+      long dim = c.innerDim();
+      this.norm1 = new AdaLayerNorms.Zero(w.pp("norm1"), dim);
+      this.norm1Context = new AdaLayerNorms.Zero(w.pp("norm1_context"), dim);
+      this.attn = new FluxAttention(w.pp("attn"), c, true);
+      this.ff = new FeedForward(w.pp("ff"), dim, dim, "gelu-approximate");
+      this.ffContext = new FeedForward(w.pp("ff_context"), dim, dim, "gelu-approximate");
+    }
+
+    BlockIO forward(Tensor hidden, Tensor encoder, Args a) {
+      Tensor[] n = norm1.forward(hidden, a.temb());
+      Tensor[] c = norm1Context.forward(encoder, a.temb());
+      Tensor[] attnOut = attn.joint(n[0], c[0], a);
+      Tensor h = hidden.add(n[1].unsqueeze(1).mul(attnOut[0]));
+      Tensor normed = AdaLayerNorms.modulate(Norms.layerNorm(h, 1e-6), n[2], n[3]);
+      h = h.add(n[4].unsqueeze(1).mul(ff.forward(normed)));
+      Tensor e = encoder.add(c[1].unsqueeze(1).mul(attnOut[1]));
+      Tensor normedE = AdaLayerNorms.modulate(Norms.layerNorm(e, 1e-6), c[2], c[3]);
+      e = e.add(c[4].unsqueeze(1).mul(ffContext.forward(normedE)));
+      return new BlockIO(h, clipHalf(e));
+    }
+  }
+
+  /** Single-stream block over [text; image] tokens: pattern 3 (or pattern 1 when fused). */
+  static final class FluxSingleTransformerBlock {
+    private final AdaLayerNorms.ZeroSingle norm;
+    private final Linear projMlp;
+    private final Linear projOut;
+    private final FluxAttention attn;
+
+    FluxSingleTransformerBlock(WeightScope w, FluxTransformer2DModelConfig c) {
+      long dim = c.innerDim();
+      long mlp = 4 * dim;
+      this.norm = new AdaLayerNorms.ZeroSingle(w.pp("norm"), dim);
+      this.projMlp = new Linear(w.pp("proj_mlp"), dim, mlp);
+      this.projOut = new Linear(w.pp("proj_out"), dim + mlp, dim);
+      this.attn = new FluxAttention(w.pp("attn"), c, false);
+    }
+
+    Tensor forward(Tensor hidden, Args a) {
+      Tensor[] n = norm.forward(hidden, a.temb());
+      Tensor mlp = Activations.geluTanh(projMlp.forward(n[0]));
+      Tensor attnOut = attn.self(n[0], a);
+      Tensor out = n[1].unsqueeze(1).mul(projOut.forward(torch.cat(new TensorVector(attnOut, mlp), 2)));
+      return clipHalf(hidden.add(out));
+    }
+
+    /** The fused form (cache-dit's FluxPatchFunctor): (image, text) in, concatenated inside, split after. */
+    BlockIO forwardPair(Tensor hidden, Tensor encoder, Args a) {
+      long textLen = encoder.size(1);
+      Tensor joint = forward(torch.cat(new TensorVector(encoder, hidden), 1), a);
+      return new BlockIO(joint.narrow(1, textLen, joint.size(1) - textLen), joint.narrow(1, 0, textLen));
+    }
+  }
+}
