@@ -46,23 +46,8 @@ class FluxModelTest {
     scope.close();
   }
 
-  /** FLUX inputs for a 4x4 latent grid (16 image tokens) and 5 text tokens. */
   static Map<String, Tensor> inputs(long seed, double sigma) {
-    torch.manual_seed(seed);
-    Map<String, Tensor> in = new LinkedHashMap<>();
-    in.put("hidden_states", torch.randn(2, 16, 8));
-    in.put("encoder_hidden_states", torch.randn(2, 5, 12));
-    in.put("pooled_projections", torch.randn(2, 6));
-    in.put("timestep", torch.full(new long[] {2}, new Scalar(sigma)));
-    Tensor img = torch.zeros(16, 3);
-    for (int i = 0; i < 16; i++) {
-      img.select(0, i).select(0, 1).fill_(new Scalar((double) (i / 4)));
-      img.select(0, i).select(0, 2).fill_(new Scalar((double) (i % 4)));
-    }
-    in.put("img_ids", img);
-    in.put("txt_ids", torch.zeros(5, 3));
-    in.put("guidance", torch.full(new long[] {2}, new Scalar(3.5)));
-    return in;
+    return FluxModelTestSupport.inputs(seed, sigma);
   }
 
   @Test

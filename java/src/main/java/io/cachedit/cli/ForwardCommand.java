@@ -1,0 +1,69 @@
+package io.cachedit.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.cachedit.io.SafetensorsFile;
+import io.cachedit.io.SafetensorsWriter;
+import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.pipeline.ModelLoader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code cachedit forward}: one transformer forward on saved inputs, for checking numbers. */
+@Command(name = "forward", mixinStandardHelpOptions = true,
+    description = "Runs one transformer forward on inputs saved as safetensors and writes the output as 'sample'.")
+final class ForwardCommand implements Callable<Integer> {
+  @Option(names = "--model", required = true, description = "diffusers folder (pipeline or transformer) or .safetensors")
+  Path model;
+
+  @Option(names = "--inputs", required = true,
+      description = "safetensors with tensors named as the diffusers forward arguments (hidden_states, timestep, ...)")
+  Path inputs;
+
+  @Option(names = "--args", description = "JSON object of non-tensor forward arguments")
+  Path args;
+
+  @Option(names = "--out", required = true, description = "output safetensors (tensor 'sample')")
+  Path out;
+
+  @Option(names = "--dtype", defaultValue = "fp32", description = "fp32, bf16 or fp16 (default ${DEFAULT-VALUE})")
+  String dtype;
+
+  @Override
+  public Integer call() throws Exception {
+    Map<String, Object> values = new LinkedHashMap<>();
+    if (args != null) {
+      Object parsed = new ObjectMapper().readValue(Files.readString(args), Object.class);
+      if (!(parsed instanceof Map<?, ?> m)) {
+        throw new IllegalArgumentException(args + " must hold a JSON object");
+      }
+      m.forEach((k, v) -> values.put(String.valueOf(k), v));
+    }
+    long start = System.nanoTime();
+    try (DiffusersModel m = ModelLoader.load(model, Dtypes.parse(dtype));
+         SafetensorsFile in = SafetensorsFile.open(inputs);
+         PointerScope scope = new PointerScope();
+         NoGradGuard noGrad = new NoGradGuard()) {
+      Map<String, Tensor> tensors = new LinkedHashMap<>();
+      for (String k : in.keys()) {
+        tensors.put(k, in.tensor(k));
+      }
+      long loaded = System.nanoTime();
+      Tensor sample = m.forward(new ForwardInputs(tensors, values), null);
+      long done = System.nanoTime();
+      SafetensorsWriter.write(out, Map.of("sample", sample), Map.of("model", m.className(), "dtype", dtype));
+      System.out.printf("%s: sample %s %s, load %.2f s, forward %.3f s -> %s%n", m.className(),
+          java.util.Arrays.toString(sample.sizes().vec().get()), sample.scalar_type(), (loaded - start) / 1e9,
+          (done - loaded) / 1e9, out);
+    }
+    return 0;
+  }
+}

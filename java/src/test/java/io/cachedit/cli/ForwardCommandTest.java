@@ -1,0 +1,69 @@
+package io.cachedit.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cachedit.io.SafetensorsFile;
+import io.cachedit.io.SafetensorsWriter;
+import io.cachedit.models.FluxModelTestSupport;
+import io.cachedit.models.TinyConfigs;
+import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.pipeline.ModelLoader;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code cachedit forward} end to end: real files in, real file out. */
+class ForwardCommandTest {
+  @Test
+  void forward_writesTheSampleTheModelComputes(@TempDir Path dir) throws Exception {
+    try (PointerScope scope = new PointerScope();
+         DiffusersModel model = ModelLoader.random(TinyConfigs.flux(true), 3, ScalarType.Float)) {
+      Path modelDir = dir.resolve("model/transformer");
+      ModelLoader.save(model, modelDir);
+      Map<String, Tensor> inputs = FluxModelTestSupport.inputs(2, 0.75);
+      SafetensorsWriter.write(dir.resolve("in.safetensors"), inputs, Map.of());
+      Files.writeString(dir.resolve("args.json"), "{\"return_dict\": false}");
+      int code = Main.run("forward", "--model", dir.resolve("model").toString(), "--inputs",
+          dir.resolve("in.safetensors").toString(), "--args", dir.resolve("args.json").toString(), "--out",
+          dir.resolve("out.safetensors").toString());
+      assertEquals(0, code);
+      Tensor expected = model.forward(ForwardInputs.of(inputs), null);
+      try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("out.safetensors"))) {
+        assertTrue(torch.equal(expected, out.tensor("sample")));
+        assertEquals("FluxTransformer2DModel", out.metadata().get("model"));
+      }
+      // bf16: runs and writes bf16
+      assertEquals(0, Main.run("forward", "--model", modelDir.toString(), "--inputs",
+          dir.resolve("in.safetensors").toString(), "--out", dir.resolve("out16.safetensors").toString(),
+          "--dtype", "bf16"));
+      try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("out16.safetensors"))) {
+        assertEquals(ScalarType.BFloat16, out.tensor("sample").scalar_type().intern());
+      }
+    }
+  }
+
+  @Test
+  void errors_areOneLineAndNonZero(@TempDir Path dir) {
+    PrintStream err = System.err;
+    ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    System.setErr(new PrintStream(buf, true, StandardCharsets.UTF_8));
+    try {
+      assertEquals(1, Main.run("forward", "--model", dir.resolve("nope").toString(), "--inputs", "x", "--out", "y"));
+      assertTrue(buf.toString(StandardCharsets.UTF_8).contains("nope"), buf.toString(StandardCharsets.UTF_8));
+      assertEquals(2, Main.run("forward", "--model", "m"));  // missing required options
+    } finally {
+      System.setErr(err);
+    }
+  }
+}
