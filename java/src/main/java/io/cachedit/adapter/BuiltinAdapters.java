@@ -6,5 +6,6 @@ final class BuiltinAdapters {
 
   static void register(AdapterRegistry.Builder registry) {
     registry.register(io.cachedit.models.flux.FluxTransformer2DModel.class, FluxAdapters::fused);
+    registry.register(io.cachedit.pipeline.FluxPipeline.class, FluxAdapters::fused);
   }
 }

@@ -31,6 +31,13 @@ public final class FluxAdapters {
         .blocks(model, "transformer_blocks", ForwardPattern.PATTERN_1).build();
   }
 
+  /** The fused adapter for a pipeline: its transformer, pipeline mode (fresh contexts per generation). */
+  public static BlockAdapter fused(io.cachedit.pipeline.FluxPipeline pipeline) {
+    FluxTransformer2DModel model = pipeline.transformer();
+    return BlockAdapter.builder().pipeline(pipeline).patchFunctor(FUSE_BLOCKS)
+        .blocks(model, "transformer_blocks", ForwardPattern.PATTERN_1).build();
+  }
+
   /** Two contexts: {@code transformer_blocks} (pattern 1) and {@code single_transformer_blocks} (pattern 3). */
   public static BlockAdapter separateLists(FluxTransformer2DModel model) {
     return BlockAdapter.builder().transformer(model)
