@@ -7,5 +7,7 @@ final class BuiltinAdapters {
   static void register(AdapterRegistry.Builder registry) {
     registry.register(io.cachedit.models.flux.FluxTransformer2DModel.class, FluxAdapters::fused);
     registry.register(io.cachedit.pipeline.FluxPipeline.class, FluxAdapters::fused);
+    registry.register(io.cachedit.models.wan.WanTransformer3DModel.class, WanAdapters::transformer);
+    registry.register(io.cachedit.pipeline.WanPipeline.class, WanAdapters::pipeline);
   }
 }

@@ -97,7 +97,9 @@ public final class WeightScope {
 
   /** A child scope: {@code prefix.segment}. */
   public WeightScope pp(String segment) {
-    return new WeightScope(root, prefix.isEmpty() ? segment : prefix + "." + segment);
+    WeightScope s = new WeightScope(root, prefix.isEmpty() ? segment : prefix + "." + segment);
+    s.keepFp32 = keepFp32;
+    return s;
   }
 
   public WeightScope pp(int index) {
@@ -135,7 +137,19 @@ public final class WeightScope {
     return prefix.isEmpty() ? name : prefix + "." + name;
   }
 
-  /** The parameter {@code prefix.name} of the given shape, in the model dtype. */
+  /**
+   * A child scope whose parameters stay in fp32 whatever the model dtype (diffusers'
+   * {@code _keep_in_fp32_modules}).
+   */
+  public WeightScope fp32() {
+    WeightScope s = new WeightScope(root, prefix);
+    s.keepFp32 = true;
+    return s;
+  }
+
+  private boolean keepFp32;
+
+  /** The parameter {@code prefix.name} of the given shape, in the model dtype (or fp32, see {@link #fp32()}). */
   public Tensor get(String name, long... shape) {
     String key = key(name);
     Tensor existing = root.parameters.tensors.get(key);
@@ -143,9 +157,10 @@ public final class WeightScope {
       return existing;
     }
     Tensor value;
+    ScalarType target = keepFp32 ? ScalarType.Float : root.dtype;
     try (PointerScope scope = new PointerScope()) {
       if (root.source == null) {
-        value = Tensors.keep(generate(key, shape));
+        value = Tensors.keep(generate(key, shape).to(target));
       } else {
         long[] actual = root.source.shape(key);
         if (actual == null) {
@@ -160,7 +175,7 @@ public final class WeightScope {
           ScalarType stored = t.scalar_type().intern();
           boolean floating = stored == ScalarType.Float || stored == ScalarType.BFloat16 || stored == ScalarType.Half
               || stored == ScalarType.Double;
-          value = Tensors.keep(floating && stored != root.dtype ? t.to(root.dtype) : t);
+          value = Tensors.keep(floating && stored != target ? t.to(target) : t);
         }
       }
     }

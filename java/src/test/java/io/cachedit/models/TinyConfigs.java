@@ -4,6 +4,15 @@ package io.cachedit.models;
 public final class TinyConfigs {
   private TinyConfigs() {}
 
+  public static String wan(boolean i2v) {
+    return """
+        {"_class_name": "WanTransformer3DModel", "patch_size": [1, 2, 2], "num_attention_heads": 2,
+         "attention_head_dim": 12, "in_channels": 4, "out_channels": 4, "text_dim": 10, "freq_dim": 16,
+         "ffn_dim": 24, "num_layers": 3, "cross_attn_norm": true, "qk_norm": "rms_norm_across_heads",
+         "eps": 1e-6, "image_dim": %s, "added_kv_proj_dim": %s, "rope_max_seq_len": 32}
+        """.formatted(i2v ? "8" : "null", i2v ? "24" : "null");
+  }
+
   public static String flux(boolean guidance) {
     return """
         {"_class_name": "FluxTransformer2DModel", "patch_size": 1, "in_channels": 8, "num_layers": 2,

@@ -23,6 +23,11 @@ public final class Linear {
     return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, bias);
   }
 
+  /** The dtype of the weight. */
+  public org.bytedeco.pytorch.global.torch.ScalarType dtype() {
+    return weight.scalar_type().intern();
+  }
+
   public long outFeatures() {
     return weight.size(0);
   }

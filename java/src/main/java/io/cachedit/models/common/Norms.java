@@ -22,6 +22,29 @@ public final class Norms {
   }
 
   /**
+   * {@code torch.nn.RMSNorm} (libtorch's composite): normalise in fp32, multiply by the weight, then
+   * cast to the input dtype.
+   */
+  public static Tensor torchRmsNorm(Tensor x, Tensor weight, double eps) {
+    ScalarType inputType = x.scalar_type().intern();
+    Tensor xf = x.to(ScalarType.Float);
+    Tensor r = torch.rsqrt(xf.pow(new Scalar(2.0)).mean(new long[] {-1}, true,
+        new org.bytedeco.pytorch.ScalarTypeOptional()).add(new Scalar(eps)));
+    Tensor h = xf.mul(r);
+    if (weight != null) {
+      h = h.mul(weight);
+    }
+    return h.to(inputType);
+  }
+
+  /** diffusers' {@code FP32LayerNorm}: layer norm computed in fp32, returned in fp32. */
+  public static Tensor fp32LayerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
+    Tensor xf = x.to(ScalarType.Float);
+    return weight == null ? layerNorm(xf, eps)
+        : layerNorm(xf, weight.to(ScalarType.Float), bias == null ? null : bias.to(ScalarType.Float), eps);
+  }
+
+  /**
    * diffusers' {@code RMSNorm}: the mean square in fp32, {@code x * rsqrt(ms + eps)}; with a weight in
    * fp16/bf16 the normalised value is cast to the weight's dtype before scaling, else back to the
    * input dtype after.

@@ -54,7 +54,7 @@ public final class Timesteps {
     }
 
     public Tensor forward(Tensor x) {
-      Tensor h = linear1.forward(x);
+      Tensor h = linear1.forward(x.to(linear1.dtype()));
       h = switch (act) {
         case "silu" -> Activations.silu(h);
         case "gelu_tanh", "gelu-approximate" -> Activations.geluTanh(h);

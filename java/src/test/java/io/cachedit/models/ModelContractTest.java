@@ -1,0 +1,150 @@
+package io.cachedit.models;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cachedit.CacheDit;
+import io.cachedit.CacheHandle;
+import io.cachedit.cache.CacheOptions;
+import io.cachedit.cache.CacheStats;
+import io.cachedit.cache.DBCacheConfig;
+import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.models.common.StepContext;
+import io.cachedit.pipeline.ModelLoader;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * What every model must do (STYLE 19's CacheContractTest): shapes, exact save/load round trip,
+ * caching at threshold 0 bit-identical to uncached, caching that runs and reports stats, disable
+ * restoring outputs, fp32 vs bf16/fp16 agreement within their precision.
+ */
+class ModelContractTest {
+  private PointerScope scope;
+
+  @BeforeEach
+  void open() {
+    scope = new PointerScope();
+  }
+
+  @AfterEach
+  void close() {
+    scope.close();
+  }
+
+  static Stream<ModelSpec> models() {
+    return ModelSpecs.all().stream();
+  }
+
+  static List<Tensor> loop(DiffusersModel model, ModelSpec spec, int steps) {
+    List<Tensor> outs = new ArrayList<>();
+    Map<String, Tensor> in = new LinkedHashMap<>(spec.inputs().apply(11));
+    Tensor x = in.get("hidden_states");
+    for (int t = 0; t < steps; t++) {
+      double sigma = 1.0 - (double) t / steps;
+      Tensor ts = in.get(spec.timestepKey());
+      in.put(spec.timestepKey(), torch.full(ts.sizes().vec().get(), new Scalar(sigma * spec.timestepScale()))
+          .to(ts.scalar_type()));
+      in.put("hidden_states", x);
+      Tensor v = model.forward(ForwardInputs.of(in), new StepContext(1, t, steps, StepContext.Branch.SINGLE));
+      outs.add(v);
+      if (Tensors_sameShape(v, x)) {
+        x = x.sub(v.to(x.scalar_type()).mul(new Scalar(1.0 / steps)));
+      }
+    }
+    return outs;
+  }
+
+  private static boolean Tensors_sameShape(Tensor a, Tensor b) {
+    return java.util.Arrays.equals(a.sizes().vec().get(), b.sizes().vec().get());
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void forwardSaveLoadAndDtypes(ModelSpec spec, @TempDir Path dir) {
+    try (DiffusersModel model = ModelLoader.random(spec.configJson(), 3, ScalarType.Float)) {
+      Map<String, Tensor> in = spec.inputs().apply(5);
+      Tensor out = model.forward(ForwardInputs.of(in), null);
+      assertTrue(out.isfinite().all().item_bool(), "finite output");
+      assertEquals(in.get("hidden_states").size(0), out.size(0));
+      ModelLoader.save(model, dir);
+      try (DiffusersModel loaded = ModelLoader.load(dir, ScalarType.Float)) {
+        assertEquals(model.parameters().keySet(), loaded.parameters().keySet());
+        assertTrue(torch.equal(out, loaded.forward(ForwardInputs.of(in), null)), "round trip exact");
+      }
+      for (ScalarType low : new ScalarType[] {ScalarType.BFloat16, ScalarType.Half}) {
+        try (DiffusersModel reduced = ModelLoader.load(dir, low)) {
+          Tensor r = reduced.forward(ForwardInputs.of(in), null).to(ScalarType.Float);
+          double scale = out.abs().max().item_double();
+          double err = r.sub(out).abs().max().item_double() / scale;
+          double limit = low == ScalarType.BFloat16 ? 0.06 : 0.01;
+          assertTrue(err < limit && err > 0, spec + " " + low + " relative error " + err);
+        }
+      }
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void cacheContract(ModelSpec spec) {
+    try (DiffusersModel model = ModelLoader.random(spec.configJson(), 4, ScalarType.Float)) {
+      List<Tensor> plain = loop(model, spec, 6);
+      try (CacheHandle h = CacheDit.enableCache(model, CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(1)
+          .maxWarmupSteps(0).residualDiffThreshold(0.0).build()))) {
+        List<String> names = new ArrayList<>();
+        for (BlockList<?> l : model.blockLists()) {
+          names.add(l.name());
+        }
+        assertEquals(spec.lists(), names);
+        List<Tensor> same = loop(model, spec, 6);
+        for (int i = 0; i < plain.size(); i++) {
+          assertTrue(torch.equal(plain.get(i), same.get(i)), spec + " step " + i);
+        }
+      }
+      try (CacheHandle h = CacheDit.enableCache(model, CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(1)
+          .maxWarmupSteps(2).residualDiffThreshold(1.0).build()))) {
+        List<Tensor> cached = loop(model, spec, 6);
+        CacheStats s = CacheDit.summary(model).get(0);
+        assertEquals(List.of(2, 3, 4, 5), s.cachedSteps());
+        assertTrue(s.idealSpeedup() > 1.0);
+        boolean differs = false;
+        for (int i = 0; i < cached.size(); i++) {
+          assertTrue(cached.get(i).isfinite().all().item_bool());
+          differs |= !torch.equal(plain.get(i), cached.get(i));
+        }
+        assertTrue(differs, "cached steps change the output");
+      }
+      List<Tensor> after = loop(model, spec, 6);
+      for (int i = 0; i < plain.size(); i++) {
+        assertTrue(torch.equal(plain.get(i), after.get(i)), "disable restores " + spec);
+      }
+      assertFalse(model.blockLists().isEmpty());
+    }
+  }
+
+  static long[] shape(Tensor t) {
+    return t.sizes().vec().get();
+  }
+
+  static void assertShape(long[] expected, Tensor t) {
+    assertArrayEquals(expected, shape(t));
+  }
+}

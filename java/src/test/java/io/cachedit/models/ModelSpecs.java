@@ -1,0 +1,39 @@
+package io.cachedit.models;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/** Every model's tiny test spec. */
+public final class ModelSpecs {
+  private ModelSpecs() {}
+
+  public static List<ModelSpec> all() {
+    return List.of(
+        new ModelSpec("FLUX.1", TinyConfigs.flux(true), seed -> FluxModelTestSupport.inputs(seed, 0.5), "timestep", 1.0,
+            List.of("transformer_blocks")),
+        new ModelSpec("Wan2.1-T2V", TinyConfigs.wan(false), ModelSpecs::wanInputs, "timestep", 1000.0,
+            List.of("blocks")),
+        new ModelSpec("Wan2.1-I2V", TinyConfigs.wan(true), ModelSpecs::wanI2vInputs, "timestep", 1000.0,
+            List.of("blocks")));
+  }
+
+  static Map<String, Tensor> wanInputs(long seed) {
+    torch.manual_seed(seed);
+    Map<String, Tensor> m = new LinkedHashMap<>();
+    m.put("hidden_states", torch.randn(1, 4, 3, 8, 8));
+    m.put("timestep", torch.full(new long[] {1}, new Scalar(500.0)));
+    m.put("encoder_hidden_states", torch.randn(1, 6, 10));
+    return m;
+  }
+
+  static Map<String, Tensor> wanI2vInputs(long seed) {
+    Map<String, Tensor> m = wanInputs(seed);
+    m.put("encoder_hidden_states", torch.randn(1, 512, 10));
+    m.put("encoder_hidden_states_image", torch.randn(1, 4, 8));
+    return m;
+  }
+}
