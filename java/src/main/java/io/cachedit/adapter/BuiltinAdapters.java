@@ -1,13 +1,23 @@
 package io.cachedit.adapter;
 
+import io.cachedit.models.common.ForwardPattern;
+
 /** The adapters of the models that ship with cachedit (filled as models land). */
 final class BuiltinAdapters {
   private BuiltinAdapters() {}
+
+  /** An adapter of one block list of one transformer. */
+  static BlockAdapter single(io.cachedit.models.common.Transformer t, String list, ForwardPattern pattern,
+      boolean separateCfg) {
+    return BlockAdapter.builder().transformer(t).blocks(t, list, pattern).hasSeparateCfg(separateCfg).build();
+  }
 
   static void register(AdapterRegistry.Builder registry) {
     registry.register(io.cachedit.models.flux.FluxTransformer2DModel.class, FluxAdapters::fused);
     registry.register(io.cachedit.pipeline.FluxPipeline.class, FluxAdapters::fused);
     registry.register(io.cachedit.models.wan.WanTransformer3DModel.class, WanAdapters::transformer);
     registry.register(io.cachedit.pipeline.WanPipeline.class, WanAdapters::pipeline);
+    registry.register(io.cachedit.models.qwenimage.QwenImageTransformer2DModel.class,
+        m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, true));
   }
 }

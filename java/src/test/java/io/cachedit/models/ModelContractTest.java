@@ -64,7 +64,7 @@ class ModelContractTest {
       in.put(spec.timestepKey(), torch.full(ts.sizes().vec().get(), new Scalar(sigma * spec.timestepScale()))
           .to(ts.scalar_type()));
       in.put("hidden_states", x);
-      Tensor v = model.forward(ForwardInputs.of(in), new StepContext(1, t, steps, StepContext.Branch.SINGLE));
+      Tensor v = model.forward(new ForwardInputs(in, spec.values()), new StepContext(1, t, steps, StepContext.Branch.SINGLE));
       outs.add(v);
       if (Tensors_sameShape(v, x)) {
         x = x.sub(v.to(x.scalar_type()).mul(new Scalar(1.0 / steps)));
@@ -82,17 +82,17 @@ class ModelContractTest {
   void forwardSaveLoadAndDtypes(ModelSpec spec, @TempDir Path dir) {
     try (DiffusersModel model = ModelLoader.random(spec.configJson(), 3, ScalarType.Float)) {
       Map<String, Tensor> in = spec.inputs().apply(5);
-      Tensor out = model.forward(ForwardInputs.of(in), null);
+      Tensor out = model.forward(new ForwardInputs(in, spec.values()), null);
       assertTrue(out.isfinite().all().item_bool(), "finite output");
       assertEquals(in.get("hidden_states").size(0), out.size(0));
       ModelLoader.save(model, dir);
       try (DiffusersModel loaded = ModelLoader.load(dir, ScalarType.Float)) {
         assertEquals(model.parameters().keySet(), loaded.parameters().keySet());
-        assertTrue(torch.equal(out, loaded.forward(ForwardInputs.of(in), null)), "round trip exact");
+        assertTrue(torch.equal(out, loaded.forward(new ForwardInputs(in, spec.values()), null)), "round trip exact");
       }
       for (ScalarType low : new ScalarType[] {ScalarType.BFloat16, ScalarType.Half}) {
         try (DiffusersModel reduced = ModelLoader.load(dir, low)) {
-          Tensor r = reduced.forward(ForwardInputs.of(in), null).to(ScalarType.Float);
+          Tensor r = reduced.forward(new ForwardInputs(in, spec.values()), null).to(ScalarType.Float);
           double scale = out.abs().max().item_double();
           double err = r.sub(out).abs().max().item_double() / scale;
           double limit = low == ScalarType.BFloat16 ? 0.06 : 0.01;

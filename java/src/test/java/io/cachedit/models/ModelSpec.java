@@ -16,7 +16,12 @@ import org.bytedeco.pytorch.Tensor;
  * @param lists expected block-list names when cached with the registered adapter
  */
 public record ModelSpec(String name, String configJson, LongFunction<Map<String, Tensor>> inputs, String timestepKey,
-    double timestepScale, java.util.List<String> lists) {
+    double timestepScale, java.util.List<String> lists, Map<String, Object> values) {
+  public ModelSpec(String name, String configJson, LongFunction<Map<String, Tensor>> inputs, String timestepKey,
+      double timestepScale, java.util.List<String> lists) {
+    this(name, configJson, inputs, timestepKey, timestepScale, lists, Map.of());
+  }
+
   @Override
   public String toString() {
     return name;

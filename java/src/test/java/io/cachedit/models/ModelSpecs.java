@@ -18,7 +18,21 @@ public final class ModelSpecs {
         new ModelSpec("Wan2.1-T2V", TinyConfigs.wan(false), ModelSpecs::wanInputs, "timestep", 1000.0,
             List.of("blocks")),
         new ModelSpec("Wan2.1-I2V", TinyConfigs.wan(true), ModelSpecs::wanI2vInputs, "timestep", 1000.0,
-            List.of("blocks")));
+            List.of("blocks")),
+        new ModelSpec("Qwen-Image", TinyConfigs.qwenImage(), ModelSpecs::qwenInputs, "timestep", 1.0,
+            List.of("transformer_blocks"), Map.of("img_shapes", List.of(List.of(List.of(1, 4, 4))))));
+  }
+
+  static Map<String, Tensor> qwenInputs(long seed) {
+    torch.manual_seed(seed);
+    Map<String, Tensor> m = new LinkedHashMap<>();
+    m.put("hidden_states", torch.randn(2, 16, 16));
+    m.put("encoder_hidden_states", torch.randn(2, 5, 12));
+    Tensor mask = torch.ones(2, 5);
+    mask.select(0, 1).narrow(0, 3, 2).zero_();  // the second prompt is 3 tokens long
+    m.put("encoder_hidden_states_mask", mask);
+    m.put("timestep", torch.full(new long[] {2}, new Scalar(0.5)));
+    return m;
   }
 
   static Map<String, Tensor> wanInputs(long seed) {

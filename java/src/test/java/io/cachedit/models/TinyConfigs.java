@@ -13,6 +13,14 @@ public final class TinyConfigs {
         """.formatted(i2v ? "8" : "null", i2v ? "24" : "null");
   }
 
+  public static String qwenImage() {
+    return """
+        {"_class_name": "QwenImageTransformer2DModel", "patch_size": 2, "in_channels": 16, "out_channels": 4,
+         "num_layers": 3, "attention_head_dim": 8, "num_attention_heads": 2, "joint_attention_dim": 12,
+         "guidance_embeds": false, "axes_dims_rope": [2, 2, 4]}
+        """;
+  }
+
   public static String flux(boolean guidance) {
     return """
         {"_class_name": "FluxTransformer2DModel", "patch_size": 1, "in_channels": 8, "num_layers": 2,
