@@ -19,5 +19,7 @@ final class BuiltinAdapters {
     registry.register(io.cachedit.pipeline.WanPipeline.class, WanAdapters::pipeline);
     registry.register(io.cachedit.models.qwenimage.QwenImageTransformer2DModel.class,
         m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, true));
+    registry.register(io.cachedit.models.sd3.SD3Transformer2DModel.class,
+        m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, false));
   }
 }

@@ -10,6 +10,7 @@ import io.cachedit.models.common.DiffusersModel;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import io.cachedit.models.flux.FluxTransformer2DModelConfig;
 import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
+import io.cachedit.models.sd3.SD3Transformer2DModel;
 import io.cachedit.models.wan.WanTransformer3DModel;
 import java.nio.file.Path;
 import java.util.List;
@@ -25,7 +26,8 @@ public final class ModelLoader {
       "FluxTransformer2DModel", (c, w) -> new FluxTransformer2DModel(FluxTransformer2DModelConfig.fromJson(c), w),
       "WanTransformer3DModel", (c, w) -> new WanTransformer3DModel(WanTransformer3DModel.Config.fromJson(c), w),
       "QwenImageTransformer2DModel", (c, w) -> new QwenImageTransformer2DModel(
-          QwenImageTransformer2DModel.Config.fromJson(c), w));
+          QwenImageTransformer2DModel.Config.fromJson(c), w),
+      "SD3Transformer2DModel", (c, w) -> new SD3Transformer2DModel(SD3Transformer2DModel.Config.fromJson(c), w));
 
   /** Class names this version can load. */
   public static List<String> supported() {

@@ -20,7 +20,11 @@ public final class ModelSpecs {
         new ModelSpec("Wan2.1-I2V", TinyConfigs.wan(true), ModelSpecs::wanI2vInputs, "timestep", 1000.0,
             List.of("blocks")),
         new ModelSpec("Qwen-Image", TinyConfigs.qwenImage(), ModelSpecs::qwenInputs, "timestep", 1.0,
-            List.of("transformer_blocks"), Map.of("img_shapes", List.of(List.of(List.of(1, 4, 4))))));
+            List.of("transformer_blocks"), Map.of("img_shapes", List.of(List.of(List.of(1, 4, 4))))),
+        new ModelSpec("SD3", TinyConfigs.sd3(false), ModelSpecs::sd3Inputs, "timestep", 1000.0,
+            List.of("transformer_blocks")),
+        new ModelSpec("SD3.5", TinyConfigs.sd3(true), ModelSpecs::sd3Inputs, "timestep", 1000.0,
+            List.of("transformer_blocks")));
   }
 
   static Map<String, Tensor> qwenInputs(long seed) {
@@ -32,6 +36,16 @@ public final class ModelSpecs {
     mask.select(0, 1).narrow(0, 3, 2).zero_();  // the second prompt is 3 tokens long
     m.put("encoder_hidden_states_mask", mask);
     m.put("timestep", torch.full(new long[] {2}, new Scalar(0.5)));
+    return m;
+  }
+
+  static Map<String, Tensor> sd3Inputs(long seed) {
+    torch.manual_seed(seed);
+    Map<String, Tensor> m = new LinkedHashMap<>();
+    m.put("hidden_states", torch.randn(2, 4, 8, 8));
+    m.put("encoder_hidden_states", torch.randn(2, 5, 12));
+    m.put("pooled_projections", torch.randn(2, 6));
+    m.put("timestep", torch.full(new long[] {2}, new Scalar(500.0)));
     return m;
   }
 

@@ -21,6 +21,15 @@ public final class TinyConfigs {
         """;
   }
 
+  public static String sd3(boolean sd35) {
+    return """
+        {"_class_name": "SD3Transformer2DModel", "sample_size": 16, "patch_size": 2, "in_channels": 4,
+         "num_layers": 3, "attention_head_dim": 8, "num_attention_heads": 2, "joint_attention_dim": 12,
+         "caption_projection_dim": 16, "pooled_projection_dim": 6, "out_channels": 4, "pos_embed_max_size": 8,
+         "dual_attention_layers": %s, "qk_norm": %s}
+        """.formatted(sd35 ? "[0, 1]" : "[]", sd35 ? "\"rms_norm\"" : "null");
+  }
+
   public static String flux(boolean guidance) {
     return """
         {"_class_name": "FluxTransformer2DModel", "patch_size": 1, "in_channels": 8, "num_layers": 2,
