@@ -21,5 +21,11 @@ final class BuiltinAdapters {
         m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, true));
     registry.register(io.cachedit.models.sd3.SD3Transformer2DModel.class,
         m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, false));
+    registry.register(io.cachedit.models.zimage.ZImageTransformer2DModel.class,
+        m -> single(m, "layers", ForwardPattern.PATTERN_3, false));
+    registry.register(io.cachedit.models.dit.DiTTransformer2DModel.class,
+        m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_3, false));
+    registry.register(io.cachedit.models.pixart.PixArtTransformer2DModel.class,
+        m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_3, false));
   }
 }

@@ -7,11 +7,14 @@ import io.cachedit.io.WeightLoadException;
 import io.cachedit.io.WeightScope;
 import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.dit.DiTTransformer2DModel;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import io.cachedit.models.flux.FluxTransformer2DModelConfig;
+import io.cachedit.models.pixart.PixArtTransformer2DModel;
 import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
 import io.cachedit.models.sd3.SD3Transformer2DModel;
 import io.cachedit.models.wan.WanTransformer3DModel;
+import io.cachedit.models.zimage.ZImageTransformer2DModel;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -27,7 +30,11 @@ public final class ModelLoader {
       "WanTransformer3DModel", (c, w) -> new WanTransformer3DModel(WanTransformer3DModel.Config.fromJson(c), w),
       "QwenImageTransformer2DModel", (c, w) -> new QwenImageTransformer2DModel(
           QwenImageTransformer2DModel.Config.fromJson(c), w),
-      "SD3Transformer2DModel", (c, w) -> new SD3Transformer2DModel(SD3Transformer2DModel.Config.fromJson(c), w));
+      "SD3Transformer2DModel", (c, w) -> new SD3Transformer2DModel(SD3Transformer2DModel.Config.fromJson(c), w),
+      "ZImageTransformer2DModel", (c, w) -> new ZImageTransformer2DModel(ZImageTransformer2DModel.Config.fromJson(c), w),
+      "DiTTransformer2DModel", (c, w) -> new DiTTransformer2DModel(DiTTransformer2DModel.Config.fromJson(c), w),
+      "PixArtTransformer2DModel", (c, w) -> new PixArtTransformer2DModel(
+          PixArtTransformer2DModel.Config.fromJson(c), w));
 
   /** Class names this version can load. */
   public static List<String> supported() {

@@ -57,13 +57,13 @@ class ModelContractTest {
   static List<Tensor> loop(DiffusersModel model, ModelSpec spec, int steps) {
     List<Tensor> outs = new ArrayList<>();
     Map<String, Tensor> in = new LinkedHashMap<>(spec.inputs().apply(11));
-    Tensor x = in.get("hidden_states");
+    Tensor x = in.get(spec.hiddenKey());
     for (int t = 0; t < steps; t++) {
       double sigma = 1.0 - (double) t / steps;
       Tensor ts = in.get(spec.timestepKey());
       in.put(spec.timestepKey(), torch.full(ts.sizes().vec().get(), new Scalar(sigma * spec.timestepScale()))
           .to(ts.scalar_type()));
-      in.put("hidden_states", x);
+      in.put(spec.hiddenKey(), x);
       Tensor v = model.forward(new ForwardInputs(in, spec.values()), new StepContext(1, t, steps, StepContext.Branch.SINGLE));
       outs.add(v);
       if (Tensors_sameShape(v, x)) {
@@ -84,7 +84,7 @@ class ModelContractTest {
       Map<String, Tensor> in = spec.inputs().apply(5);
       Tensor out = model.forward(new ForwardInputs(in, spec.values()), null);
       assertTrue(out.isfinite().all().item_bool(), "finite output");
-      assertEquals(in.get("hidden_states").size(0), out.size(0));
+      assertEquals(in.get(spec.hiddenKey()).size(0), out.size(0));
       ModelLoader.save(model, dir);
       try (DiffusersModel loaded = ModelLoader.load(dir, ScalarType.Float)) {
         assertEquals(model.parameters().keySet(), loaded.parameters().keySet());

@@ -24,7 +24,15 @@ public final class ModelSpecs {
         new ModelSpec("SD3", TinyConfigs.sd3(false), ModelSpecs::sd3Inputs, "timestep", 1000.0,
             List.of("transformer_blocks")),
         new ModelSpec("SD3.5", TinyConfigs.sd3(true), ModelSpecs::sd3Inputs, "timestep", 1000.0,
-            List.of("transformer_blocks")));
+            List.of("transformer_blocks")),
+        new ModelSpec("Z-Image", TinyConfigs.zImage(), ModelSpecs::zImageInputs, "t", 1.0, List.of("layers"),
+            Map.of(), "x"),
+        new ModelSpec("DiT", TinyConfigs.dit(), ModelSpecs::ditInputs, "timestep", 1000.0,
+            List.of("transformer_blocks")),
+        new ModelSpec("PixArt-alpha", TinyConfigs.pixart(false), ModelSpecs::pixartInputs, "timestep", 1000.0,
+            List.of("transformer_blocks")),
+        new ModelSpec("PixArt-1024", TinyConfigs.pixart(true), ModelSpecs::pixartConditionedInputs, "timestep",
+            1000.0, List.of("transformer_blocks")));
   }
 
   static Map<String, Tensor> qwenInputs(long seed) {
@@ -62,6 +70,45 @@ public final class ModelSpecs {
     Map<String, Tensor> m = wanInputs(seed);
     m.put("encoder_hidden_states", torch.randn(1, 512, 10));
     m.put("encoder_hidden_states_image", torch.randn(1, 4, 8));
+    return m;
+  }
+
+  /** Two prompts of 5 and 37 tokens: caption padding to 32 differs per sample. */
+  static Map<String, Tensor> zImageInputs(long seed) {
+    torch.manual_seed(seed);
+    Map<String, Tensor> m = new LinkedHashMap<>();
+    m.put("x", torch.randn(2, 4, 1, 8, 12));
+    m.put("t", torch.full(new long[] {2}, new Scalar(0.5)));
+    m.put("cap_feats.0", torch.randn(5, 10));
+    m.put("cap_feats.1", torch.randn(37, 10));
+    return m;
+  }
+
+  static Map<String, Tensor> ditInputs(long seed) {
+    torch.manual_seed(seed);
+    Map<String, Tensor> m = new LinkedHashMap<>();
+    m.put("hidden_states", torch.randn(2, 4, 8, 8));
+    m.put("timestep", torch.full(new long[] {2}, new Scalar(500.0)));
+    m.put("class_labels", torch.tensor(new long[] {3, 10}));  // 10 = the unconditional class
+    return m;
+  }
+
+  static Map<String, Tensor> pixartInputs(long seed) {
+    torch.manual_seed(seed);
+    Map<String, Tensor> m = new LinkedHashMap<>();
+    m.put("hidden_states", torch.randn(2, 4, 8, 8));
+    m.put("encoder_hidden_states", torch.randn(2, 6, 10));
+    m.put("timestep", torch.full(new long[] {2}, new Scalar(500.0)));
+    Tensor mask = torch.ones(2, 6);
+    mask.select(0, 1).narrow(0, 4, 2).zero_();
+    m.put("encoder_attention_mask", mask);
+    return m;
+  }
+
+  static Map<String, Tensor> pixartConditionedInputs(long seed) {
+    Map<String, Tensor> m = pixartInputs(seed);
+    m.put("added_cond_kwargs.resolution", torch.tensor(new float[] {64f, 64f, 64f, 64f}).view(2, 2));
+    m.put("added_cond_kwargs.aspect_ratio", torch.tensor(new float[] {1f, 1f}).view(2, 1));
     return m;
   }
 }

@@ -37,4 +37,28 @@ public final class TinyConfigs {
          "pooled_projection_dim": 6, "guidance_embeds": %s, "axes_dims_rope": [2, 2, 4]}
         """.formatted(guidance);
   }
+
+  public static String zImage() {
+    return """
+        {"_class_name": "ZImageTransformer2DModel", "all_patch_size": [2], "all_f_patch_size": [1], "in_channels": 4,
+         "dim": 24, "n_layers": 3, "n_refiner_layers": 2, "n_heads": 2, "n_kv_heads": 2, "norm_eps": 1e-5,
+         "qk_norm": true, "cap_feat_dim": 10, "rope_theta": 256.0, "t_scale": 1000.0, "axes_dims": [4, 4, 4],
+         "axes_lens": [128, 32, 32]}
+        """;
+  }
+
+  public static String dit() {
+    return """
+        {"_class_name": "DiTTransformer2DModel", "num_attention_heads": 2, "attention_head_dim": 8, "in_channels": 4,
+         "out_channels": 8, "num_layers": 3, "sample_size": 8, "patch_size": 2, "num_embeds_ada_norm": 10}
+        """;
+  }
+
+  public static String pixart(boolean additionalConditions) {
+    return """
+        {"_class_name": "PixArtTransformer2DModel", "num_attention_heads": 2, "attention_head_dim": 12,
+         "in_channels": 4, "out_channels": 8, "num_layers": 3, "cross_attention_dim": 24, "sample_size": 8,
+         "patch_size": 2, "caption_channels": 10, "use_additional_conditions": %s}
+        """.formatted(additionalConditions);
+  }
 }

@@ -48,6 +48,36 @@ public final class ForwardInputs {
     return values.getOrDefault(name, defaultValue);
   }
 
+  /**
+   * A list argument (diffusers' {@code List[torch.Tensor]}): either one stacked tensor under
+   * {@code name} (unbound along dimension 0) or items {@code name.0}, {@code name.1}, ... (which may
+   * differ in shape).
+   */
+  public java.util.List<Tensor> tensorList(String name) {
+    used.add(name);
+    java.util.List<Tensor> items = new java.util.ArrayList<>();
+    Tensor stacked = tensors.get(name);
+    for (int i = 0; tensors.containsKey(name + "." + i); i++) {
+      used.add(name + "." + i);
+      items.add(tensors.get(name + "." + i));
+    }
+    if (stacked != null && !items.isEmpty()) {
+      throw new IllegalArgumentException("give either \"" + name + "\" or \"" + name + ".0\", \"" + name
+          + ".1\", ..., not both");
+    }
+    if (stacked != null) {
+      org.bytedeco.pytorch.TensorVector v = stacked.unbind(0);
+      for (long i = 0; i < v.size(); i++) {
+        items.add(v.get(i));
+      }
+    }
+    if (items.isEmpty()) {
+      throw new IllegalArgumentException("missing input \"" + name + "\" (a stacked tensor, or items \"" + name
+          + ".0\", \"" + name + ".1\", ...; have " + tensors.keySet() + ")");
+    }
+    return items;
+  }
+
   public Map<String, Tensor> tensors() {
     return Collections.unmodifiableMap(tensors);
   }

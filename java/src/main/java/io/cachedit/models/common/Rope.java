@@ -47,6 +47,38 @@ public final class Rope {
    * cast back to x's dtype.
    */
   public static Tensor apply(Tensor x, CosSin freqs) {
+    return rotate(x, new CosSin(freqs.cos().unsqueeze(0).unsqueeze(0), freqs.sin().unsqueeze(0).unsqueeze(0)));
+  }
+
+  /**
+   * Z-Image's {@code RopeEmbedder}: per axis, angles {@code pos * theta^(-2i/d)} computed in fp64 and
+   * rounded to fp32 <i>before</i> cos/sin (which are then fp32, as {@code torch.polar} of fp32 angles);
+   * axes concatenated and repeated pairwise to [S, D]. {@code ids} is [S, axes] (integer positions).
+   */
+  public static CosSin multiAxisFp32Angles(Tensor ids, int[] axesDims, double theta) {
+    TensorVector cos = new TensorVector();
+    TensorVector sin = new TensorVector();
+    Tensor pos = ids.to(ScalarType.Double);
+    for (int a = 0; a < axesDims.length; a++) {
+      int dim = axesDims[a];
+      Tensor i = torch.arange(new Scalar(0), new Scalar(dim), new Scalar(2),
+          new org.bytedeco.pytorch.TensorOptions(ScalarType.Double));
+      Tensor freqs = torch.pow(new Scalar(theta), i.div(new Scalar((double) dim))).reciprocal();
+      Tensor angles = torch.outer(pos.select(1, a), freqs).to(ScalarType.Float);
+      cos.push_back(angles.cos());
+      sin.push_back(angles.sin());
+    }
+    org.bytedeco.pytorch.LongOptional lastDim = new org.bytedeco.pytorch.LongOptional(-1L);
+    return new CosSin(torch.cat(cos, -1).repeat_interleave(2L, lastDim, new org.bytedeco.pytorch.LongOptional()),
+        torch.cat(sin, -1).repeat_interleave(2L, lastDim, new org.bytedeco.pytorch.LongOptional()));
+  }
+
+  /** {@link #apply} with per-sample tables: x [B, H, S, D], cos and sin [B, S, D]. */
+  public static Tensor applyBatched(Tensor x, CosSin freqs) {
+    return rotate(x, new CosSin(freqs.cos().unsqueeze(1), freqs.sin().unsqueeze(1)));
+  }
+
+  private static Tensor rotate(Tensor x, CosSin broadcastable) {
     ScalarType type = x.scalar_type().intern();
     long[] shape = x.sizes().vec().get();
     long[] pairShape = java.util.Arrays.copyOf(shape, shape.length + 1);
@@ -56,8 +88,7 @@ public final class Rope {
     Tensor real = pairs.select(-1, 0);
     Tensor imag = pairs.select(-1, 1);
     Tensor rotated = torch.stack(new TensorVector(imag.neg(), real), -1).flatten(-2, -1);
-    Tensor cos = freqs.cos().unsqueeze(0).unsqueeze(0);
-    Tensor sin = freqs.sin().unsqueeze(0).unsqueeze(0);
-    return x.to(ScalarType.Float).mul(cos).add(rotated.to(ScalarType.Float).mul(sin)).to(type);
+    return x.to(ScalarType.Float).mul(broadcastable.cos()).add(rotated.to(ScalarType.Float).mul(broadcastable.sin()))
+        .to(type);
   }
 }
