@@ -37,8 +37,13 @@ final class ForwardCommand implements Callable<Integer> {
   @Option(names = "--dtype", defaultValue = "fp32", description = "fp32, bf16 or fp16 (default ${DEFAULT-VALUE})")
   String dtype;
 
+  @Option(names = "--attention", defaultValue = "auto",
+      description = "SDPA backend: auto, math, flash, efficient, cudnn (default ${DEFAULT-VALUE})")
+  String attention;
+
   @Override
   public Integer call() throws Exception {
+    io.cachedit.models.common.Attention.Backend backend = parseBackend(attention);
     Map<String, Object> values = new LinkedHashMap<>();
     if (args != null) {
       Object parsed = new ObjectMapper().readValue(Files.readString(args), Object.class);
@@ -52,6 +57,7 @@ final class ForwardCommand implements Callable<Integer> {
          SafetensorsFile in = SafetensorsFile.open(inputs);
          PointerScope scope = new PointerScope();
          NoGradGuard noGrad = new NoGradGuard()) {
+      m.setAttentionBackend(backend);
       Map<String, Tensor> tensors = new LinkedHashMap<>();
       for (String k : in.keys()) {
         tensors.put(k, in.tensor(k));
@@ -65,5 +71,13 @@ final class ForwardCommand implements Callable<Integer> {
           (done - loaded) / 1e9, out);
     }
     return 0;
+  }
+
+  static io.cachedit.models.common.Attention.Backend parseBackend(String name) {
+    try {
+      return io.cachedit.models.common.Attention.Backend.valueOf(name.toUpperCase(java.util.Locale.ROOT));
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("--attention " + name + " is not one of auto, math, flash, efficient, cudnn");
+    }
   }
 }

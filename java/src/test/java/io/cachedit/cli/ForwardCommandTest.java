@@ -50,6 +50,13 @@ class ForwardCommandTest {
       try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("out16.safetensors"))) {
         assertEquals(ScalarType.BFloat16, out.tensor("sample").scalar_type().intern());
       }
+      // the math SDPA backend agrees with the default one to fp32 rounding
+      assertEquals(0, Main.run("forward", "--model", modelDir.toString(), "--inputs",
+          dir.resolve("in.safetensors").toString(), "--out", dir.resolve("math.safetensors").toString(),
+          "--attention", "math"));
+      try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("math.safetensors"))) {
+        assertTrue(expected.sub(out.tensor("sample")).abs().max().item_double() < 1e-4);
+      }
     }
   }
 
@@ -62,6 +69,10 @@ class ForwardCommandTest {
       assertEquals(1, Main.run("forward", "--model", dir.resolve("nope").toString(), "--inputs", "x", "--out", "y"));
       assertTrue(buf.toString(StandardCharsets.UTF_8).contains("nope"), buf.toString(StandardCharsets.UTF_8));
       assertEquals(2, Main.run("forward", "--model", "m"));  // missing required options
+      buf.reset();
+      assertEquals(1, Main.run("forward", "--model", dir.toString(), "--inputs", "x", "--out", "y", "--attention",
+          "fastest"));
+      assertTrue(buf.toString(StandardCharsets.UTF_8).contains("--attention fastest"), buf.toString(StandardCharsets.UTF_8));
     } finally {
       System.setErr(err);
     }

@@ -19,6 +19,9 @@ public interface DiffusersModel extends Transformer, AutoCloseable {
 
   ScalarType dtype();
 
+  /** The libtorch scaled-dot-product-attention backend this model's attention uses (default AUTO). */
+  void setAttentionBackend(Attention.Backend backend);
+
   /** One forward from diffusers-named inputs; returns {@code sample}. */
   Tensor forward(ForwardInputs inputs, StepContext step);
 

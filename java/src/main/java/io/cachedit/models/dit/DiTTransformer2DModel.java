@@ -111,6 +111,7 @@ public final class DiTTransformer2DModel implements DiffusersModel {
     return config;
   }
 
+  @Override
   public void setAttentionBackend(Attention.Backend backend) {
     this.backend = backend;
   }

@@ -106,6 +106,7 @@ public final class FluxTransformer2DModel implements DiffusersModel {
   }
 
   /** The SDPA backend of every attention in this model. */
+  @Override
   public void setAttentionBackend(Attention.Backend backend) {
     this.backend = backend;
   }

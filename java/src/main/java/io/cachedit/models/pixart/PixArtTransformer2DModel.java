@@ -149,6 +149,7 @@ public final class PixArtTransformer2DModel implements DiffusersModel {
     return config;
   }
 
+  @Override
   public void setAttentionBackend(Attention.Backend backend) {
     this.backend = backend;
   }

@@ -107,6 +107,7 @@ public final class QwenImageTransformer2DModel implements DiffusersModel {
     return config;
   }
 
+  @Override
   public void setAttentionBackend(Attention.Backend backend) {
     this.backend = backend;
   }

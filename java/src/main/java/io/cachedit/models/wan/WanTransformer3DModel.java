@@ -133,6 +133,7 @@ public final class WanTransformer3DModel implements DiffusersModel {
     return config;
   }
 
+  @Override
   public void setAttentionBackend(Attention.Backend backend) {
     this.backend = backend;
   }

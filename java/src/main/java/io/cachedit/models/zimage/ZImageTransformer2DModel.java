@@ -148,6 +148,7 @@ public final class ZImageTransformer2DModel implements DiffusersModel {
     return config;
   }
 
+  @Override
   public void setAttentionBackend(Attention.Backend backend) {
     this.backend = backend;
   }

@@ -1,0 +1,158 @@
+package io.cachedit.bench;
+
+import io.cachedit.kernels.NativeRuntime;
+import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.pipeline.ModelLoader;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import jdk.jfr.Recording;
+import jdk.jfr.consumer.RecordedEvent;
+import jdk.jfr.consumer.RecordedThread;
+import jdk.jfr.consumer.RecordingFile;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Uncached forward time of a FLUX-shaped transformer (the real {@code FluxTransformer2DModel}:
+ * double-stream then single-stream blocks, 3-axis RoPE, guidance embedding) at reduced depth on CPU,
+ * and how much of it the Java path costs.
+ *
+ * <p>Java overhead is measured with JDK Flight Recorder on the calling thread: {@code
+ * jdk.ExecutionSample} fires only while the thread runs Java code (model code, JavaCPP wrappers,
+ * argument marshalling), {@code jdk.NativeMethodSample} only while it is inside native code
+ * (libtorch's dispatcher and kernels; libtorch's OpenMP workers are native threads and never
+ * sampled). Java share = Java samples / (Java + native samples), both at a 1 ms period. For scale it
+ * also prints the cost of one Java-to-libtorch call on a 1-element tensor (JNI, wrapper objects,
+ * libtorch's dispatcher and a trivial kernel).
+ *
+ * <p>Run: {@code java -cp bench/target/benchmarks.jar io.cachedit.bench.ForwardOverheadBench [forwards]}
+ */
+public final class ForwardOverheadBench {
+  static final int IMAGE_SIDE = 16;
+  static final int TEXT_TOKENS = 64;
+  static final int HEAD_DIM = 128;
+
+  static String config(int heads) {
+    return """
+        {"_class_name": "FluxTransformer2DModel", "patch_size": 1, "in_channels": 64, "num_layers": 1,
+         "num_single_layers": 2, "attention_head_dim": %d, "num_attention_heads": %d, "joint_attention_dim": 4096,
+         "pooled_projection_dim": 768, "guidance_embeds": true, "axes_dims_rope": [16, 56, 56]}
+        """.formatted(HEAD_DIM, heads);
+  }
+
+  static Map<String, Tensor> inputs() {
+    torch.manual_seed(0);
+    int n = IMAGE_SIDE * IMAGE_SIDE;
+    Map<String, Tensor> in = new LinkedHashMap<>();
+    in.put("hidden_states", torch.randn(1, n, 64));
+    in.put("encoder_hidden_states", torch.randn(1, TEXT_TOKENS, 4096));
+    in.put("pooled_projections", torch.randn(1, 768));
+    in.put("timestep", torch.full(new long[] {1}, new Scalar(0.5)));
+    in.put("guidance", torch.full(new long[] {1}, new Scalar(3.5)));
+    Tensor rows = torch.arange(new Scalar(IMAGE_SIDE)).view(IMAGE_SIDE, 1).expand(IMAGE_SIDE, IMAGE_SIDE).reshape(-1);
+    Tensor cols = torch.arange(new Scalar(IMAGE_SIDE)).view(1, IMAGE_SIDE).expand(IMAGE_SIDE, IMAGE_SIDE).reshape(-1);
+    in.put("img_ids", torch.stack(new org.bytedeco.pytorch.TensorVector(torch.zeros(n), rows.to(ScalarType.Float),
+        cols.to(ScalarType.Float)), 1));
+    in.put("txt_ids", torch.zeros(TEXT_TOKENS, 3));
+    return in;
+  }
+
+  record Result(double msPerForward, long javaSamples, long nativeSamples) {
+    double javaShare() {
+      return (double) javaSamples / Math.max(1, javaSamples + nativeSamples);
+    }
+  }
+
+  static Result measure(DiffusersModel model, Map<String, Tensor> in, int forwards) throws IOException {
+    for (int i = 0; i < 2; i++) {
+      try (PointerScope scope = new PointerScope()) {
+        model.forward(ForwardInputs.of(in), null);
+      }
+    }
+    Path file = Files.createTempFile("cachedit-forward", ".jfr");
+    long elapsed;
+    try (Recording recording = new Recording()) {
+      recording.enable("jdk.ExecutionSample").withPeriod(Duration.ofMillis(1));
+      recording.enable("jdk.NativeMethodSample").withPeriod(Duration.ofMillis(1));
+      recording.start();
+      long t0 = System.nanoTime();
+      for (int i = 0; i < forwards; i++) {
+        try (PointerScope scope = new PointerScope()) {
+          model.forward(ForwardInputs.of(in), null);
+        }
+      }
+      elapsed = System.nanoTime() - t0;
+      recording.stop();
+      recording.dump(file);
+    }
+    long javaSamples = 0;
+    long nativeSamples = 0;
+    long me = Thread.currentThread().getId();
+    for (RecordedEvent e : RecordingFile.readAllEvents(file)) {
+      RecordedThread t = e.getThread("sampledThread");
+      if (t == null || t.getJavaThreadId() != me) {
+        continue;
+      }
+      if (e.getEventType().getName().equals("jdk.ExecutionSample")) {
+        javaSamples++;
+      } else {
+        nativeSamples++;
+      }
+    }
+    Files.deleteIfExists(file);
+    return new Result(elapsed / 1e6 / forwards, javaSamples, nativeSamples);
+  }
+
+  /** Nanoseconds of one Java-to-libtorch call on a 1-element tensor (JNI + wrapper + dispatch + kernel). */
+  static double tinyOpNanos() {
+    Tensor a = torch.ones(1);
+    Tensor b = torch.ones(1);
+    for (int round = 0; round < 3; round++) {
+      try (PointerScope scope = new PointerScope()) {
+        for (int i = 0; i < 20_000; i++) {
+          a.add(b);
+        }
+      }
+    }
+    int n = 200_000;
+    long t0 = System.nanoTime();
+    for (int chunk = 0; chunk < n / 10_000; chunk++) {
+      try (PointerScope scope = new PointerScope()) {
+        for (int i = 0; i < 10_000; i++) {
+          a.add(b);
+        }
+      }
+    }
+    return (System.nanoTime() - t0) / (double) n;
+  }
+
+  public static void main(String[] args) throws Exception {
+    NativeRuntime.initialize();
+    int forwards = args.length > 0 ? Integer.parseInt(args[0]) : 5;
+    Map<String, Tensor> in = inputs();
+    double opNanos = tinyOpNanos();
+    System.out.printf(Locale.ROOT, "one Java->libtorch call on a 1-element tensor: %.2f us%n", opNanos / 1e3);
+    System.out.println("| hidden | dtype | ms/forward | Java samples | native samples | Java share |");
+    System.out.println("|---|---|---|---|---|---|");
+    for (int heads : new int[] {4, 8, 12}) {
+      for (ScalarType dtype : new ScalarType[] {ScalarType.Float, ScalarType.BFloat16}) {
+        try (PointerScope outer = new PointerScope();
+            DiffusersModel model = ModelLoader.random(config(heads), 1, dtype)) {
+          Result r = measure(model, in, forwards);
+          System.out.printf(Locale.ROOT, "| %d | %s | %.1f | %d | %d | %.2f%% |%n", heads * HEAD_DIM,
+              dtype == ScalarType.Float ? "fp32" : "bf16", r.msPerForward(), r.javaSamples(), r.nativeSamples(),
+              100 * r.javaShare());
+        }
+      }
+    }
+  }
+}
