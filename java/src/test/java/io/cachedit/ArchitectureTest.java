@@ -33,7 +33,10 @@ class ArchitectureTest {
       Map.entry("io.cachedit.quant", List.of("io.cachedit.models.common", "io.cachedit.kernels")),
       Map.entry("io.cachedit.models.common", List.of("io.cachedit.io", "io.cachedit.kernels")),
       Map.entry("io.cachedit.io", List.of("io.cachedit.kernels")),
-      Map.entry("io.cachedit.metrics", List.of("io.cachedit.kernels")),
+      Map.entry("io.cachedit.metrics", List.of("io.cachedit.image", "io.cachedit.kernels")),
+      Map.entry("io.cachedit.image", List.of()),
+      Map.entry("io.cachedit.fashion", List.of("io.cachedit", "io.cachedit.cache", "io.cachedit.models.*",
+          "io.cachedit.pipeline", "io.cachedit.io", "io.cachedit.kernels", "io.cachedit.image", "io.cachedit.metrics")),
       Map.entry("io.cachedit.kernels", List.of()));
 
   private static final Pattern PACKAGE = Pattern.compile("^package ([\\w.]+);", Pattern.MULTILINE);

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code cachedit} command line. */
 @Command(name = "cachedit", mixinStandardHelpOptions = true, version = "cachedit 0.1.0",
     description = "Hybrid block caching for Diffusion Transformers on the JVM.",
-    subcommands = {ForwardCommand.class})
+    subcommands = {ForwardCommand.class, TrainCommand.class, TrainClassifierCommand.class,
+        MetricsCommand.class, GenerateCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
   @Override
   public void run() {

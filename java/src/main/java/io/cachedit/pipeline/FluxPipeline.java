@@ -31,11 +31,39 @@ public final class FluxPipeline implements DiffusionPipeline {
 
   private final FluxTransformer2DModel transformer;
   private final FlowMatchEulerScheduler scheduler;
+  private final int vaeScaleFactor;
+  private final int packFactor;
   private final AtomicLong generations = new AtomicLong();
 
+  /** FLUX.1: latents 8x below pixels (its VAE), packed 2x2 into tokens. */
   public FluxPipeline(FluxTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
+    this(transformer, scheduler, 8, 2);
+  }
+
+  /**
+   * A FLUX-architecture model on another latent geometry, e.g. the bundled pixel-space model
+   * ({@code vaeScaleFactor} 1, 4x4 packing).
+   */
+  public FluxPipeline(FluxTransformer2DModel transformer, FlowMatchEulerScheduler scheduler, int vaeScaleFactor,
+      int packFactor) {
+    if (vaeScaleFactor < 1 || packFactor < 1 || transformer.config().inChannels() % (packFactor * packFactor) != 0) {
+      throw new IllegalArgumentException("vae scale " + vaeScaleFactor + " / pack factor " + packFactor
+          + " do not fit in_channels " + transformer.config().inChannels());
+    }
     this.transformer = transformer;
     this.scheduler = scheduler;
+    this.vaeScaleFactor = vaeScaleFactor;
+    this.packFactor = packFactor;
+  }
+
+  /** Pixels per token side: VAE downsampling times packing. */
+  public int pixelsPerToken() {
+    return vaeScaleFactor * packFactor;
+  }
+
+  /** Latent channels (before packing). */
+  public int latentChannels() {
+    return transformer.config().inChannels() / (packFactor * packFactor);
   }
 
   public FluxTransformer2DModel transformer() {
@@ -54,8 +82,8 @@ public final class FluxPipeline implements DiffusionPipeline {
    * @param pooledPromptEmbeds [1 or B, pooled_projection_dim]
    * @param negativePromptEmbeds for true CFG (null: none)
    * @param negativePooledPromptEmbeds for true CFG (null: none)
-   * @param height image height in pixels (multiple of 16)
-   * @param width image width in pixels (multiple of 16)
+   * @param height image height in pixels (multiple of {@link #pixelsPerToken()}, 16 for FLUX.1)
+   * @param width image width in pixels (same)
    * @param steps inference steps
    * @param guidanceScale the guidance embedding value (guidance-distilled models)
    * @param trueCfgScale classifier-free guidance scale (> 1 with negative embeddings enables CFG)
@@ -67,9 +95,8 @@ public final class FluxPipeline implements DiffusionPipeline {
       Tensor negativePooledPromptEmbeds, int height, int width, int steps, double guidanceScale, double trueCfgScale,
       boolean batchedCfg, int numImages, long seed) {
     public Request {
-      if (height % PIXELS_PER_TOKEN != 0 || width % PIXELS_PER_TOKEN != 0 || height <= 0 || width <= 0) {
-        throw new IllegalArgumentException("height and width must be positive multiples of 16, got " + height + "x"
-            + width);
+      if (height <= 0 || width <= 0) {
+        throw new IllegalArgumentException("height and width must be positive, got " + height + "x" + width);
       }
       if (steps < 1 || numImages < 1) {
         throw new IllegalArgumentException("steps and numImages must be >= 1");
@@ -79,10 +106,15 @@ public final class FluxPipeline implements DiffusionPipeline {
 
   /** Runs the request; {@code onStep} (may be null) is called after each step with its index. */
   public Tensor generate(Request r, IntConsumer onStep) {
+    if (r.height() % pixelsPerToken() != 0 || r.width() % pixelsPerToken() != 0) {
+      throw new IllegalArgumentException("height and width must be multiples of " + pixelsPerToken() + ", got "
+          + r.height() + "x" + r.width());
+    }
     long generation = generations.incrementAndGet();
-    int latentChannels = transformer.config().inChannels() / 4;
-    int h = 2 * (r.height() / PIXELS_PER_TOKEN);
-    int w = 2 * (r.width() / PIXELS_PER_TOKEN);
+    int latentChannels = latentChannels();
+    int p = packFactor;
+    int h = r.height() / vaeScaleFactor;
+    int w = r.width() / vaeScaleFactor;
     int batch = r.numImages() * (int) r.promptEmbeds().size(0);
     ScalarType dtype = transformer.dtype();
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
@@ -99,8 +131,8 @@ public final class FluxPipeline implements DiffusionPipeline {
     try (PointerScope scope = new PointerScope()) {
       Tensor noise = torch.randn(new long[] {batch, latentChannels, h, w}, new GeneratorOptional(generator),
           new TensorOptions(ScalarType.Float)).to(dtype);
-      latents = Tensors.keep(pack(noise));
-      imgIds = Tensors.keep(imageIds(h / 2, w / 2));
+      latents = Tensors.keep(pack(noise, p));
+      imgIds = Tensors.keep(imageIds(h / p, w / p));
       txtIds = Tensors.keep(torch.zeros(r.promptEmbeds().size(1), 3));
       prompt = Tensors.keep(repeat(r.promptEmbeds(), r.numImages()).to(dtype));
       pooled = Tensors.keep(repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype));
@@ -110,7 +142,7 @@ public final class FluxPipeline implements DiffusionPipeline {
       }
       guidance = Tensors.keep(torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float));
       sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
-          scheduler.mu((h / 2) * (w / 2)));
+          scheduler.mu((h / p) * (w / p)));
     }
     try {
       for (int i = 0; i < r.steps(); i++) {
@@ -142,7 +174,7 @@ public final class FluxPipeline implements DiffusionPipeline {
           onStep.accept(i);
         }
       }
-      return unpack(latents, h, w);
+      return unpack(latents, h, w, p);
     } finally {
       for (Tensor k : new Tensor[] {latents, imgIds, txtIds, prompt, pooled, negPrompt, negPooled, guidance}) {
         Tensors.release(k);
@@ -162,18 +194,28 @@ public final class FluxPipeline implements DiffusionPipeline {
 
   /** diffusers' {@code _pack_latents}: [B, C, h, w] -> [B, (h/2)(w/2), 4C]. */
   public static Tensor pack(Tensor latents) {
+    return pack(latents, 2);
+  }
+
+  /** {@code _pack_latents} with p x p patches: [B, C, h, w] -> [B, (h/p)(w/p), p*p*C], channel-major. */
+  public static Tensor pack(Tensor latents, int p) {
     long b = latents.size(0);
     long c = latents.size(1);
     long h = latents.size(2);
     long w = latents.size(3);
-    return latents.view(b, c, h / 2, 2, w / 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, (h / 2) * (w / 2), c * 4);
+    return latents.view(b, c, h / p, p, w / p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, (h / p) * (w / p), c * p * p);
   }
 
   /** diffusers' {@code _unpack_latents}: [B, (h/2)(w/2), 4C] -> [B, C, h, w]. */
   public static Tensor unpack(Tensor packed, int h, int w) {
+    return unpack(packed, h, w, 2);
+  }
+
+  /** Inverse of {@link #pack(Tensor, int)}. */
+  public static Tensor unpack(Tensor packed, int h, int w, int p) {
     long b = packed.size(0);
-    long c = packed.size(2) / 4;
-    return packed.view(b, h / 2, w / 2, c, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w);
+    long c = packed.size(2) / ((long) p * p);
+    return packed.view(b, h / p, w / p, c, p, p).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w);
   }
 
   /** diffusers' {@code _prepare_latent_image_ids}: [rows*cols, 3] with (0, row, col). */

@@ -1,0 +1,238 @@
+package io.cachedit.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.cachedit.cache.CacheOptions;
+import io.cachedit.cache.CachePresets;
+import io.cachedit.cache.CacheStats;
+import io.cachedit.fashion.BundledModel;
+import io.cachedit.fashion.FashionClassifier;
+import io.cachedit.fashion.Generation;
+import io.cachedit.image.Images;
+import io.cachedit.image.Images.Image8;
+import io.cachedit.fashion.ClassifierMetrics;
+import io.cachedit.metrics.ImageMetrics;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.function.IntConsumer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code cachedit generate}: images from the bundled model (or another), cached, optionally compared. */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+    description = {"Generates a grid of images for a prompt with the bundled Fashion-MNIST FLUX model.",
+        "With --compare, also runs uncached with the same seed and reports wall times, speedup, cached steps, and PSNR"
+            + " / SSIM of the cached images against the uncached ones."})
+final class GenerateCommand implements Callable<Integer> {
+  @Option(names = "--prompt", required = true, description = "a class name: t-shirt, trouser, pullover, dress, coat,"
+      + " sandal, shirt, sneaker, bag, ankle boot")
+  String prompt;
+
+  @Option(names = "--n", description = "images (default ${DEFAULT-VALUE})")
+  int n = 16;
+
+  @Option(names = "--seed", description = "noise seed (default ${DEFAULT-VALUE})")
+  long seed = 0;
+
+  @Option(names = "--steps", description = "denoising steps (default ${DEFAULT-VALUE})")
+  int steps = 28;
+
+  @Option(names = "--guidance", description = "classifier-free guidance scale, 1 = off (default ${DEFAULT-VALUE})")
+  double guidance = 4.0;
+
+  static final class CacheChoice {
+    @Option(names = "--cache", description = "cache preset: none, dbcache, dbcache-fast, taylorseer, scm-slow,"
+        + " scm-medium, scm-fast, scm-ultra, dbprune (default none)")
+    String preset;
+
+    @Option(names = "--cache-config", description = "cache settings file (YAML or JSON, see docs/caching.md)")
+    Path file;
+  }
+
+  @ArgGroup(exclusive = true)
+  CacheChoice cache;
+
+  @Option(names = "--compare", description = "also run uncached and report speedup and PSNR/SSIM")
+  boolean compare;
+
+  @Option(names = "--model", description = "model folder (default: the bundled models/fashion-flux)")
+  Path model;
+
+  @Option(names = "--out", required = true, description = "output PNG (a grid of the images)")
+  Path out;
+
+  @Option(names = "--save-images", description = "also write every image as <prompt>_<index>.png to this folder")
+  Path saveImages;
+
+  @Option(names = "--json", description = "print statistics as one JSON object instead of text")
+  boolean json;
+
+  static Path home() {
+    return Path.of(System.getProperty("cachedit.home", "."));
+  }
+
+  CacheOptions options() {
+    if (cache == null) {
+      return null;
+    }
+    return cache.file != null ? CacheOptions.load(cache.file) : CachePresets.get(cache.preset);
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    if (n < 1 || n > 1024 || steps < 1 || steps > 1000 || guidance < 0) {
+      throw new IllegalArgumentException("--n must be 1..1024, --steps 1..1000, --guidance >= 0");
+    }
+    CacheOptions options = options();
+    if (compare && options == null) {
+      throw new IllegalArgumentException("--compare needs --cache or --cache-config (there is nothing to compare)");
+    }
+    Path dir = model != null ? model : home().resolve(BundledModel.DEFAULT_DIR);
+    PrintStream err = System.err;
+    try (PointerScope scope = new PointerScope(); BundledModel m = BundledModel.load(dir)) {
+      m.textEncoder().index(prompt);  // validate before any work
+      Generation.run(m, prompt, 1, seed, 2, guidance, null, null).close();  // warm-up: JIT, libtorch pools
+      Generation.Result base = null;
+      if (compare) {
+        base = Generation.run(m, prompt, n, seed, steps, guidance, null, progress("uncached", steps, err));
+      }
+      Generation.Result run = Generation.run(m, prompt, n, seed, steps, guidance, options,
+          progress(options == null ? "uncached" : "cached", steps, err));
+      List<Image8> images = images(run.images());
+      Images.writePng(Images.upscale(Images.grid(images, columns(n), 1), 4), out);
+      if (saveImages != null) {
+        Files.createDirectories(saveImages);
+        String stem = prompt.trim().toLowerCase(Locale.ROOT).replace(' ', '_');
+        for (int i = 0; i < images.size(); i++) {
+          Images.writePng(images.get(i), saveImages.resolve(String.format(Locale.ROOT, "%s_%03d.png", stem, i)));
+        }
+      }
+      ObjectNode stats = new ObjectMapper().createObjectNode();
+      stats.put("prompt", prompt);
+      stats.put("n", n);
+      stats.put("seed", seed);
+      stats.put("steps", steps);
+      stats.put("guidance", guidance);
+      stats.put("out", out.toString());
+      stats.put("seconds", run.seconds());
+      stats.put("cached_steps", run.cachedSteps());
+      stats.put("ideal_speedup", run.idealSpeedup());
+      Path comparePng = null;
+      if (base != null) {
+        List<Image8> ref = images(base.images());
+        double psnr = 0;
+        double ssim = 0;
+        int finite = 0;
+        for (int i = 0; i < n; i++) {
+          double p = ImageMetrics.psnr(ref.get(i), images.get(i));
+          if (Double.isFinite(p)) {
+            psnr += p;
+            finite++;
+          }
+          ssim += ImageMetrics.ssim(ref.get(i), images.get(i));
+        }
+        stats.put("uncached_seconds", base.seconds());
+        stats.put("speedup", base.seconds() / run.seconds());
+        stats.put("psnr", finite == 0 ? Double.POSITIVE_INFINITY : psnr / finite);
+        stats.put("ssim", ssim / n);
+        comparePng = comparePath(out);
+        Images.writePng(Images.upscale(Images.grid(List.of(Images.grid(ref, columns(n), 1),
+            Images.grid(images, columns(n), 1)), 2, 4), 4), comparePng);
+        stats.put("compare_out", comparePng.toString());
+        base.close();
+      }
+      Path classifierDir = home().resolve(FashionClassifier.DEFAULT_DIR);
+      if (model == null && Files.isDirectory(classifierDir)) {
+        try (FashionClassifier c = FashionClassifier.load(classifierDir)) {
+          Tensor labels = torch.full(new long[] {n}, new Scalar((long) m.textEncoder().index(prompt)));
+          stats.put("class_accuracy", ClassifierMetrics.accuracy(c, run.images(), labels));
+        }
+      }
+      ArrayNode summary = stats.putArray("summary");
+      for (CacheStats s : run.stats()) {
+        ObjectNode o = summary.addObject();
+        o.put("name", s.name());
+        o.put("cache", s.cacheTag() + "_" + s.calibratorTag());
+        o.put("cached_steps", s.totalCachedSteps());
+        o.put("blocks_computed", s.blocksComputed());
+        o.put("blocks_total", s.blocksTotal());
+        o.set("cache_options", new ObjectMapper().valueToTree(s.cacheOptions()));
+      }
+      if (json) {
+        System.out.println(new ObjectMapper().writeValueAsString(stats));
+      } else {
+        System.out.printf(Locale.ROOT, "%d x \"%s\", %d steps, seed %d -> %s%n", n, prompt, steps, seed, out);
+        if (options != null) {
+          System.out.printf(Locale.ROOT, "cache: %s, cached steps %d/%d, blocks run %d/%d (ideal speedup %.2fx)%n",
+              summary.isEmpty() ? "?" : summary.get(0).get("cache").asText(), run.cachedSteps(), steps,
+              run.stats().stream().mapToLong(CacheStats::blocksComputed).sum(),
+              run.stats().stream().mapToLong(CacheStats::blocksTotal).sum(), run.idealSpeedup());
+        }
+        if (comparePng != null) {
+          System.out.printf(Locale.ROOT, "uncached %.2f s, cached %.2f s: speedup %.2fx%n",
+              stats.get("uncached_seconds").asDouble(), run.seconds(), stats.get("speedup").asDouble());
+          System.out.printf(Locale.ROOT, "cached vs uncached: PSNR %.2f dB, SSIM %.4f (side by side: %s)%n",
+              stats.get("psnr").asDouble(), stats.get("ssim").asDouble(), comparePng);
+        } else {
+          System.out.printf(Locale.ROOT, "wall time %.2f s%n", run.seconds());
+        }
+        if (stats.has("class_accuracy")) {
+          System.out.printf(Locale.ROOT, "classifier agrees with the prompt on %.0f%% of the images%n",
+              100 * stats.get("class_accuracy").asDouble());
+        }
+      }
+      run.close();
+    }
+    return 0;
+  }
+
+  static Path comparePath(Path out) {
+    String name = out.getFileName().toString();
+    int dot = name.lastIndexOf('.');
+    String stem = dot > 0 ? name.substring(0, dot) : name;
+    return out.resolveSibling(stem + "-compare.png");
+  }
+
+  static int columns(int n) {
+    return (int) Math.ceil(Math.sqrt(n));
+  }
+
+  static List<Image8> images(Tensor batch) {
+    List<Image8> out = new ArrayList<>();
+    for (long i = 0; i < batch.size(0); i++) {
+      out.add(Images.fromTensor(batch.select(0, i)));
+    }
+    return out;
+  }
+
+  /** A one-line progress bar on the terminal (nothing when stderr is not a terminal). */
+  static IntConsumer progress(String label, int total, PrintStream err) {
+    if (System.console() == null) {
+      return null;
+    }
+    long start = System.nanoTime();
+    return step -> {
+      int done = step + 1;
+      int width = 30;
+      int filled = (int) Math.round((double) width * done / total);
+      double s = (System.nanoTime() - start) / 1e9;
+      err.printf(Locale.ROOT, "\r%-9s [%s%s] %d/%d  %.1f s", label, "#".repeat(filled), ".".repeat(width - filled), done,
+          total, s);
+      if (done == total) {
+        err.println();
+      }
+      err.flush();
+    };
+  }
+}
