@@ -120,8 +120,10 @@ public final class FluxPipeline implements DiffusionPipeline {
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
     Generator generator = torch.createCPUGenerator(r.seed());
     Tensor latents;
-    Tensor imgIds;
-    Tensor txtIds;
+    Tensor ropeCos;
+    Tensor ropeSin;
+    Tensor bothPrompt = null;
+    Tensor bothPooled = null;
     Tensor prompt;
     Tensor pooled;
     Tensor negPrompt = null;
@@ -132,13 +134,20 @@ public final class FluxPipeline implements DiffusionPipeline {
       Tensor noise = torch.randn(new long[] {batch, latentChannels, h, w}, new GeneratorOptional(generator),
           new TensorOptions(ScalarType.Float)).to(dtype);
       latents = Tensors.keep(pack(noise, p));
-      imgIds = Tensors.keep(imageIds(h / p, w / p));
-      txtIds = Tensors.keep(torch.zeros(r.promptEmbeds().size(1), 3));
+      // Same token layout every step: RoPE tables once per generation.
+      io.cachedit.models.common.Rope.CosSin rope = transformer.rotaryEmbedding(imageIds(h / p, w / p),
+          torch.zeros(r.promptEmbeds().size(1), 3));
+      ropeCos = Tensors.keep(rope.cos());
+      ropeSin = Tensors.keep(rope.sin());
       prompt = Tensors.keep(repeat(r.promptEmbeds(), r.numImages()).to(dtype));
       pooled = Tensors.keep(repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype));
       if (cfg) {
         negPrompt = Tensors.keep(repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype));
         negPooled = Tensors.keep(repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype));
+        if (r.batchedCfg()) {
+          bothPrompt = Tensors.keep(torch.cat(new TensorVector(prompt, negPrompt), 0));
+          bothPooled = Tensors.keep(torch.cat(new TensorVector(pooled, negPooled), 0));
+        }
       }
       guidance = Tensors.keep(torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float));
       sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
@@ -147,22 +156,22 @@ public final class FluxPipeline implements DiffusionPipeline {
     try {
       for (int i = 0; i < r.steps(); i++) {
         try (PointerScope scope = new PointerScope()) {
+          io.cachedit.models.common.Rope.CosSin rope = new io.cachedit.models.common.Rope.CosSin(ropeCos, ropeSin);
           Tensor t = torch.full(new long[] {batch}, new Scalar(sigmas[i])).to(dtype);
           Tensor g = transformer.config().guidanceEmbeds() ? guidance : null;
           Tensor v;
           if (!cfg) {
-            v = transformer.forward(latents, prompt, pooled, t, imgIds, txtIds, g,
+            v = transformer.forward(latents, prompt, pooled, t, rope, g,
                 new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
           } else if (r.batchedCfg()) {
-            Tensor both = transformer.forward(torch.cat(new TensorVector(latents, latents), 0),
-                torch.cat(new TensorVector(prompt, negPrompt), 0), torch.cat(new TensorVector(pooled, negPooled), 0),
-                torch.cat(new TensorVector(t, t), 0), imgIds, txtIds, g == null ? null : torch.cat(new TensorVector(g, g), 0),
+            Tensor both = transformer.forward(torch.cat(new TensorVector(latents, latents), 0), bothPrompt, bothPooled,
+                torch.cat(new TensorVector(t, t), 0), rope, g == null ? null : torch.cat(new TensorVector(g, g), 0),
                 new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
             v = guide(both.narrow(0, 0, batch), both.narrow(0, batch, batch), r.trueCfgScale());
           } else {
-            Tensor cond = transformer.forward(latents, prompt, pooled, t, imgIds, txtIds, g,
+            Tensor cond = transformer.forward(latents, prompt, pooled, t, rope, g,
                 new StepContext(generation, i, r.steps(), StepContext.Branch.COND));
-            Tensor uncond = transformer.forward(latents, negPrompt, negPooled, t, imgIds, txtIds, g,
+            Tensor uncond = transformer.forward(latents, negPrompt, negPooled, t, rope, g,
                 new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND));
             v = guide(cond, uncond, r.trueCfgScale());
           }
@@ -176,7 +185,8 @@ public final class FluxPipeline implements DiffusionPipeline {
       }
       return unpack(latents, h, w, p);
     } finally {
-      for (Tensor k : new Tensor[] {latents, imgIds, txtIds, prompt, pooled, negPrompt, negPooled, guidance}) {
+      for (Tensor k : new Tensor[] {latents, ropeCos, ropeSin, prompt, pooled, negPrompt, negPooled, bothPrompt,
+          bothPooled, guidance}) {
         Tensors.release(k);
       }
     }

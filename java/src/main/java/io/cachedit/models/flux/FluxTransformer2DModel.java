@@ -131,6 +131,26 @@ public final class FluxTransformer2DModel implements DiffusersModel {
    */
   public Tensor forward(Tensor hidden, Tensor encoder, Tensor pooled, Tensor timestep, Tensor imgIds, Tensor txtIds,
       Tensor guidance, StepContext step) {
+    return forward(hidden, encoder, pooled, timestep, rotaryEmbedding(imgIds, txtIds), guidance, step);
+  }
+
+  /**
+   * FLUX's {@code pos_embed(cat(txt_ids, img_ids))}: the RoPE tables of one token layout. Loops that
+   * call the model with the same ids every step compute them once and pass them to
+   * {@link #forward(Tensor, Tensor, Tensor, Tensor, Rope.CosSin, Tensor, StepContext)}.
+   */
+  public Rope.CosSin rotaryEmbedding(Tensor imgIds, Tensor txtIds) {
+    Tensor ids = torch.cat(new TensorVector(ids2d(txtIds, "txt_ids"), ids2d(imgIds, "img_ids")), 0);
+    return Rope.multiAxis(ids, config.axesDimsRope(), 10000);
+  }
+
+  /** The forward with precomputed RoPE tables ({@link #rotaryEmbedding}); text tokens come first in them. */
+  public Tensor forward(Tensor hidden, Tensor encoder, Tensor pooled, Tensor timestep, Rope.CosSin rope,
+      Tensor guidance, StepContext step) {
+    if (rope.cos().size(0) != hidden.size(1) + encoder.size(1)) {
+      throw new IllegalArgumentException("RoPE tables cover " + rope.cos().size(0) + " tokens, the inputs "
+          + (hidden.size(1) + encoder.size(1)));
+    }
     Tensor h = xEmbedder.forward(hidden.to(dtype));
     Tensor t = timestep.to(dtype).mul(new Scalar(1000.0));
     Tensor temb = timestepEmbedder.forward(Timesteps.embedding(t, 256, true, 0).to(dtype));
@@ -143,8 +163,6 @@ public final class FluxTransformer2DModel implements DiffusersModel {
     }
     temb = temb.add(textEmbedder.forward(pooled.to(dtype))).to(dtype);
     Tensor e = contextEmbedder.forward(encoder.to(dtype));
-    Tensor ids = torch.cat(new TensorVector(ids2d(txtIds, "txt_ids"), ids2d(imgIds, "img_ids")), 0);
-    Rope.CosSin rope = Rope.multiAxis(ids, config.axesDimsRope(), 10000);
     Args args = new Args(temb, rope, backend);
     long textLen = e.size(1);
     if (fused) {
