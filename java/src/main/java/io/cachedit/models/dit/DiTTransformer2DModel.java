@@ -2,13 +2,12 @@ package io.cachedit.models.dit;
 
 import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -20,7 +19,6 @@ import io.cachedit.models.common.StepContext;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
@@ -32,7 +30,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * by block 0's conditioning; diffusers' {@code dit_transformer_2d.py}. Block list
  * {@code transformer_blocks}, pattern 3.
  */
-public final class DiTTransformer2DModel implements DiffusersModel {
+public final class DiTTransformer2DModel extends AbstractDiffusersModel {
   /** config.json of {@code DiTTransformer2DModel}. */
   public record Config(int numAttentionHeads, int attentionHeadDim, int inChannels, int outChannels, int numLayers,
       boolean attentionBias, int sampleSize, int patchSize, String activationFn, int numEmbedsAdaNorm,
@@ -78,19 +76,15 @@ public final class DiTTransformer2DModel implements DiffusersModel {
   record Args(Tensor timestep, Tensor classLabels, Attention.Backend backend) {}
 
   private final Config config;
-  private final WeightScope.Parameters parameters;
-  private final ScalarType dtype;
   private final PatchEmbed posEmbed;
   private final List<BasicTransformerBlock> blockModules = new ArrayList<>();
   private final BlockList<Args> blocks;
   private final Linear projOut1;
   private final Linear projOut2;
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   public DiTTransformer2DModel(Config config, WeightScope w) {
-    NativeRuntime.initialize();
+    super("DiTTransformer2DModel", w);
     this.config = config;
-    this.dtype = w.dtype();
     long inner = config.innerDim();
     int p = config.patchSize();
     this.posEmbed = new PatchEmbed(w.pp("pos_embed"), config.inChannels(), inner, p, config.sampleSize(), 1.0);
@@ -104,16 +98,11 @@ public final class DiTTransformer2DModel implements DiffusersModel {
     this.blocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_3, list);
     this.projOut1 = new Linear(w.pp("proj_out_1"), inner, 2 * inner);
     this.projOut2 = new Linear(w.pp("proj_out_2"), inner, (long) p * p * config.outChannels());
-    this.parameters = w.finish();
+    finishLoading(w);
   }
 
   public Config config() {
     return config;
-  }
-
-  @Override
-  public void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend;
   }
 
   @Override
@@ -147,7 +136,7 @@ public final class DiTTransformer2DModel implements DiffusersModel {
           + " is the unconditional class)");
     }
     Tensor x = posEmbed.forward(hidden.to(dtype));
-    x = blocks.forward(x, null, new Args(t, labels, backend), step).hidden();
+    x = blocks.forward(x, null, new Args(t, labels, backend()), step).hidden();
     Tensor conditioning = blockModules.get(0).conditioning(t, labels);
     TensorVector ss = projOut1.forward(Activations.silu(conditioning)).chunk(2, 1);
     x = AdaLayerNorms.modulate(Norms.layerNorm(x, 1e-6), ss.get(0), ss.get(1));
@@ -166,28 +155,8 @@ public final class DiTTransformer2DModel implements DiffusersModel {
   }
 
   @Override
-  public String className() {
-    return "DiTTransformer2DModel";
-  }
-
-  @Override
   public String configJson() {
     return config.toJson();
-  }
-
-  @Override
-  public Map<String, Tensor> parameters() {
-    return parameters.asMap();
-  }
-
-  @Override
-  public ScalarType dtype() {
-    return dtype;
-  }
-
-  @Override
-  public void close() {
-    parameters.close();
   }
 
   /** {@code BasicTransformerBlock} with {@code norm_type="ada_norm_zero"} and no cross-attention. */

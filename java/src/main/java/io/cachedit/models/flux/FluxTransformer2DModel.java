@@ -1,13 +1,12 @@
 package io.cachedit.models.flux;
 
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -18,7 +17,6 @@ import io.cachedit.models.common.StepContext;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.Tensor;
@@ -36,13 +34,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * (pattern 3, over text+image tokens). {@link #useFusedBlocks(boolean)} switches to one fused
  * pattern-1 list of all 57 blocks, as cache-dit's FLUX adapter does by default (SPEC 2.5).
  */
-public final class FluxTransformer2DModel implements DiffusersModel {
+public final class FluxTransformer2DModel extends AbstractDiffusersModel {
   /** What every block of a forward shares. */
   record Args(Tensor temb, Rope.CosSin rope, Attention.Backend backend) {}
 
   private final FluxTransformer2DModelConfig config;
-  private final WeightScope.Parameters parameters;
-  private final ScalarType dtype;
   private final Linear xEmbedder;
   private final Linear contextEmbedder;
   private final Timesteps.Mlp timestepEmbedder;
@@ -54,13 +50,11 @@ public final class FluxTransformer2DModel implements DiffusersModel {
   private final BlockList<Args> singleBlocks;
   private final BlockList<Args> fusedBlocks;
   private volatile boolean fused;
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   /** Builds the model from weights (loaded or generated); {@link WeightScope#finish()} is called here. */
   public FluxTransformer2DModel(FluxTransformer2DModelConfig config, WeightScope w) {
-    NativeRuntime.initialize();
+    super("FluxTransformer2DModel", w);
     this.config = config;
-    this.dtype = w.dtype();
     long inner = config.innerDim();
     this.xEmbedder = new Linear(w.pp("x_embedder"), config.inChannels(), inner);
     this.contextEmbedder = new Linear(w.pp("context_embedder"), config.jointAttentionDim(), inner);
@@ -79,7 +73,7 @@ public final class FluxTransformer2DModel implements DiffusersModel {
     this.normOut = new AdaLayerNorms.Continuous(w.pp("norm_out"), inner, inner, false, 1e-6, true);
     this.projOut = new Linear(w.pp("proj_out"), inner, (long) config.patchSize() * config.patchSize()
         * config.outChannels());
-    this.parameters = w.finish();
+    finishLoading(w);
     this.doubleBlocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_1,
         doubles.stream().map(b -> (io.cachedit.models.common.Block<Args>) b::forward).toList());
     this.singleBlocks = new BlockList<>("single_transformer_blocks", ForwardPattern.PATTERN_3,
@@ -103,12 +97,6 @@ public final class FluxTransformer2DModel implements DiffusersModel {
 
   public boolean usesFusedBlocks() {
     return fused;
-  }
-
-  /** The SDPA backend of every attention in this model. */
-  @Override
-  public void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend;
   }
 
   @Override
@@ -163,7 +151,7 @@ public final class FluxTransformer2DModel implements DiffusersModel {
     }
     temb = temb.add(textEmbedder.forward(pooled.to(dtype))).to(dtype);
     Tensor e = contextEmbedder.forward(encoder.to(dtype));
-    Args args = new Args(temb, rope, backend);
+    Args args = new Args(temb, rope, backend());
     long textLen = e.size(1);
     if (fused) {
       BlockIO out = fusedBlocks.forward(h, e, args, step);
@@ -200,28 +188,8 @@ public final class FluxTransformer2DModel implements DiffusersModel {
   }
 
   @Override
-  public String className() {
-    return "FluxTransformer2DModel";
-  }
-
-  @Override
   public String configJson() {
     return config.toJson();
-  }
-
-  @Override
-  public Map<String, Tensor> parameters() {
-    return parameters.asMap();
-  }
-
-  @Override
-  public ScalarType dtype() {
-    return dtype;
-  }
-
-  @Override
-  public void close() {
-    parameters.close();
   }
 
   static Tensor clipHalf(Tensor x) {

@@ -2,12 +2,11 @@ package io.cachedit.models.pixart;
 
 import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -19,12 +18,10 @@ import io.cachedit.models.common.StepContext;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * PixArt-alpha / PixArt-sigma: sin-cos patch embedding, {@code BasicTransformerBlock}s with
@@ -33,7 +30,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * diffusers' {@code pixart_transformer_2d.py}. Block list {@code transformer_blocks}, pattern 3 (the
  * caption travels in the block arguments, as in cache-dit's adapter).
  */
-public final class PixArtTransformer2DModel implements DiffusersModel {
+public final class PixArtTransformer2DModel extends AbstractDiffusersModel {
   /** config.json of {@code PixArtTransformer2DModel}. */
   public record Config(int numAttentionHeads, int attentionHeadDim, int inChannels, int outChannels, int numLayers,
       int crossAttentionDim, boolean attentionBias, int sampleSize, int patchSize, String activationFn,
@@ -103,8 +100,6 @@ public final class PixArtTransformer2DModel implements DiffusersModel {
   record Args(Tensor timestep, Tensor encoder, Tensor encoderMask, Tensor selfMask, Attention.Backend backend) {}
 
   private final Config config;
-  private final WeightScope.Parameters parameters;
-  private final ScalarType dtype;
   private final PatchEmbed posEmbed;
   private final Timesteps.Mlp timestepEmbedder;
   private final Timesteps.Mlp resolutionEmbedder;
@@ -114,12 +109,10 @@ public final class PixArtTransformer2DModel implements DiffusersModel {
   private final BlockList<Args> blocks;
   private final Tensor scaleShiftTable;
   private final Linear projOut;
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   public PixArtTransformer2DModel(Config config, WeightScope w) {
-    NativeRuntime.initialize();
+    super("PixArtTransformer2DModel", w);
     this.config = config;
-    this.dtype = w.dtype();
     long inner = config.innerDim();
     int p = config.patchSize();
     this.posEmbed = new PatchEmbed(w.pp("pos_embed"), config.inChannels(), inner, p, config.sampleSize(),
@@ -142,16 +135,11 @@ public final class PixArtTransformer2DModel implements DiffusersModel {
     this.blocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_3, list);
     this.scaleShiftTable = w.get("scale_shift_table", 2, inner);
     this.projOut = new Linear(w.pp("proj_out"), inner, (long) p * p * config.outChannels());
-    this.parameters = w.finish();
+    finishLoading(w);
   }
 
   public Config config() {
     return config;
-  }
-
-  @Override
-  public void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend;
   }
 
   @Override
@@ -212,7 +200,7 @@ public final class PixArtTransformer2DModel implements DiffusersModel {
     if (captionProjection != null) {
       e = captionProjection.forward(e).view(b, -1, x.size(-1));
     }
-    x = blocks.forward(x, null, new Args(modulation, e, bias(encoderMask), bias(selfMask), backend), step).hidden();
+    x = blocks.forward(x, null, new Args(modulation, e, bias(encoderMask), bias(selfMask), backend()), step).hidden();
     TensorVector ss = scaleShiftTable.unsqueeze(0).add(embedded.unsqueeze(1)).chunk(2, 1);
     x = Norms.layerNorm(x, 1e-6).mul(ss.get(1).add(new Scalar(1.0))).add(ss.get(0));
     x = projOut.forward(x);
@@ -232,28 +220,8 @@ public final class PixArtTransformer2DModel implements DiffusersModel {
   }
 
   @Override
-  public String className() {
-    return "PixArtTransformer2DModel";
-  }
-
-  @Override
   public String configJson() {
     return config.toJson();
-  }
-
-  @Override
-  public Map<String, Tensor> parameters() {
-    return parameters.asMap();
-  }
-
-  @Override
-  public ScalarType dtype() {
-    return dtype;
-  }
-
-  @Override
-  public void close() {
-    parameters.close();
   }
 
   /** {@code BasicTransformerBlock} with {@code norm_type="ada_norm_single"} and caption cross-attention. */

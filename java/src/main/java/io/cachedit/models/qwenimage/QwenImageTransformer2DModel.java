@@ -2,13 +2,12 @@ package io.cachedit.models.qwenimage;
 
 import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -20,7 +19,6 @@ import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarOptional;
 import org.bytedeco.pytorch.Tensor;
@@ -35,7 +33,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and Qwen's centred 3-axis RoPE, text RMSNorm before the text projection; diffusers'
  * {@code transformer_qwenimage.py}. Block list {@code transformer_blocks}, pattern 1, separate CFG.
  */
-public final class QwenImageTransformer2DModel implements DiffusersModel {
+public final class QwenImageTransformer2DModel extends AbstractDiffusersModel {
   /** config.json of {@code QwenImageTransformer2DModel}. */
   public record Config(int patchSize, int inChannels, int outChannels, int numLayers, int attentionHeadDim,
       int numAttentionHeads, int jointAttentionDim, int[] axesDimsRope) {
@@ -71,8 +69,6 @@ public final class QwenImageTransformer2DModel implements DiffusersModel {
   record Args(Tensor temb, Rope.CosSin imageRope, Rope.CosSin textRope, Tensor mask, Attention.Backend backend) {}
 
   private final Config config;
-  private final WeightScope.Parameters parameters;
-  private final ScalarType dtype;
   private final Linear imgIn;
   private final Linear txtIn;
   private final Tensor txtNorm;
@@ -80,12 +76,10 @@ public final class QwenImageTransformer2DModel implements DiffusersModel {
   private final BlockList<Args> blocks;
   private final AdaLayerNorms.Continuous normOut;
   private final Linear projOut;
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   public QwenImageTransformer2DModel(Config config, WeightScope w) {
-    NativeRuntime.initialize();
+    super("QwenImageTransformer2DModel", w);
     this.config = config;
-    this.dtype = w.dtype();
     long inner = config.innerDim();
     this.imgIn = new Linear(w.pp("img_in"), config.inChannels(), inner);
     this.txtIn = new Linear(w.pp("txt_in"), config.jointAttentionDim(), inner);
@@ -100,16 +94,11 @@ public final class QwenImageTransformer2DModel implements DiffusersModel {
     this.normOut = new AdaLayerNorms.Continuous(w.pp("norm_out"), inner, inner, false, 1e-6, true);
     this.projOut = new Linear(w.pp("proj_out"), inner, (long) config.patchSize() * config.patchSize()
         * config.outChannels());
-    this.parameters = w.finish();
+    finishLoading(w);
   }
 
   public Config config() {
     return config;
-  }
-
-  @Override
-  public void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend;
   }
 
   @Override
@@ -201,7 +190,7 @@ public final class QwenImageTransformer2DModel implements DiffusersModel {
       Tensor imageMask = torch.ones(new long[] {h.size(0), h.size(1)}, new TensorOptions(ScalarType.Bool));
       mask = torch.cat(new TensorVector(encoderMask.to(ScalarType.Bool), imageMask), 1).unsqueeze(1).unsqueeze(1);
     }
-    BlockIO out = blocks.forward(h, e, new Args(temb, rope[0], rope[1], mask, backend), step);
+    BlockIO out = blocks.forward(h, e, new Args(temb, rope[0], rope[1], mask, backend()), step);
     return projOut.forward(normOut.forward(out.hidden(), temb));
   }
 
@@ -252,28 +241,8 @@ public final class QwenImageTransformer2DModel implements DiffusersModel {
   }
 
   @Override
-  public String className() {
-    return "QwenImageTransformer2DModel";
-  }
-
-  @Override
   public String configJson() {
     return config.toJson();
-  }
-
-  @Override
-  public Map<String, Tensor> parameters() {
-    return parameters.asMap();
-  }
-
-  @Override
-  public ScalarType dtype() {
-    return dtype;
-  }
-
-  @Override
-  public void close() {
-    parameters.close();
   }
 
   /** One double-stream block: pattern 1. */

@@ -2,13 +2,12 @@ package io.cachedit.models.sd3;
 
 import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -19,14 +18,12 @@ import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * Stable Diffusion 3 / 3.5 MMDiT: patch embedding with a cropped sin-cos position table, joint
@@ -35,7 +32,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * diffusers' {@code transformer_sd3.py} and {@code JointTransformerBlock}. Block list
  * {@code transformer_blocks}, pattern 1.
  */
-public final class SD3Transformer2DModel implements DiffusersModel {
+public final class SD3Transformer2DModel extends AbstractDiffusersModel {
   /** config.json of {@code SD3Transformer2DModel}. */
   public record Config(int sampleSize, int patchSize, int inChannels, int numLayers, int attentionHeadDim,
       int numAttentionHeads, int jointAttentionDim, int captionProjectionDim, int pooledProjectionDim,
@@ -77,8 +74,6 @@ public final class SD3Transformer2DModel implements DiffusersModel {
   record Args(Tensor temb, Set<Integer> skip, Attention.Backend backend) {}
 
   private final Config config;
-  private final WeightScope.Parameters parameters;
-  private final ScalarType dtype;
   private final Tensor projWeight;
   private final Tensor projBias;
   private final Tensor posEmbed;
@@ -88,12 +83,10 @@ public final class SD3Transformer2DModel implements DiffusersModel {
   private final BlockList<Args> blocks;
   private final AdaLayerNorms.Continuous normOut;
   private final Linear projOut;
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   public SD3Transformer2DModel(Config config, WeightScope w) {
-    NativeRuntime.initialize();
+    super("SD3Transformer2DModel", w);
     this.config = config;
-    this.dtype = w.dtype();
     long inner = config.innerDim();
     int p = config.patchSize();
     WeightScope pe = w.pp("pos_embed");
@@ -119,16 +112,11 @@ public final class SD3Transformer2DModel implements DiffusersModel {
     this.blocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_1, list);
     this.normOut = new AdaLayerNorms.Continuous(w.pp("norm_out"), inner, inner, false, 1e-6, true);
     this.projOut = new Linear(w.pp("proj_out"), inner, (long) p * p * config.outChannels());
-    this.parameters = w.finish();
+    finishLoading(w);
   }
 
   public Config config() {
     return config;
-  }
-
-  @Override
-  public void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend;
   }
 
   @Override
@@ -167,7 +155,7 @@ public final class SD3Transformer2DModel implements DiffusersModel {
     Tensor temb = timestepEmbedder.forward(Timesteps.embedding(timestep, 256, true, 0).to(dtype))
         .add(textEmbedder.forward(pooled.to(dtype)));
     Tensor e = contextEmbedder.forward(encoder.to(dtype));
-    x = blocks.forward(x, e, new Args(temb, skipLayers, backend), step).hidden();
+    x = blocks.forward(x, e, new Args(temb, skipLayers, backend()), step).hidden();
     x = projOut.forward(normOut.forward(x, temb));
     return x.reshape(x.size(0), h, w, p, p, config.outChannels()).permute(0, 5, 1, 3, 2, 4)
         .reshape(x.size(0), config.outChannels(), h * p, w * p);
@@ -191,28 +179,8 @@ public final class SD3Transformer2DModel implements DiffusersModel {
   }
 
   @Override
-  public String className() {
-    return "SD3Transformer2DModel";
-  }
-
-  @Override
   public String configJson() {
     return config.toJson();
-  }
-
-  @Override
-  public Map<String, Tensor> parameters() {
-    return parameters.asMap();
-  }
-
-  @Override
-  public ScalarType dtype() {
-    return dtype;
-  }
-
-  @Override
-  public void close() {
-    parameters.close();
   }
 
   /** diffusers' JointAttnProcessor2_0 attention (joint when the context projections exist). */

@@ -2,12 +2,11 @@ package io.cachedit.models.wan;
 
 import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -19,7 +18,6 @@ import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
@@ -34,7 +32,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and modulation as in diffusers' {@code transformer_wan.py}. The block list {@code blocks} follows
  * pattern 2 (encoder states in, hidden states out). Wan 2.2 MoE pipelines hold two of these.
  */
-public final class WanTransformer3DModel implements DiffusersModel {
+public final class WanTransformer3DModel extends AbstractDiffusersModel {
   /** config.json of {@code WanTransformer3DModel}. */
   public record Config(int[] patchSize, int numAttentionHeads, int attentionHeadDim, int inChannels, int outChannels,
       int textDim, int freqDim, int ffnDim, int numLayers, boolean crossAttnNorm, String qkNorm, double eps,
@@ -77,8 +75,6 @@ public final class WanTransformer3DModel implements DiffusersModel {
   record Args(Tensor timestepProj, Rope.CosSin rope, Attention.Backend backend) {}
 
   private final Config config;
-  private final WeightScope.Parameters parameters;
-  private final ScalarType dtype;
   private final Tensor patchWeight;
   private final Tensor patchBias;
   private final Timesteps.Mlp timeEmbedder;
@@ -89,12 +85,10 @@ public final class WanTransformer3DModel implements DiffusersModel {
   private final Linear projOut;
   private final Tensor scaleShiftTable;
   private final Rope.CosSin[] ropeTables;  // per axis, [max_seq_len, dim]
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   public WanTransformer3DModel(Config config, WeightScope w) {
-    NativeRuntime.initialize();
+    super("WanTransformer3DModel", w);
     this.config = config;
-    this.dtype = w.dtype();
     long inner = config.innerDim();
     int[] p = config.patchSize();
     this.patchWeight = w.pp("patch_embedding").get("weight", inner, config.inChannels(), p[0], p[1], p[2]);
@@ -116,7 +110,7 @@ public final class WanTransformer3DModel implements DiffusersModel {
     this.blocks = new BlockList<>("blocks", ForwardPattern.PATTERN_2, list);
     this.projOut = new Linear(w.pp("proj_out"), inner, (long) config.outChannels() * p[0] * p[1] * p[2]);
     this.scaleShiftTable = w.fp32().get("scale_shift_table", 1, 2, inner);
-    this.parameters = w.finish();
+    finishLoading(w);
     int d = config.attentionHeadDim();
     int hw = 2 * (d / 6);
     int[] dims = {d - 2 * hw, hw, hw};
@@ -131,11 +125,6 @@ public final class WanTransformer3DModel implements DiffusersModel {
 
   public Config config() {
     return config;
-  }
-
-  @Override
-  public void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend;
   }
 
   @Override
@@ -201,7 +190,7 @@ public final class WanTransformer3DModel implements DiffusersModel {
       }
       e = torch.cat(new TensorVector(imageEmbedder.forward(encoderImage.to(dtype)), e), 1);
     }
-    x = blocks.forward(x, e, new Args(timestepProj, rope, backend), step).hidden();
+    x = blocks.forward(x, e, new Args(timestepProj, rope, backend()), step).hidden();
     Tensor ss = scaleShiftTable.add(temb.unsqueeze(1));
     Tensor shift = ss.narrow(1, 0, 1);
     Tensor scale = ss.narrow(1, 1, 1);
@@ -222,28 +211,13 @@ public final class WanTransformer3DModel implements DiffusersModel {
   }
 
   @Override
-  public String className() {
-    return "WanTransformer3DModel";
-  }
-
-  @Override
   public String configJson() {
     return config.toJson();
   }
 
   @Override
-  public Map<String, Tensor> parameters() {
-    return parameters.asMap();
-  }
-
-  @Override
-  public ScalarType dtype() {
-    return dtype;
-  }
-
-  @Override
   public void close() {
-    parameters.close();
+    super.close();
     for (Rope.CosSin cs : ropeTables) {
       io.cachedit.kernels.Tensors.release(cs.cos());
       io.cachedit.kernels.Tensors.release(cs.sin());

@@ -2,12 +2,11 @@ package io.cachedit.models.zimage;
 
 import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
 import io.cachedit.models.common.Linear;
@@ -18,7 +17,6 @@ import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
@@ -34,7 +32,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * before the main stack; diffusers' {@code transformer_z_image.py}. Block list {@code layers},
  * pattern 3 (the refiners run uncached, as in cache-dit's adapter).
  */
-public final class ZImageTransformer2DModel implements DiffusersModel {
+public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
   /** Sequences are padded to a multiple of this (diffusers' {@code SEQ_MULTI_OF}). */
   static final int SEQ_MULTIPLE = 32;
   /** Width of the modulation input (diffusers' {@code ADALN_EMBED_DIM}). */
@@ -95,8 +93,6 @@ public final class ZImageTransformer2DModel implements DiffusersModel {
   record PatchHead(int patch, int fPatch, Linear embedder, Linear finalModulation, Linear finalLinear) {}
 
   private final Config config;
-  private final WeightScope.Parameters parameters;
-  private final ScalarType dtype;
   private final List<PatchHead> heads = new ArrayList<>();
   private final Linear tEmbedder1;
   private final Linear tEmbedder2;
@@ -107,12 +103,10 @@ public final class ZImageTransformer2DModel implements DiffusersModel {
   private final List<ZImageTransformerBlock> noiseRefiner = new ArrayList<>();
   private final List<ZImageTransformerBlock> contextRefiner = new ArrayList<>();
   private final BlockList<Args> layers;
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   public ZImageTransformer2DModel(Config config, WeightScope w) {
-    NativeRuntime.initialize();
+    super("ZImageTransformer2DModel", w);
     this.config = config;
-    this.dtype = w.dtype();
     long dim = config.dim();
     for (int i = 0; i < config.allPatchSize().length; i++) {
       int p = config.allPatchSize()[i];
@@ -141,16 +135,11 @@ public final class ZImageTransformer2DModel implements DiffusersModel {
       list.add((h, e, a) -> new BlockIO(b.forward(h, a), null));
     }
     this.layers = new BlockList<>("layers", ForwardPattern.PATTERN_3, list);
-    this.parameters = w.finish();
+    finishLoading(w);
   }
 
   public Config config() {
     return config;
-  }
-
-  @Override
-  public void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend;
   }
 
   @Override
@@ -300,13 +289,13 @@ public final class ZImageTransformer2DModel implements DiffusersModel {
     // Noise refiner over the image tokens, caption refiner over the caption tokens.
     Rope.CosSin xRope = rope(xIds);
     Tensor x = padSequence(xs);
-    Args xArgs = new Args(keepMask(xLens, x.size(1)), xRope, adaln, backend);
+    Args xArgs = new Args(keepMask(xLens, x.size(1)), xRope, adaln, backend());
     for (ZImageTransformerBlock b : noiseRefiner) {
       x = b.forward(x, xArgs);
     }
     Rope.CosSin capRope = rope(capIds);
     Tensor cap = padSequence(caps);
-    Args capArgs = new Args(keepMask(capLens, cap.size(1)), capRope, null, backend);
+    Args capArgs = new Args(keepMask(capLens, cap.size(1)), capRope, null, backend());
     for (ZImageTransformerBlock b : contextRefiner) {
       cap = b.forward(cap, capArgs);
     }
@@ -326,7 +315,7 @@ public final class ZImageTransformer2DModel implements DiffusersModel {
     }
     Tensor u = padSequence(unified);
     Args uArgs = new Args(keepMask(uLens, u.size(1)), new Rope.CosSin(padSequence(uCos), padSequence(uSin)), adaln,
-        backend);
+        backend());
     u = layers.forward(u, null, uArgs, step).hidden();
 
     // FinalLayer: scale-only modulation, then unpatchify each image's own tokens.
@@ -367,28 +356,8 @@ public final class ZImageTransformer2DModel implements DiffusersModel {
   }
 
   @Override
-  public String className() {
-    return "ZImageTransformer2DModel";
-  }
-
-  @Override
   public String configJson() {
     return config.toJson();
-  }
-
-  @Override
-  public Map<String, Tensor> parameters() {
-    return parameters.asMap();
-  }
-
-  @Override
-  public ScalarType dtype() {
-    return dtype;
-  }
-
-  @Override
-  public void close() {
-    parameters.close();
   }
 
   /** {@code ZImageTransformerBlock}: sandwich-normed attention and SwiGLU MLP, optionally modulated. */
