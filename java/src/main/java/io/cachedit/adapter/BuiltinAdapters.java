@@ -21,6 +21,10 @@ final class BuiltinAdapters {
         m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, true));
     registry.register(io.cachedit.models.sd3.SD3Transformer2DModel.class,
         m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, false));
+    registry.register(io.cachedit.pipeline.SD3Pipeline.class, p -> BlockAdapter.builder().pipeline(p)
+        .blocks(p.transformer(), "transformer_blocks", ForwardPattern.PATTERN_1).hasSeparateCfg(false).build());
+    registry.register(io.cachedit.pipeline.ZImagePipeline.class, p -> BlockAdapter.builder().pipeline(p)
+        .blocks(p.transformer(), "layers", ForwardPattern.PATTERN_3).hasSeparateCfg(false).build());
     registry.register(io.cachedit.models.zimage.ZImageTransformer2DModel.class,
         m -> single(m, "layers", ForwardPattern.PATTERN_3, false));
     registry.register(io.cachedit.models.dit.DiTTransformer2DModel.class,

@@ -120,7 +120,7 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
 
   @Override
   public synchronized <A> BlockIO run(BlockList<A> list, BlockIO input, A args, StepContext step) {
-    if (closed) {
+    if (closed || (step != null && step.branch() == StepContext.Branch.BYPASS)) {
       return list.runRange(0, list.size(), input, args);
     }
     if (list.size() != blockCount || !list.name().equals(listName)) {

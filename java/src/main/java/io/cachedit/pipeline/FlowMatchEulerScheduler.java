@@ -99,11 +99,21 @@ public record FlowMatchEulerScheduler(int numTrainTimesteps, double shift, boole
   }
 
   private double[] defaultSigmas(int steps) {
-    // diffusers' set_timesteps(sigmas=None): linspace between the scheduler's initial sigma_max (1) and
-    // sigma_min (1/N, already shifted once in __init__ when the shift is static), then shifted again
+    return defaultSigmas(steps, Double.NaN);
+  }
+
+  /**
+   * diffusers' {@code set_timesteps(sigmas=None)}: {@code linspace} between the scheduler's sigma_max
+   * (1) and sigma_min (1/N, already shifted once in {@code __init__} when the shift is static, or the
+   * value a pipeline sets: Z-Image sets 0) in timestep units, unshifted (the caller shifts).
+   */
+  public double[] defaultSigmas(int steps, double sigmaMinOverride) {
     double sigmaMin = 1.0 / numTrainTimesteps;
     if (!useDynamicShifting) {
       sigmaMin = (float) (shift * (float) sigmaMin / (1 + (shift - 1) * (float) sigmaMin));
+    }
+    if (!Double.isNaN(sigmaMinOverride)) {
+      sigmaMin = sigmaMinOverride;
     }
     double max = numTrainTimesteps;
     double min = sigmaMin * numTrainTimesteps;

@@ -17,7 +17,12 @@ public record StepContext(long generation, int step, int totalSteps, Branch bran
     /** The conditional (prompt) call of a step that makes two calls. */
     COND,
     /** The unconditional (negative prompt) call of a step that makes two calls: cache-dit's "CFG" branch. */
-    UNCOND
+    UNCOND,
+    /**
+     * An extra call outside the cached branches (e.g. SD3's skip-layer guidance pass): runs every block
+     * and leaves the cache state untouched.
+     */
+    BYPASS
   }
 
   public StepContext {
