@@ -23,6 +23,8 @@ final class BuiltinAdapters {
         m -> single(m, "transformer_blocks", ForwardPattern.PATTERN_1, false));
     registry.register(io.cachedit.pipeline.SD3Pipeline.class, p -> BlockAdapter.builder().pipeline(p)
         .blocks(p.transformer(), "transformer_blocks", ForwardPattern.PATTERN_1).hasSeparateCfg(false).build());
+    registry.register(io.cachedit.pipeline.QwenImagePipeline.class, p -> BlockAdapter.builder().pipeline(p)
+        .blocks(p.transformer(), "transformer_blocks", ForwardPattern.PATTERN_1).hasSeparateCfg(true).build());
     registry.register(io.cachedit.pipeline.ZImagePipeline.class, p -> BlockAdapter.builder().pipeline(p)
         .blocks(p.transformer(), "layers", ForwardPattern.PATTERN_3).hasSeparateCfg(false).build());
     registry.register(io.cachedit.models.zimage.ZImageTransformer2DModel.class,

@@ -78,6 +78,10 @@ public record FlowMatchEulerScheduler(int numTrainTimesteps, double shift, boole
     }
     if (!Double.isNaN(shiftTerminal)) {
       double scale = (1 - s[s.length - 1]) / (1 - shiftTerminal);
+      if (scale == 0) {
+        throw new IllegalArgumentException("shift_terminal " + shiftTerminal + " cannot stretch a schedule whose last"
+            + " sigma is 1 (use at least 2 steps); diffusers would return NaN sigmas here");
+      }
       for (int i = 0; i < s.length; i++) {
         s[i] = 1 - (1 - s[i]) / scale;
       }

@@ -133,4 +133,46 @@ class FlowPipelinesTest {
       }
     }
   }
+
+  @Test
+  void qwenImageTrueCfgWithNormRescaleAndCaching() {
+    try (io.cachedit.models.qwenimage.QwenImageTransformer2DModel m =
+             (io.cachedit.models.qwenimage.QwenImageTransformer2DModel) ModelLoader.random(TinyConfigs.qwenImage(), 6,
+                 ScalarType.Float)) {
+      FlowMatchEulerScheduler sch = new FlowMatchEulerScheduler(1000, 1.0, true, 0.5, 0.9, 256, 8192, 0.02);
+      QwenImagePipeline pipe = new QwenImagePipeline(m, sch);
+      torch.manual_seed(3);
+      Tensor prompt = torch.randn(1, 5, 12);
+      Tensor negative = torch.randn(1, 3, 12);
+      Tensor plain = pipe.generate(new QwenImagePipeline.Request(prompt, null, null, null, 64, 48, 4, 4.0, 11), null);
+      assertArrayEquals(new long[] {1, 12, 16}, plain.sizes().vec().get());
+      Tensor self = pipe.generate(new QwenImagePipeline.Request(prompt, null, prompt, null, 64, 48, 4, 4.0, 11), null);
+      assertTrue(maxAbs(plain, self) < 1e-4, "CFG with negative = positive moved the latents");
+      Tensor guided = pipe.generate(new QwenImagePipeline.Request(prompt, null, negative, null, 64, 48, 4, 4.0, 11),
+          null);
+      assertTrue(maxAbs(plain, guided) > 1e-3);
+      // one step by hand: comb = u + s (c - u), rescaled per token to the norm of c (without the terminal
+      // stretch, which is 0/0 for a single step, in diffusers too)
+      FlowMatchEulerScheduler one = new FlowMatchEulerScheduler(1000, 1.0, true, 0.5, 0.9, 256, 8192, Double.NaN);
+      double[] sig = one.sigmas(1, FlowMatchEulerScheduler.linspaceToOneOver(1), one.mu(12));
+      Tensor x0 = FluxPipeline.pack(torch.randn(new long[] {1, 4, 8, 6}, new org.bytedeco.pytorch.GeneratorOptional(
+          torch.createCPUGenerator(11)), new org.bytedeco.pytorch.TensorOptions(ScalarType.Float)));
+      Tensor t0 = torch.full(new long[] {1}, new org.bytedeco.pytorch.Scalar(one.timesteps(sig)[0] / 1000.0));
+      List<long[]> shapes = List.<long[]>of(new long[] {1, 4, 3});
+      Tensor c = m.forward(x0, prompt, null, t0, shapes, null);
+      Tensor u = m.forward(x0, negative, null, t0, shapes, null);
+      Tensor comb = u.add(c.sub(u).mul(new org.bytedeco.pytorch.Scalar(4.0)));
+      Tensor v = comb.mul(c.pow(new org.bytedeco.pytorch.Scalar(2)).sum(new long[] {-1}, true,
+          new org.bytedeco.pytorch.ScalarTypeOptional()).sqrt().div(comb.pow(new org.bytedeco.pytorch.Scalar(2))
+          .sum(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional()).sqrt()));
+      Tensor byHand = FlowMatchEulerScheduler.step(v, x0, sig[0], sig[1]);
+      assertTrue(maxAbs(byHand, new QwenImagePipeline(m, one).generate(new QwenImagePipeline.Request(prompt, null,
+          negative, null, 64, 48, 1, 4.0, 11), null)) < 1e-4);
+      try (CacheHandle h = CacheDit.enableCache(pipe, exact())) {
+        assertTrue(torch.equal(guided, pipe.generate(new QwenImagePipeline.Request(prompt, null, negative, null, 64, 48,
+            4, 4.0, 11), null)), "threshold 0 must not change the result");
+        assertTrue(h.stats().get(0).cfgCachedSteps() != null);
+      }
+    }
+  }
 }

@@ -1,0 +1,118 @@
+package io.cachedit.pipeline;
+
+import io.cachedit.kernels.Tensors;
+import io.cachedit.models.common.DiffusionPipeline;
+import io.cachedit.models.common.StepContext;
+import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntConsumer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Qwen-Image sampling from prompt embeddings (diffusers' {@code QwenImagePipeline} without the text
+ * encoder and VAE): latents packed 2x2 as FLUX's, sigmas {@code linspace(1, 1/N, N)} shifted by the
+ * scheduler (Qwen-Image's config: dynamic exponential shift, terminal 0.02), the model fed
+ * {@code (t in the latents' dtype) / 1000}, true classifier-free guidance as separate cond / uncond
+ * calls with diffusers' norm rescale {@code comb * |cond| / |comb|} per token. Returns packed latents.
+ */
+public final class QwenImagePipeline implements DiffusionPipeline {
+  public static final int VAE_SCALE_FACTOR = 8;
+
+  private final QwenImageTransformer2DModel transformer;
+  private final FlowMatchEulerScheduler scheduler;
+  private final AtomicLong generations = new AtomicLong();
+
+  public QwenImagePipeline(QwenImageTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
+    this.transformer = transformer;
+    this.scheduler = scheduler;
+  }
+
+  public QwenImageTransformer2DModel transformer() {
+    return transformer;
+  }
+
+  @Override
+  public List<QwenImageTransformer2DModel> transformers() {
+    return List.of(transformer);
+  }
+
+  /**
+   * @param promptEmbeds [B, S, joint_attention_dim]
+   * @param promptEmbedsMask [B, S] (1 = token) or null
+   * @param negativePromptEmbeds [B, S', D] or null (then no CFG)
+   * @param negativePromptEmbedsMask [B, S'] or null
+   * @param height pixels (multiple of 16)
+   * @param width pixels (multiple of 16)
+   * @param steps inference steps
+   * @param trueCfgScale CFG scale (> 1 with a negative prompt enables CFG; Qwen-Image default 4)
+   * @param seed noise seed
+   */
+  public record Request(Tensor promptEmbeds, Tensor promptEmbedsMask, Tensor negativePromptEmbeds,
+      Tensor negativePromptEmbedsMask, int height, int width, int steps, double trueCfgScale, long seed) {
+    public Request {
+      if (height % 16 != 0 || width % 16 != 0 || height <= 0 || width <= 0 || steps < 1) {
+        throw new IllegalArgumentException("height and width must be positive multiples of 16, steps >= 1");
+      }
+    }
+  }
+
+  /** Runs the request and returns the packed latents [B, (h/2)(w/2), 4C]; unpack with {@link FluxPipeline#unpack}. */
+  public Tensor generate(Request r, IntConsumer onStep) {
+    long generation = generations.incrementAndGet();
+    int batch = (int) r.promptEmbeds().size(0);
+    boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
+    ScalarType dtype = transformer.dtype();
+    int h = 2 * (r.height() / (VAE_SCALE_FACTOR * 2));
+    int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
+    int channels = transformer.config().inChannels() / 4;
+    List<long[]> imgShapes = List.of(new long[] {1, h / 2, w / 2});
+    Tensor latents;
+    double[] sigmas;
+    try (PointerScope scope = new PointerScope()) {
+      Generator generator = torch.createCPUGenerator(r.seed());
+      Tensor noise = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
+          new TensorOptions(ScalarType.Float)).to(dtype);
+      latents = Tensors.keep(FluxPipeline.pack(noise));
+      sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
+          scheduler.mu((int) latents.size(1)));
+    }
+    double[] timesteps = scheduler.timesteps(sigmas);
+    try {
+      for (int i = 0; i < r.steps(); i++) {
+        try (PointerScope scope = new PointerScope()) {
+          Tensor t = torch.full(new long[] {batch}, new Scalar(timesteps[i])).to(dtype).div(new Scalar(1000.0));
+          Tensor cond = transformer.forward(latents, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
+              new StepContext(generation, i, r.steps(), cfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE));
+          Tensor v = cond;
+          if (cfg) {
+            Tensor uncond = transformer.forward(latents, r.negativePromptEmbeds(), r.negativePromptEmbedsMask(), t,
+                imgShapes, new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND));
+            Tensor comb = uncond.add(cond.sub(uncond).mul(new Scalar(r.trueCfgScale())));
+            Tensor condNorm = torch.linalg_vector_norm(cond, new Scalar(2.0), new long[] {-1}, true,
+                new org.bytedeco.pytorch.ScalarTypeOptional());
+            Tensor combNorm = torch.linalg_vector_norm(comb, new Scalar(2.0), new long[] {-1}, true,
+                new org.bytedeco.pytorch.ScalarTypeOptional());
+            v = comb.mul(condNorm.div(combNorm));
+          }
+          Tensor next = Tensors.keep(FlowMatchEulerScheduler.step(v, latents, sigmas[i], sigmas[i + 1]));
+          Tensors.release(latents);
+          latents = next;
+        }
+        if (onStep != null) {
+          onStep.accept(i);
+        }
+      }
+      return latents.clone();
+    } finally {
+      Tensors.release(latents);
+    }
+  }
+}
