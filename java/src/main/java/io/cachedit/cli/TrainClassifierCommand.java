@@ -55,6 +55,7 @@ final class TrainClassifierCommand implements Callable<Integer> {
           | epoch | mean training loss |
           |---|---|
           %s
+
           `cachedit metrics accuracy` reports the fraction of generated images it assigns to their prompt's class;
           `cachedit metrics fid` is the Frechet distance between Gaussian fits of its 256-d penultimate features.
           This is **not** Inception FID: numbers are comparable only with each other.

@@ -44,18 +44,37 @@ final class TrainCommand implements Callable<Integer> {
   @Option(names = "--log-every", description = "log the mean loss every N steps (default ${DEFAULT-VALUE})")
   int logEvery = FlowMatchingTrainer.Options.defaults().logEvery();
 
+  @Option(names = "--report-only", paramLabel = "STEP",
+      description = "train nothing: write the model card (README.md, loss.png, samples.png) for the EMA checkpoint"
+          + " already in --out, saved at step STEP of a run with these options that was stopped early; reads"
+          + " --out/loss.csv")
+  Integer reportOnlyStep;
+
   @Override
   public Integer call() throws IOException {
     FlowMatchingTrainer.Options d = FlowMatchingTrainer.Options.defaults();
     FlowMatchingTrainer.Options options = new FlowMatchingTrainer.Options(steps, batch, lr, d.weightDecay(),
         Math.min(d.warmupSteps(), Math.max(1, steps / 10)), d.emaDecay(), d.cfgDropout(), seed, logEvery,
         checkpointEvery);
-    FashionMnist train = FashionMnist.load(data, true);
-    Files.createDirectories(out);
-    List<FlowMatchingTrainer.LossPoint> curve = new ArrayList<>();
     Path csv = out.resolve("loss.csv");
     String command = "cachedit train --out " + out + " --steps " + steps + " --batch " + batch + " --lr " + lr
         + " --seed " + seed;
+    if (reportOnlyStep != null) {
+      if (reportOnlyStep % checkpointEvery != 0) {
+        throw new IllegalArgumentException("--report-only " + reportOnlyStep + " is not a checkpoint step (checkpoints"
+            + " are saved every --checkpoint-every " + checkpointEvery + " steps)");
+      }
+      List<FlowMatchingTrainer.LossPoint> curve = readCurve(csv);
+      try (BundledModel model = BundledModel.load(out)) {
+        TrainingReport.write(model, options, curve, reportOnlyStep, command, out);
+      }
+      System.out.printf(Locale.ROOT, "wrote the card of the step-%d checkpoint to %s%n", reportOnlyStep,
+          out.resolve("README.md"));
+      return 0;
+    }
+    FashionMnist train = FashionMnist.load(data, true);
+    Files.createDirectories(out);
+    List<FlowMatchingTrainer.LossPoint> curve = new ArrayList<>();
     System.out.printf(Locale.ROOT, "training %s on %d images: %d steps x batch %d%n", "FluxTransformer2DModel",
         train.size(), steps, batch);
     try (PrintWriter log = new PrintWriter(Files.newBufferedWriter(csv))) {
@@ -77,5 +96,30 @@ final class TrainCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  /** Reads the {@code step,loss,lr,seconds} log that a training run writes. */
+  static List<FlowMatchingTrainer.LossPoint> readCurve(Path csv) throws IOException {
+    if (!Files.isRegularFile(csv)) {
+      throw new IllegalArgumentException("no training log " + csv + " (written by cachedit train next to the model)");
+    }
+    List<String> lines = Files.readAllLines(csv);
+    if (lines.isEmpty() || !lines.get(0).equals("step,loss,lr,seconds")) {
+      throw new IllegalArgumentException(csv + ": expected the header step,loss,lr,seconds");
+    }
+    List<FlowMatchingTrainer.LossPoint> curve = new ArrayList<>();
+    for (int i = 1; i < lines.size(); i++) {
+      String[] f = lines.get(i).split(",");
+      try {
+        if (f.length != 4) {
+          throw new NumberFormatException("expected 4 fields");
+        }
+        curve.add(new FlowMatchingTrainer.LossPoint(Integer.parseInt(f[0]), Double.parseDouble(f[1]),
+            Double.parseDouble(f[2]), Double.parseDouble(f[3])));
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException(csv + " line " + (i + 1) + ": " + e.getMessage() + ": " + lines.get(i));
+      }
+    }
+    return curve;
   }
 }

@@ -29,12 +29,35 @@ public final class TrainingReport {
   static final int SAMPLE_STEPS = 28;
   static final double SAMPLE_GUIDANCE = 4.0;
 
+  /** Writes the card of a run that completed all of {@code options.steps()}. */
   public static void write(BundledModel model, FlowMatchingTrainer.Options options,
       List<FlowMatchingTrainer.LossPoint> curve, String command, Path dir) {
+    write(model, options, curve, options.steps(), command, dir);
+  }
+
+  /**
+   * Writes the card of the EMA checkpoint saved at {@code checkpointStep}; when that is before
+   * {@code options.steps()} (an interrupted run) the card says so, and the curve is cut at the checkpoint.
+   */
+  public static void write(BundledModel model, FlowMatchingTrainer.Options options,
+      List<FlowMatchingTrainer.LossPoint> fullCurve, int checkpointStep, String command, Path dir) {
+    List<FlowMatchingTrainer.LossPoint> curve = fullCurve.stream().filter(p -> p.step() <= checkpointStep).toList();
+    if (curve.isEmpty() || checkpointStep > options.steps()
+        || fullCurve.get(fullCurve.size() - 1).step() < checkpointStep) {
+      throw new IllegalArgumentException("checkpoint step " + checkpointStep + " is not covered by the loss curve"
+          + " (steps " + (fullCurve.isEmpty() ? "none" : fullCurve.get(0).step() + ".."
+          + fullCurve.get(fullCurve.size() - 1).step()) + ", planned " + options.steps() + ")");
+    }
     System.setProperty("java.awt.headless", "true");
     lossChart(curve, dir.resolve("loss.png"));
     sampleGrid(model, dir.resolve("samples.png"));
     FlowMatchingTrainer.LossPoint last = curve.get(curve.size() - 1);
+    String interrupted = checkpointStep == options.steps() ? "" : String.format(Locale.ROOT,
+        "%n%nThese weights are the EMA checkpoint saved at step %,d of a run planned for %,d steps (learning rate"
+            + " %.1e there, on its cosine decay); the run was stopped after step %,d, and the checkpoint was kept"
+            + " rather than spending another 80 CPU minutes. The table describes the plan; loss and time are at"
+            + " the checkpoint.", checkpointStep, options.steps(), last.lr(),
+        fullCurve.get(fullCurve.size() - 1).step());
     long params = model.transformer().parameters().values().stream().mapToLong(Tensor::numel).sum();
     String card = """
         # fashion-flux: the bundled model of cachedit
@@ -45,7 +68,7 @@ public final class TrainingReport {
         `dataset-fashion-mnist`, 60,000 training images, 28x28 grayscale). Pixel space: no VAE; each image is
         packed 4x4 into 49 tokens of 16 channels. The prompts are the ten class names
         (%s); each owns %d learned text tokens and a pooled vector (`text_encoder/`), and the empty prompt is
-        the null class used for classifier-free guidance.
+        the null class used for classifier-free guidance.%s
 
         ## Training
 
@@ -57,7 +80,7 @@ public final class TrainingReport {
         | EMA | decay %.3f (saved weights are the EMA) |
         | label dropout | %.0f%% to the null class |
         | seed | %d |
-        | time | %.1f min on a 2-core CPU, final loss %.4f |
+        | time | %.1f min on a 2-core CPU, last logged loss %.4f |
         | command | `./cachedit %s` |
 
         ![loss](loss.png)
@@ -71,7 +94,7 @@ public final class TrainingReport {
         Generate your own: `./cachedit generate --prompt "sneaker" --compare --cache dbcache --out out.png`.
         """.formatted(model.transformer().config().numLayers(), model.transformer().config().numSingleLayers(),
         model.transformer().config().innerDim(), model.transformer().config().numAttentionHeads(), params,
-        String.join(", ", FashionMnist.CLASSES), FlowMatchingTrainer.TEXT_TOKENS, options.lr(),
+        String.join(", ", FashionMnist.CLASSES), FlowMatchingTrainer.TEXT_TOKENS, interrupted, options.lr(),
         options.warmupSteps(), options.weightDecay(), options.steps(), options.batch(),
         (double) options.steps() * options.batch() / 60000.0, options.emaDecay(), 100 * options.cfgDropout(),
         options.seed(), last.secondsElapsed() / 60.0, last.loss(), command.replaceFirst("^cachedit ", ""),
@@ -92,6 +115,9 @@ public final class TrainingReport {
         PlotOrientation.VERTICAL, true, false, false);
     LogAxis log = new LogAxis("MSE (log)");
     log.setSmallestValue(1e-3);
+    // plain decimals instead of 10^0.05 exponents; the tick units follow the data's range
+    log.setNumberFormatOverride(new java.text.DecimalFormat("0.00"));
+    log.setStandardTickUnits(org.jfree.chart.axis.NumberAxis.createStandardTickUnits());
     chart.getXYPlot().setRangeAxis(log);
     try {
       ChartUtils.saveChartAsPNG(file.toFile(), chart, 800, 450);

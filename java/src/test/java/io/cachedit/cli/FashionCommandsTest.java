@@ -128,4 +128,35 @@ class FashionCommandsTest {
       System.clearProperty("cachedit.home");
     }
   }
+
+  @Test
+  void reportOnlyWritesTheCardOfAnInterruptedRunsCheckpoint(@TempDir Path dir) throws Exception {
+    Path model = tinyHome(dir).resolve(BundledModel.DEFAULT_DIR);
+    Files.writeString(model.resolve("loss.csv"), """
+        step,loss,lr,seconds
+        50,1.5,1.0e-04,60.0
+        100,0.9,2.0e-04,120.0
+        150,0.7,1.5e-04,180.0
+        """);
+    String out = model.toString();
+    Run r = run("train", "--out", out, "--steps", "200", "--checkpoint-every", "100", "--report-only", "100");
+    assertEquals(0, r.code(), r.err());
+    String card = Files.readString(model.resolve("README.md"));
+    assertTrue(card.contains("checkpoint saved at step 100 of a run planned for 200 steps"), card);
+    assertTrue(card.contains("stopped after step 150"), card);
+    assertTrue(card.contains("last logged loss 0.9000"), card);
+    assertTrue(Files.size(model.resolve("loss.png")) > 1000);
+    assertTrue(Files.size(model.resolve("samples.png")) > 1000);
+
+    Run notCheckpoint = run("train", "--out", out, "--steps", "200", "--checkpoint-every", "100", "--report-only", "50");
+    assertEquals(1, notCheckpoint.code());
+    assertTrue(notCheckpoint.err().contains("--checkpoint-every 100"), notCheckpoint.err());
+    Run beyond = run("train", "--out", out, "--steps", "200", "--checkpoint-every", "100", "--report-only", "200");
+    assertEquals(1, beyond.code());
+    assertTrue(beyond.err().contains("checkpoint step 200 is not covered"), beyond.err());
+    Files.writeString(model.resolve("loss.csv"), "step,loss,lr,seconds\n50,abc,1,2\n");
+    Run broken = run("train", "--out", out, "--steps", "200", "--checkpoint-every", "100", "--report-only", "100");
+    assertEquals(1, broken.code());
+    assertTrue(broken.err().contains("loss.csv line 2"), broken.err());
+  }
 }
