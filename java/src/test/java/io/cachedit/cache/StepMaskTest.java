@@ -76,6 +76,41 @@ class StepMaskTest {
     assertTrue(StepMask.parse("Fast").isPolicy());
   }
 
+  @Test
+  void quadraticMaskComputesExactlyNStepsAtQuadraticPositions() {
+    // round(T (k/N)^2): 50 x 8 -> 0, 0.78, 3.13, 7.03, 12.5, 19.5, 28.1, 38.3
+    assertEquals(positions(50, 0, 1, 3, 7, 13, 20, 28, 38), digits(StepMask.policy("quadratic:8").resolve(50)));
+    assertEquals(positions(28, 0, 1, 2, 5, 9, 14, 21), digits(StepMask.parse("Quadratic:7").resolve(28)));
+    assertEquals("1110", digits(StepMask.quadraticMask(3, 4)));  // 0, 0.44 -> bumped to 1, 1.78 -> 2
+    for (int t = 1; t <= 60; t++) {
+      for (int n = 1; n <= t; n++) {
+        int[] mask = StepMask.quadraticMask(n, t);
+        assertEquals(n, java.util.Arrays.stream(mask).sum(), n + " of " + t);
+        assertEquals(1, mask[0], "step 0 always computes");
+      }
+    }
+    assertEquals("quadratic:8", StepMask.parse("quadratic:8").toString());
+  }
+
+  @Test
+  void quadraticMaskRejectsBadCounts() {
+    for (String bad : new String[] {"quadratic:0", "quadratic:x", "quadratic:", "quadratic:-2"}) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StepMask.parse(bad));
+      assertTrue(e.getMessage().contains("quadratic:N"), e.getMessage());
+    }
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> StepMask.policy("quadratic:9").resolve(8));
+    assertTrue(e.getMessage().contains("1..8"), e.getMessage());
+  }
+
+  static String positions(int total, int... computed) {
+    int[] mask = new int[total];
+    for (int i : computed) {
+      mask[i] = 1;
+    }
+    return digits(mask);
+  }
+
   static String digits(int[] mask) {
     StringBuilder sb = new StringBuilder();
     for (int b : mask) {
