@@ -46,7 +46,8 @@ public final class StepMask {
   /** A mask from a string of digits such as {@code "1111011"}. */
   public static StepMask parse(String digits) {
     String s = digits.trim();
-    if (POLICIES.contains(s.toLowerCase(Locale.ROOT)) || s.toLowerCase(Locale.ROOT).startsWith(QUADRATIC)) {
+    String lower = s.toLowerCase(Locale.ROOT);
+    if (POLICIES.contains(lower) || lower.startsWith(QUADRATIC)) {
       return policy(s);
     }
     int[] bits = new int[s.length()];
@@ -70,7 +71,7 @@ public final class StepMask {
     return new StepMask(null, p);
   }
 
-  /** The N of {@code quadratic:N}, or -1 when {@code p} is not of that form. */
+  /** The N of {@code quadratic:N}; anything else is rejected with the list of policies. */
   private static int quadraticSteps(String p) {
     if (!p.startsWith(QUADRATIC)) {
       throw new IllegalArgumentException("unknown steps mask policy \"" + p + "\"; use one of " + POLICIES
@@ -87,7 +88,6 @@ public final class StepMask {
           + " integer (the number of computed steps)");
     }
   }
-
 
   /** The {@code quadratic:N} mask: N computed steps at {@code round(T (k/N)^2)}, kept distinct. */
   public static int[] quadraticMask(int computedSteps, int totalSteps) {

@@ -20,6 +20,9 @@ import picocli.CommandLine.Option;
     description = "Trains the bundled class-conditional FLUX.1-architecture model on Fashion-MNIST (rectified flow,"
         + " AdamW, EMA) and writes it as a diffusers-style folder with a model card.")
 final class TrainCommand implements Callable<Integer> {
+  /** Header of the training log {@code loss.csv}, written by a run and read back by {@code --report-only}. */
+  static final String LOSS_CSV_HEADER = "step,loss,lr,seconds";
+
   @Option(names = "--out", defaultValue = "models/fashion-flux", description = "output folder (default ${DEFAULT-VALUE})")
   Path out;
 
@@ -78,7 +81,7 @@ final class TrainCommand implements Callable<Integer> {
     System.out.printf(Locale.ROOT, "training %s on %d images: %d steps x batch %d%n", "FluxTransformer2DModel",
         train.size(), steps, batch);
     try (PrintWriter log = new PrintWriter(Files.newBufferedWriter(csv))) {
-      log.println("step,loss,lr,seconds");
+      log.println(LOSS_CSV_HEADER);
       FlowMatchingTrainer.Result result = new FlowMatchingTrainer(options, train).train(
           checkpoint -> {
             BundledModel.save(checkpoint.transformer(), checkpoint.textEncoder(), out);
@@ -104,8 +107,8 @@ final class TrainCommand implements Callable<Integer> {
       throw new IllegalArgumentException("no training log " + csv + " (written by cachedit train next to the model)");
     }
     List<String> lines = Files.readAllLines(csv);
-    if (lines.isEmpty() || !lines.get(0).equals("step,loss,lr,seconds")) {
-      throw new IllegalArgumentException(csv + ": expected the header step,loss,lr,seconds");
+    if (lines.isEmpty() || !lines.get(0).equals(LOSS_CSV_HEADER)) {
+      throw new IllegalArgumentException(csv + ": expected the header " + LOSS_CSV_HEADER);
     }
     List<FlowMatchingTrainer.LossPoint> curve = new ArrayList<>();
     for (int i = 1; i < lines.size(); i++) {
