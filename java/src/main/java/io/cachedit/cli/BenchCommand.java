@@ -149,46 +149,22 @@ final class BenchCommand implements Callable<Integer> {
       for (CacheOptions o : java.util.Arrays.asList(null, CachePresets.get("dbcache"), null)) {
         Generation.run(m, prompts.get(0), n, 0, warmSteps, guidance, o, null).close();
       }
-      Map<String, CacheOptions> sweep = configs();
+      Map<String, CacheOptions> sweep = new LinkedHashMap<>();
+      configs().forEach((name, options) -> {
+        if (only == null || name.contains(only)) {
+          sweep.put(name, options);
+        }
+      });
       System.out.println("| config | steps | wall s | speedup | ideal | measured/ideal | PSNR dB | SSIM | MSE | class acc | FD |");
       System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
       for (int s : steps) {
-        Sweep base1 = sweep(m, null, s);
-        Row uncached = base1.row("uncached", s, base1.seconds, testFeatures, classifier, null);
-        print(uncached);
-        List<Row> stepRows = new ArrayList<>();
-        for (Map.Entry<String, CacheOptions> e : sweep.entrySet()) {
-          if (only != null && !e.getKey().contains(only)) {
-            continue;
-          }
-          Sweep run = sweep(m, e.getValue(), s);
-          Row r = run.row(e.getKey(), s, base1.seconds, testFeatures, classifier, base1);
-          run.close();
-          stepRows.add(r);
-          print(r);
-        }
-        // uncached again: the machine drifts; use the mean of both baselines for every speedup of this step count
-        Sweep base2 = sweep(m, null, s);
-        double baseline = (base1.seconds + base2.seconds) / 2;
-        System.out.printf(Locale.ROOT, "uncached wall time %.2f s before the sweep, %.2f s after%n", base1.seconds,
-            base2.seconds);
-        rows.add(withBaseline(uncached, baseline));
-        for (Row r : stepRows) {
-          rows.add(withBaseline(r, baseline));
-        }
-        base1.close();
-        base2.close();
+        rows.addAll(sweepSteps(m, sweep, s, testFeatures, classifier));
       }
     }
     writeMarkdown(rows);
     plot(rows, out.resolve("speedup-psnr.png"));
     System.out.println("wrote " + out.resolve("bench.md") + " and " + out.resolve("speedup-psnr.png"));
     return 0;
-  }
-
-  static Row withBaseline(Row r, double baseline) {
-    return new Row(r.name(), r.steps(), r.seconds(), r.name().equals("uncached") ? r.seconds() : baseline,
-        r.idealSpeedup(), r.psnr(), r.ssim(), r.mse(), r.accuracy(), r.frechet());
   }
 
   static void print(Row r) {
@@ -215,6 +191,17 @@ final class BenchCommand implements Callable<Integer> {
 
     void close() {
       batches.forEach(io.cachedit.kernels.Tensors::release);
+    }
+
+    /** Adds the images and block counts of one generation of {@code n} images of class {@code label}. */
+    void add(Generation.Result r, long label, int n) {
+      blocksComputed += r.stats().stream().mapToLong(io.cachedit.cache.CacheStats::blocksComputed).sum();
+      blocksTotal += r.stats().stream().mapToLong(io.cachedit.cache.CacheStats::blocksTotal).sum();
+      batches.add(io.cachedit.kernels.Tensors.keep(r.images().clone()));
+      images.addAll(GenerateCommand.images(r.images()));
+      for (int i = 0; i < n; i++) {
+        labels.add(label);
+      }
     }
 
     Row row(String name, int steps, double uncachedSeconds, Tensor testFeatures, FashionClassifier classifier,
@@ -249,24 +236,61 @@ final class BenchCommand implements Callable<Integer> {
     }
   }
 
-  Sweep sweep(BundledModel m, CacheOptions options, int steps) {
-    Sweep sw = new Sweep();
-    for (String prompt : prompts) {
-      long label = m.textEncoder().index(prompt);
-      for (long seed : seeds) {
-        try (Generation.Result r = Generation.run(m, prompt, n, seed, steps, guidance, options, null)) {
-          sw.seconds += r.seconds();
-          sw.blocksComputed += r.stats().stream().mapToLong(io.cachedit.cache.CacheStats::blocksComputed).sum();
-          sw.blocksTotal += r.stats().stream().mapToLong(io.cachedit.cache.CacheStats::blocksTotal).sum();
-          sw.batches.add(io.cachedit.kernels.Tensors.keep(r.images().clone()));
-          sw.images.addAll(GenerateCommand.images(r.images()));
-          for (int i = 0; i < n; i++) {
-            sw.labels.add(label);
+  /**
+   * All configs at one step count. The machine's speed drifts by several percent over minutes, so
+   * timings are interleaved: for each prompt and seed, an uncached run, every config (in an order
+   * rotated per group), and an uncached run again; each group's uncached time is the mean of its two.
+   */
+  List<Row> sweepSteps(BundledModel m, Map<String, CacheOptions> sweep, int steps, Tensor testFeatures,
+      FashionClassifier classifier) {
+    Sweep base = new Sweep();
+    Map<String, Sweep> runs = new LinkedHashMap<>();
+    sweep.keySet().forEach(name -> runs.put(name, new Sweep()));
+    List<String> names = new ArrayList<>(sweep.keySet());
+    double before = 0;
+    double after = 0;
+    int group = 0;
+    try {
+      for (String prompt : prompts) {
+        long label = m.textEncoder().index(prompt);
+        for (long seed : seeds) {
+          double first;
+          try (Generation.Result r = Generation.run(m, prompt, n, seed, steps, guidance, null, null)) {
+            first = r.seconds();
+            base.add(r, label, n);
           }
+          for (int k = 0; k < names.size(); k++) {
+            String name = names.get((k + group) % names.size());
+            try (Generation.Result r = Generation.run(m, prompt, n, seed, steps, guidance, sweep.get(name), null)) {
+              runs.get(name).add(r, label, n);
+              runs.get(name).seconds += r.seconds();
+            }
+          }
+          double second;
+          try (Generation.Result r = Generation.run(m, prompt, n, seed, steps, guidance, null, null)) {
+            second = r.seconds();
+          }
+          before += first;
+          after += second;
+          base.seconds += (first + second) / 2;
+          group++;
+          System.err.printf(Locale.ROOT, "%d steps: %s seed %d done (uncached %.2f s / %.2f s)%n", steps, prompt,
+              seed, first, second);
         }
       }
+      List<Row> rows = new ArrayList<>();
+      rows.add(base.row("uncached", steps, base.seconds, testFeatures, classifier, null));
+      for (Map.Entry<String, Sweep> e : runs.entrySet()) {
+        rows.add(e.getValue().row(e.getKey(), steps, base.seconds, testFeatures, classifier, base));
+      }
+      rows.forEach(BenchCommand::print);
+      System.out.printf(Locale.ROOT, "uncached wall time %.2f s (first run of each group), %.2f s (last run)%n",
+          before, after);
+      return rows;
+    } finally {
+      base.close();
+      runs.values().forEach(Sweep::close);
     }
-    return sw;
   }
 
   void writeMarkdown(List<Row> rows) throws IOException {
@@ -280,9 +304,10 @@ final class BenchCommand implements Callable<Integer> {
         System.getProperty("java.version"), System.getProperty("os.name"), String.join(", ", prompts), n,
         n * prompts.size() * seeds.size(), guidance));
     md.append("""
-        Wall time is the sum over all generations of a row; speedup = uncached wall time (mean of a run before and
-        one after the sweep of that step count) / cached wall time; ideal = blocks an uncached run executes / blocks
-        executed. PSNR, SSIM (scikit-image definitions, 8-bit) and MSE compare each image with the uncached image of
+        Wall time is the sum over all generations of a row; speedup = uncached wall time / cached wall time;
+        ideal = blocks an uncached run executes / blocks executed. Runs are interleaved against the machine's drift:
+        for each prompt and seed, an uncached run, every config (order rotated per prompt and seed), and an uncached
+        run again; the uncached time of that prompt and seed is the mean of its two runs. PSNR, SSIM (scikit-image definitions, 8-bit) and MSE compare each image with the uncached image of
         the same prompt, seed and index. Class accuracy: the bundled classifier's agreement with the prompt. FD:
         Frechet distance of the classifier's 256-d features to the Fashion-MNIST test images (not Inception FID;
         lower is better).

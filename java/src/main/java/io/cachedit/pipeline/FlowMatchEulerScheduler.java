@@ -141,7 +141,6 @@ public record FlowMatchEulerScheduler(int numTrainTimesteps, double shift, boole
   /** The Euler step: {@code sample + (sigmaNext - sigma) * modelOutput} in fp32, cast to the output's dtype. */
   public static Tensor step(Tensor modelOutput, Tensor sample, double sigma, double sigmaNext) {
     ScalarType type = modelOutput.scalar_type().intern();
-    return sample.to(ScalarType.Float).add(modelOutput.to(ScalarType.Float).mul(new Scalar(sigmaNext - sigma)))
-        .to(type);
+    return sample.to(ScalarType.Float).add(modelOutput.to(ScalarType.Float), new Scalar(sigmaNext - sigma)).to(type);
   }
 }

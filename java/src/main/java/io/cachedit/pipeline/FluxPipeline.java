@@ -122,13 +122,8 @@ public final class FluxPipeline implements DiffusionPipeline {
     Tensor latents;
     Tensor ropeCos;
     Tensor ropeSin;
-    Tensor bothPrompt = null;
-    Tensor bothPooled = null;
-    Tensor prompt;
-    Tensor pooled;
-    Tensor negPrompt = null;
-    Tensor negPooled = null;
-    Tensor guidance;
+    FluxTransformer2DModel.Conditioning cond = null;
+    FluxTransformer2DModel.Conditioning uncond = null;
     double[] sigmas;
     try (PointerScope scope = new PointerScope()) {
       Tensor noise = torch.randn(new long[] {batch, latentChannels, h, w}, new GeneratorOptional(generator),
@@ -139,41 +134,47 @@ public final class FluxPipeline implements DiffusionPipeline {
           torch.zeros(r.promptEmbeds().size(1), 3));
       ropeCos = Tensors.keep(rope.cos());
       ropeSin = Tensors.keep(rope.sin());
-      prompt = Tensors.keep(repeat(r.promptEmbeds(), r.numImages()).to(dtype));
-      pooled = Tensors.keep(repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype));
-      if (cfg) {
-        negPrompt = Tensors.keep(repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype));
-        negPooled = Tensors.keep(repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype));
-        if (r.batchedCfg()) {
-          bothPrompt = Tensors.keep(torch.cat(new TensorVector(prompt, negPrompt), 0));
-          bothPooled = Tensors.keep(torch.cat(new TensorVector(pooled, negPooled), 0));
-        }
-      }
-      guidance = Tensors.keep(torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float));
       sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
           scheduler.mu((h / p) * (w / p)));
+      // Text projections, timestep embeddings and output modulation of every step, in one batched pass.
+      Tensor prompt = repeat(r.promptEmbeds(), r.numImages()).to(dtype);
+      Tensor pooled = repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype);
+      Tensor guidance = transformer.config().guidanceEmbeds()
+          ? torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float) : null;
+      if (!cfg) {
+        cond = transformer.condition(prompt, pooled, timesteps(sigmas, r.steps(), batch), guidance).keep();
+      } else {
+        Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
+        Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
+        if (r.batchedCfg()) {
+          cond = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
+              torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
+              guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keep();
+        } else {
+          Tensor ts = timesteps(sigmas, r.steps(), batch);
+          cond = transformer.condition(prompt, pooled, ts, guidance).keep();
+          uncond = transformer.condition(negPrompt, negPooled, ts, guidance).keep();
+        }
+      }
     }
     try {
       for (int i = 0; i < r.steps(); i++) {
         try (PointerScope scope = new PointerScope()) {
           io.cachedit.models.common.Rope.CosSin rope = new io.cachedit.models.common.Rope.CosSin(ropeCos, ropeSin);
-          Tensor t = torch.full(new long[] {batch}, new Scalar(sigmas[i])).to(dtype);
-          Tensor g = transformer.config().guidanceEmbeds() ? guidance : null;
           Tensor v;
           if (!cfg) {
-            v = transformer.forward(latents, prompt, pooled, t, rope, g,
+            v = transformer.forward(latents, cond, i, rope,
                 new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
           } else if (r.batchedCfg()) {
-            Tensor both = transformer.forward(torch.cat(new TensorVector(latents, latents), 0), bothPrompt, bothPooled,
-                torch.cat(new TensorVector(t, t), 0), rope, g == null ? null : torch.cat(new TensorVector(g, g), 0),
+            Tensor both = transformer.forward(torch.cat(new TensorVector(latents, latents), 0), cond, i, rope,
                 new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
             v = guide(both.narrow(0, 0, batch), both.narrow(0, batch, batch), r.trueCfgScale());
           } else {
-            Tensor cond = transformer.forward(latents, prompt, pooled, t, rope, g,
+            Tensor vCond = transformer.forward(latents, cond, i, rope,
                 new StepContext(generation, i, r.steps(), StepContext.Branch.COND));
-            Tensor uncond = transformer.forward(latents, negPrompt, negPooled, t, rope, g,
+            Tensor vUncond = transformer.forward(latents, uncond, i, rope,
                 new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND));
-            v = guide(cond, uncond, r.trueCfgScale());
+            v = guide(vCond, vUncond, r.trueCfgScale());
           }
           Tensor next = Tensors.keep(FlowMatchEulerScheduler.step(v, latents, sigmas[i], sigmas[i + 1]));
           Tensors.release(latents);
@@ -185,16 +186,29 @@ public final class FluxPipeline implements DiffusionPipeline {
       }
       return unpack(latents, h, w, p);
     } finally {
-      for (Tensor k : new Tensor[] {latents, ropeCos, ropeSin, prompt, pooled, negPrompt, negPooled, bothPrompt,
-          bothPooled, guidance}) {
+      for (Tensor k : new Tensor[] {latents, ropeCos, ropeSin}) {
         Tensors.release(k);
+      }
+      for (FluxTransformer2DModel.Conditioning c : new FluxTransformer2DModel.Conditioning[] {cond, uncond}) {
+        if (c != null) {
+          c.release();
+        }
       }
     }
   }
 
+  /** The model's timestep input of every step: sigma_i for each of {@code batch} rows, [steps, batch]. */
+  private static Tensor timesteps(double[] sigmas, int steps, int batch) {
+    float[] t = new float[steps];
+    for (int i = 0; i < steps; i++) {
+      t[i] = (float) sigmas[i];
+    }
+    return torch.tensor(t).view(steps, 1).expand(steps, batch).contiguous();
+  }
+
   /** {@code uncond + scale * (cond - uncond)}. */
   static Tensor guide(Tensor cond, Tensor uncond, double scale) {
-    return uncond.add(cond.sub(uncond).mul(new Scalar(scale)));
+    return uncond.add(cond.sub(uncond), new Scalar(scale));
   }
 
   private static Tensor repeat(Tensor t, int times) {

@@ -71,6 +71,30 @@ class FluxModelTest {
   }
 
   @Test
+  void precomputedConditioningOfAllStepsEqualsThePerStepForward() {
+    try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(true), 4, ScalarType.Float)) {
+      FluxTransformer2DModel flux = (FluxTransformer2DModel) model;
+      Map<String, Tensor> in = inputs(5, 1.0);
+      double[] sigmas = {1.0, 0.75, 0.4, 0.1};
+      Tensor timesteps = torch.tensor(new float[] {1.0f, 0.75f, 0.4f, 0.1f}).view(4, 1).expand(4, 2).contiguous();
+      FluxTransformer2DModel.Conditioning cond = flux.condition(in.get("encoder_hidden_states"),
+          in.get("pooled_projections"), timesteps, in.get("guidance"));
+      assertEquals(4, cond.steps());
+      var rope = flux.rotaryEmbedding(in.get("img_ids"), in.get("txt_ids"));
+      for (int i = 0; i < sigmas.length; i++) {
+        in.put("timestep", torch.full(new long[] {2}, new Scalar(sigmas[i])));
+        Tensor perStep = model.forward(ForwardInputs.of(in), null);
+        Tensor batched = flux.forward(in.get("hidden_states"), cond, i, rope, null);
+        assertTrue(torch.allclose(perStep, batched, 1e-5, 1e-6, false), "step " + i + ": "
+            + perStep.sub(batched).abs().max().item_double());
+      }
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> flux.condition(
+          in.get("encoder_hidden_states"), in.get("pooled_projections"), torch.zeros(4, 3), in.get("guidance")));
+      assertTrue(e.getMessage().contains("[steps, B] with B = 2"), e.getMessage());
+    }
+  }
+
+  @Test
   void saveLoadRoundTripIsExact(@TempDir Path dir) {
     try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(false), 2, ScalarType.Float)) {
       Map<String, Tensor> in = inputs(4, 0.5);

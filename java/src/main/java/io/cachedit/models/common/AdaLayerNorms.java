@@ -4,6 +4,7 @@ import io.cachedit.io.WeightScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /** diffusers' adaptive layer norms (normalization.py), keys {@code linear.weight/bias}. */
 public final class AdaLayerNorms {
@@ -81,10 +82,14 @@ public final class AdaLayerNorms {
     }
 
     public Tensor forward(Tensor x, Tensor conditioning) {
-      Tensor emb = linear.forward(Activations.silu(conditioning).to(x.scalar_type()));
-      Tensor[] c = chunk(emb, 2);
+      Tensor[] c = scaleShift(conditioning, x.scalar_type());
       Tensor normed = normWeight == null ? Norms.layerNorm(x, eps) : Norms.layerNorm(x, normWeight, normBias, eps);
       return modulate(normed, c[1], c[0]);
+    }
+
+    /** {scale, shift} from the conditioning [..., conditioningDim] (any leading dimensions), in {@code dtype}. */
+    public Tensor[] scaleShift(Tensor conditioning, ScalarType dtype) {
+      return chunk(linear.forward(Activations.silu(conditioning).to(dtype)), 2);
     }
   }
 }

@@ -1,6 +1,7 @@
 package io.cachedit.models.flux;
 
 import io.cachedit.io.WeightScope;
+import io.cachedit.kernels.Tensors;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
@@ -135,23 +136,81 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
   /** The forward with precomputed RoPE tables ({@link #rotaryEmbedding}); text tokens come first in them. */
   public Tensor forward(Tensor hidden, Tensor encoder, Tensor pooled, Tensor timestep, Rope.CosSin rope,
       Tensor guidance, StepContext step) {
-    if (rope.cos().size(0) != hidden.size(1) + encoder.size(1)) {
-      throw new IllegalArgumentException("RoPE tables cover " + rope.cos().size(0) + " tokens, the inputs "
-          + (hidden.size(1) + encoder.size(1)));
+    return forward(hidden, condition(encoder, pooled, timestep.unsqueeze(0), guidance), 0, rope, step);
+  }
+
+  /**
+   * What a forward computes from text and timestep alone, for {@code steps} timesteps at once: the
+   * projected text tokens, and per timestep {@code temb} and norm_out's modulation. Sampling loops
+   * compute it once per generation ({@link #condition}) instead of once per step.
+   *
+   * @param encoder context_embedder(encoder_hidden_states) [B, S_txt, inner]
+   * @param temb [steps, B, inner]
+   * @param outScale1p 1 + norm_out's scale, [steps, B, 1, inner]
+   * @param outShift norm_out's shift, [steps, B, 1, inner]
+   */
+  public record Conditioning(Tensor encoder, Tensor temb, Tensor outScale1p, Tensor outShift) {
+    public int steps() {
+      return (int) temb.size(0);
     }
-    Tensor h = xEmbedder.forward(hidden.to(dtype));
-    Tensor t = timestep.to(dtype).mul(new Scalar(1000.0));
-    Tensor temb = timestepEmbedder.forward(Timesteps.embedding(t, 256, true, 0).to(dtype));
+
+    /** A copy whose tensors outlive the enclosing {@code PointerScope}: {@link #release()} it. */
+    public Conditioning keep() {
+      return new Conditioning(Tensors.keep(encoder), Tensors.keep(temb), Tensors.keep(outScale1p),
+          Tensors.keep(outShift));
+    }
+
+    /** Releases the tensors of a {@link #keep()} copy. */
+    public void release() {
+      for (Tensor t : new Tensor[] {encoder, temb, outScale1p, outShift}) {
+        Tensors.release(t);
+      }
+    }
+  }
+
+  /**
+   * Computes the step-independent inputs of {@code timesteps.size(0)} forwards in one batched pass.
+   *
+   * @param encoder text embeddings [B, S_txt, joint_attention_dim]
+   * @param pooled pooled text embedding [B, pooled_projection_dim]
+   * @param timesteps [steps, B] in [0, 1] (sigmas); multiplied by 1000 here as diffusers does
+   * @param guidance [B] guidance scale, or null for models without guidance embeds
+   */
+  public Conditioning condition(Tensor encoder, Tensor pooled, Tensor timesteps, Tensor guidance) {
+    if (timesteps.dim() != 2 || timesteps.size(1) != pooled.size(0)) {
+      throw new IllegalArgumentException("timesteps must be [steps, B] with B = " + pooled.size(0) + ", got "
+          + java.util.Arrays.toString(timesteps.sizes().vec().get()));
+    }
+    long steps = timesteps.size(0);
+    long batch = timesteps.size(1);
+    Tensor t = timesteps.reshape(steps * batch).to(dtype).mul(new Scalar(1000.0));
+    Tensor temb = timestepEmbedder.forward(Timesteps.embedding(t, 256, true, 0).to(dtype)).view(steps, batch, -1);
     if (guidanceEmbedder != null) {
       if (guidance == null) {
         throw new IllegalArgumentException("this FLUX model has guidance_embeds: pass a guidance tensor");
       }
       Tensor g = guidance.to(dtype).mul(new Scalar(1000.0));
-      temb = temb.add(guidanceEmbedder.forward(Timesteps.embedding(g, 256, true, 0).to(dtype)));
+      temb = temb.add(guidanceEmbedder.forward(Timesteps.embedding(g, 256, true, 0).to(dtype)).unsqueeze(0));
     }
-    temb = temb.add(textEmbedder.forward(pooled.to(dtype))).to(dtype);
-    Tensor e = contextEmbedder.forward(encoder.to(dtype));
-    Args args = new Args(temb, rope, backend());
+    temb = temb.add(textEmbedder.forward(pooled.to(dtype)).unsqueeze(0)).to(dtype);
+    Tensor[] scaleShift = normOut.scaleShift(temb, dtype);
+    return new Conditioning(contextEmbedder.forward(encoder.to(dtype)), temb,
+        scaleShift[0].add(new Scalar(1.0)).unsqueeze(2), scaleShift[1].unsqueeze(2));
+  }
+
+  /**
+   * The forward at timestep {@code index} of a precomputed {@link Conditioning}.
+   *
+   * @param hidden packed latents [B, S_img, in_channels]
+   */
+  public Tensor forward(Tensor hidden, Conditioning cond, int index, Rope.CosSin rope, StepContext step) {
+    Tensor e = cond.encoder();
+    if (rope.cos().size(0) != hidden.size(1) + e.size(1)) {
+      throw new IllegalArgumentException("RoPE tables cover " + rope.cos().size(0) + " tokens, the inputs "
+          + (hidden.size(1) + e.size(1)));
+    }
+    Tensor h = xEmbedder.forward(hidden.to(dtype));
+    Args args = new Args(cond.temb().select(0, index), rope, backend());
     long textLen = e.size(1);
     if (fused) {
       BlockIO out = fusedBlocks.forward(h, e, args, step);
@@ -162,7 +221,8 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
       joint = singleBlocks.forward(joint, null, args, step).hidden();
       h = joint.narrow(1, textLen, joint.size(1) - textLen);
     }
-    h = normOut.forward(h, temb);
+    // norm_out: layer_norm(h) * (1 + scale) + shift, modulation precomputed
+    h = torch.addcmul(cond.outShift().select(0, index), Norms.layerNorm(h, 1e-6), cond.outScale1p().select(0, index));
     return projOut.forward(h);
   }
 
