@@ -87,7 +87,13 @@ class FluxModelTest {
         Tensor batched = flux.forward(in.get("hidden_states"), cond, i, rope, null);
         assertTrue(torch.allclose(perStep, batched, 1e-5, 1e-6, false), "step " + i + ": "
             + perStep.sub(batched).abs().max().item_double());
+        // over the memory budget the blocks compute their modulations each step: same function
+        var perStepModulation = new FluxTransformer2DModel.Conditioning(cond.encoder(), cond.temb(), cond.outScale1p(),
+            cond.outShift(), null);
+        assertTrue(torch.allclose(batched, flux.forward(in.get("hidden_states"), perStepModulation, i, rope, null),
+            1e-5, 1e-6, false), "step " + i + " without precomputed modulations");
       }
+      assertEquals(2 * flux.config().numLayers() + flux.config().numSingleLayers(), cond.blockModulations().size());
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> flux.condition(
           in.get("encoder_hidden_states"), in.get("pooled_projections"), torch.zeros(4, 3), in.get("guidance")));
       assertTrue(e.getMessage().contains("[steps, B] with B = 2"), e.getMessage());

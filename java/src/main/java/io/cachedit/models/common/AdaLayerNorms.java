@@ -4,6 +4,7 @@ import io.cachedit.io.WeightScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /** diffusers' adaptive layer norms (normalization.py), keys {@code linear.weight/bias}. */
@@ -12,7 +13,13 @@ public final class AdaLayerNorms {
 
   /** {@code x * (1 + scale[:, None]) + shift[:, None]} for x [B, S, C] and scale, shift [B, C]. */
   public static Tensor modulate(Tensor x, Tensor shift, Tensor scale) {
-    return x.mul(scale.unsqueeze(1).add(new Scalar(1.0))).add(shift.unsqueeze(1));
+    // one pass over x instead of two (same roundings: the product, then the sum)
+    return torch.addcmul(shift.unsqueeze(1), x, scale.unsqueeze(1).add(new Scalar(1.0)));
+  }
+
+  /** The gated residual {@code x + gate[:, None] * y} for x, y [B, S, C] and gate [B, C], in one pass. */
+  public static Tensor addGated(Tensor x, Tensor gate, Tensor y) {
+    return torch.addcmul(x, gate.unsqueeze(1), y);
   }
 
   /** {@code chunks} equal pieces of the last dimension. */
@@ -43,7 +50,17 @@ public final class AdaLayerNorms {
     }
 
     public Tensor[] forward(Tensor x, Tensor emb) {
-      Tensor[] c = chunk(linear.forward(Activations.silu(emb)), 6);
+      return apply(x, modulation(emb));
+    }
+
+    /** {@code linear(silu(emb))}: [..., 6 * dim] for emb [..., dim] (any leading dimensions). */
+    public Tensor modulation(Tensor emb) {
+      return linear.forward(Activations.silu(emb));
+    }
+
+    /** The forward with {@link #modulation} already computed ([B, 6 * dim]). */
+    public Tensor[] apply(Tensor x, Tensor modulation) {
+      Tensor[] c = chunk(modulation, 6);
       Tensor normed = modulate(Norms.layerNorm(x, eps), c[0], c[1]);
       return new Tensor[] {normed, c[2], c[3], c[4], c[5]};
     }
@@ -58,7 +75,17 @@ public final class AdaLayerNorms {
     }
 
     public Tensor[] forward(Tensor x, Tensor emb) {
-      Tensor[] c = chunk(linear.forward(Activations.silu(emb)), 3);
+      return apply(x, modulation(emb));
+    }
+
+    /** {@code linear(silu(emb))}: [..., 3 * dim] for emb [..., dim] (any leading dimensions). */
+    public Tensor modulation(Tensor emb) {
+      return linear.forward(Activations.silu(emb));
+    }
+
+    /** The forward with {@link #modulation} already computed ([B, 3 * dim]). */
+    public Tensor[] apply(Tensor x, Tensor modulation) {
+      Tensor[] c = chunk(modulation, 3);
       return new Tensor[] {modulate(Norms.layerNorm(x, 1e-6), c[0], c[1]), c[2]};
     }
   }

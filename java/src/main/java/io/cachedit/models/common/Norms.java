@@ -51,6 +51,11 @@ public final class Norms {
    */
   public static Tensor rmsNorm(Tensor x, Tensor weight, double eps) {
     ScalarType inputType = x.scalar_type().intern();
+    if (inputType == ScalarType.Float && (weight == null || weight.scalar_type().intern() == ScalarType.Float)) {
+      // fp32 throughout: libtorch's rms_norm is this composite, bit for bit, in one call instead of six
+      return torch.rms_norm(x, new long[] {x.size(-1)}, weight == null ? new TensorOptional() : new TensorOptional(weight),
+          new org.bytedeco.pytorch.DoubleOptional(eps));
+    }
     Tensor xf = x.to(ScalarType.Float);
     Tensor variance = xf.pow(new Scalar(2.0)).mean(new long[] {-1}, true, new org.bytedeco.pytorch.ScalarTypeOptional());
     Tensor h = xf.mul(torch.rsqrt(variance.add(new Scalar(eps))));

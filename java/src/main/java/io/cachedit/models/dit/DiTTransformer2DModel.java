@@ -195,9 +195,9 @@ public final class DiTTransformer2DModel extends AbstractDiffusersModel {
       TensorVector m = norm1Linear.forward(Activations.silu(conditioning(a.timestep(), a.classLabels()))).chunk(6, 1);
       // AdaLayerNormZero normalises with its own LayerNorm (eps 1e-6); norm3 uses norm_eps.
       Tensor x = AdaLayerNorms.modulate(Norms.layerNorm(hidden, 1e-6), m.get(0), m.get(1));
-      Tensor h = hidden.add(m.get(2).unsqueeze(1).mul(attn1.forward(x, null, null, a.backend())));
+      Tensor h = AdaLayerNorms.addGated(hidden, m.get(2), attn1.forward(x, null, null, a.backend()));
       Tensor n = AdaLayerNorms.modulate(Norms.layerNorm(h, eps), m.get(3), m.get(4));
-      return h.add(m.get(5).unsqueeze(1).mul(ff.forward(n)));
+      return AdaLayerNorms.addGated(h, m.get(5), ff.forward(n));
     }
   }
 }

@@ -36,8 +36,19 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * pattern-1 list of all 57 blocks, as cache-dit's FLUX adapter does by default (SPEC 2.5).
  */
 public final class FluxTransformer2DModel extends AbstractDiffusersModel {
-  /** What every block of a forward shares. */
-  record Args(Tensor temb, Rope.CosSin rope, Attention.Backend backend) {}
+  /**
+   * What every block of a forward shares: {@code temb}, and the blocks' adaLN modulations
+   * {@code linear(silu(temb))} when the {@link Conditioning} precomputed them (else null).
+   */
+  record Args(Tensor temb, Rope.CosSin rope, Attention.Backend backend, List<Tensor> modulations, int index) {
+    /** Block slot {@code slot}'s modulation at this step: precomputed, or computed from temb now. */
+    Tensor modulation(int slot, java.util.function.UnaryOperator<Tensor> compute) {
+      return modulations == null ? compute.apply(temb) : modulations.get(slot).select(0, index);
+    }
+  }
+
+  /** Per-generation modulations of all blocks above this size are computed per step instead. */
+  static final long MODULATION_BUDGET_BYTES = 256L << 20;
 
   private final FluxTransformer2DModelConfig config;
   private final Linear xEmbedder;
@@ -50,6 +61,8 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
   private final BlockList<Args> doubleBlocks;
   private final BlockList<Args> singleBlocks;
   private final BlockList<Args> fusedBlocks;
+  private final List<FluxTransformerBlock> doubleBlockModules;
+  private final List<FluxSingleTransformerBlock> singleBlockModules;
   private volatile boolean fused;
 
   /** Builds the model from weights (loaded or generated); {@link WeightScope#finish()} is called here. */
@@ -65,16 +78,19 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
     this.textEmbedder = new Timesteps.Mlp(tte.pp("text_embedder"), config.pooledProjectionDim(), inner);
     List<FluxTransformerBlock> doubles = new ArrayList<>();
     for (int i = 0; i < config.numLayers(); i++) {
-      doubles.add(new FluxTransformerBlock(w.pp("transformer_blocks").pp(i), config));
+      doubles.add(new FluxTransformerBlock(w.pp("transformer_blocks").pp(i), config, 2 * i));
     }
     List<FluxSingleTransformerBlock> singles = new ArrayList<>();
     for (int i = 0; i < config.numSingleLayers(); i++) {
-      singles.add(new FluxSingleTransformerBlock(w.pp("single_transformer_blocks").pp(i), config));
+      singles.add(new FluxSingleTransformerBlock(w.pp("single_transformer_blocks").pp(i), config,
+          2 * config.numLayers() + i));
     }
     this.normOut = new AdaLayerNorms.Continuous(w.pp("norm_out"), inner, inner, false, 1e-6, true);
     this.projOut = new Linear(w.pp("proj_out"), inner, (long) config.patchSize() * config.patchSize()
         * config.outChannels());
     finishLoading(w);
+    this.doubleBlockModules = List.copyOf(doubles);
+    this.singleBlockModules = List.copyOf(singles);
     this.doubleBlocks = new BlockList<>("transformer_blocks", ForwardPattern.PATTERN_1,
         doubles.stream().map(b -> (io.cachedit.models.common.Block<Args>) b::forward).toList());
     this.singleBlocks = new BlockList<>("single_transformer_blocks", ForwardPattern.PATTERN_3,
@@ -148,8 +164,13 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
    * @param temb [steps, B, inner]
    * @param outScale1p 1 + norm_out's scale, [steps, B, 1, inner]
    * @param outShift norm_out's shift, [steps, B, 1, inner]
+   * @param blockModulations each block's adaLN {@code linear(silu(temb))}, [steps, B, 6 or 3 * inner]:
+   *     double-stream block i at 2i (norm1) and 2i + 1 (norm1_context), single-stream block j at
+   *     2 * num_layers + j; null when larger than {@value #MODULATION_BUDGET_BYTES} bytes (then the
+   *     blocks compute them each step)
    */
-  public record Conditioning(Tensor encoder, Tensor temb, Tensor outScale1p, Tensor outShift) {
+  public record Conditioning(Tensor encoder, Tensor temb, Tensor outScale1p, Tensor outShift,
+      List<Tensor> blockModulations) {
     public int steps() {
       return (int) temb.size(0);
     }
@@ -157,13 +178,16 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
     /** A copy whose tensors outlive the enclosing {@code PointerScope}: {@link #release()} it. */
     public Conditioning keep() {
       return new Conditioning(Tensors.keep(encoder), Tensors.keep(temb), Tensors.keep(outScale1p),
-          Tensors.keep(outShift));
+          Tensors.keep(outShift), blockModulations == null ? null : blockModulations.stream().map(Tensors::keep).toList());
     }
 
     /** Releases the tensors of a {@link #keep()} copy. */
     public void release() {
       for (Tensor t : new Tensor[] {encoder, temb, outScale1p, outShift}) {
         Tensors.release(t);
+      }
+      if (blockModulations != null) {
+        blockModulations.forEach(Tensors::release);
       }
     }
   }
@@ -194,8 +218,21 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
     }
     temb = temb.add(textEmbedder.forward(pooled.to(dtype)).unsqueeze(0)).to(dtype);
     Tensor[] scaleShift = normOut.scaleShift(temb, dtype);
+    long modulationBytes = steps * batch * (12L * config.numLayers() + 3L * config.numSingleLayers())
+        * config.innerDim() * temb.element_size();
+    List<Tensor> modulations = null;
+    if (modulationBytes <= MODULATION_BUDGET_BYTES) {
+      modulations = new ArrayList<>();
+      for (FluxTransformerBlock b : doubleBlockModules) {
+        modulations.add(b.norm1.modulation(temb));
+        modulations.add(b.norm1Context.modulation(temb));
+      }
+      for (FluxSingleTransformerBlock b : singleBlockModules) {
+        modulations.add(b.norm.modulation(temb));
+      }
+    }
     return new Conditioning(contextEmbedder.forward(encoder.to(dtype)), temb,
-        scaleShift[0].add(new Scalar(1.0)).unsqueeze(2), scaleShift[1].unsqueeze(2));
+        scaleShift[0].add(new Scalar(1.0)).unsqueeze(2), scaleShift[1].unsqueeze(2), modulations);
   }
 
   /**
@@ -210,7 +247,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
           + (hidden.size(1) + e.size(1)));
     }
     Tensor h = xEmbedder.forward(hidden.to(dtype));
-    Args args = new Args(cond.temb().select(0, index), rope, backend());
+    Args args = new Args(cond.temb().select(0, index), rope, backend(), cond.blockModulations(), index);
     long textLen = e.size(1);
     if (fused) {
       BlockIO out = fusedBlocks.forward(h, e, args, step);
@@ -331,8 +368,11 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
     private final FeedForward ff;
     private final FeedForward ffContext;
 
-    FluxTransformerBlock(WeightScope w, FluxTransformer2DModelConfig c) {
+    private final int slot;
+
+    FluxTransformerBlock(WeightScope w, FluxTransformer2DModelConfig c, int slot) {
       long dim = c.innerDim();
+      this.slot = slot;
       this.norm1 = new AdaLayerNorms.Zero(w.pp("norm1"), dim);
       this.norm1Context = new AdaLayerNorms.Zero(w.pp("norm1_context"), dim);
       this.attn = new FluxAttention(w.pp("attn"), c, true);
@@ -341,15 +381,15 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
     }
 
     BlockIO forward(Tensor hidden, Tensor encoder, Args a) {
-      Tensor[] n = norm1.forward(hidden, a.temb());
-      Tensor[] c = norm1Context.forward(encoder, a.temb());
+      Tensor[] n = norm1.apply(hidden, a.modulation(slot, norm1::modulation));
+      Tensor[] c = norm1Context.apply(encoder, a.modulation(slot + 1, norm1Context::modulation));
       Tensor[] attnOut = attn.joint(n[0], c[0], a);
-      Tensor h = hidden.add(n[1].unsqueeze(1).mul(attnOut[0]));
+      Tensor h = AdaLayerNorms.addGated(hidden, n[1], attnOut[0]);
       Tensor normed = AdaLayerNorms.modulate(Norms.layerNorm(h, 1e-6), n[2], n[3]);
-      h = h.add(n[4].unsqueeze(1).mul(ff.forward(normed)));
-      Tensor e = encoder.add(c[1].unsqueeze(1).mul(attnOut[1]));
+      h = AdaLayerNorms.addGated(h, n[4], ff.forward(normed));
+      Tensor e = AdaLayerNorms.addGated(encoder, c[1], attnOut[1]);
       Tensor normedE = AdaLayerNorms.modulate(Norms.layerNorm(e, 1e-6), c[2], c[3]);
-      e = e.add(c[4].unsqueeze(1).mul(ffContext.forward(normedE)));
+      e = AdaLayerNorms.addGated(e, c[4], ffContext.forward(normedE));
       return new BlockIO(h, clipHalf(e));
     }
   }
@@ -361,8 +401,11 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
     private final Linear projOut;
     private final FluxAttention attn;
 
-    FluxSingleTransformerBlock(WeightScope w, FluxTransformer2DModelConfig c) {
+    private final int slot;
+
+    FluxSingleTransformerBlock(WeightScope w, FluxTransformer2DModelConfig c, int slot) {
       long dim = c.innerDim();
+      this.slot = slot;
       long mlp = 4 * dim;
       this.norm = new AdaLayerNorms.ZeroSingle(w.pp("norm"), dim);
       this.projMlp = new Linear(w.pp("proj_mlp"), dim, mlp);
@@ -371,11 +414,10 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
     }
 
     Tensor forward(Tensor hidden, Args a) {
-      Tensor[] n = norm.forward(hidden, a.temb());
+      Tensor[] n = norm.apply(hidden, a.modulation(slot, norm::modulation));
       Tensor mlp = Activations.geluTanh(projMlp.forward(n[0]));
       Tensor attnOut = attn.self(n[0], a);
-      Tensor out = n[1].unsqueeze(1).mul(projOut.forward(torch.cat(new TensorVector(attnOut, mlp), 2)));
-      return clipHalf(hidden.add(out));
+      return clipHalf(AdaLayerNorms.addGated(hidden, n[1], projOut.forward(torch.cat(new TensorVector(attnOut, mlp), 2))));
     }
 
     /** The fused form (cache-dit's FluxPatchFunctor): (image, text) in, concatenated inside, split after. */

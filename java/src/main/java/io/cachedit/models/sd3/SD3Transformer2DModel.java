@@ -291,19 +291,19 @@ public final class SD3Transformer2DModel extends AbstractDiffusersModel {
         ctx = c[0];
       }
       Tensor[] out = attn.forward(x, ctx, a.backend());
-      Tensor h = hidden.add(gateMsa.unsqueeze(1).mul(out[0]));
+      Tensor h = AdaLayerNorms.addGated(hidden, gateMsa, out[0]);
       if (dual) {
         Tensor x2 = AdaLayerNorms.modulate(normed, m.get(6), m.get(7));
-        h = h.add(m.get(8).unsqueeze(1).mul(attn2.forward(x2, null, a.backend())[0]));
+        h = AdaLayerNorms.addGated(h, m.get(8), attn2.forward(x2, null, a.backend())[0]);
       }
       Tensor n2 = AdaLayerNorms.modulate(Norms.layerNorm(h, 1e-6), shiftMlp, scaleMlp);
-      h = h.add(gateMlp.unsqueeze(1).mul(ff.forward(n2)));
+      h = AdaLayerNorms.addGated(h, gateMlp, ff.forward(n2));
       if (contextPreOnly) {
         return new BlockIO(h, null);
       }
-      Tensor e = encoder.add(c[1].unsqueeze(1).mul(out[1]));
+      Tensor e = AdaLayerNorms.addGated(encoder, c[1], out[1]);
       Tensor ne = AdaLayerNorms.modulate(Norms.layerNorm(e, 1e-6), c[2], c[3]);
-      e = e.add(c[4].unsqueeze(1).mul(ffContext.forward(ne)));
+      e = AdaLayerNorms.addGated(e, c[4], ffContext.forward(ne));
       return new BlockIO(h, e);
     }
   }
