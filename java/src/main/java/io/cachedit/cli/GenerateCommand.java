@@ -102,7 +102,13 @@ final class GenerateCommand implements Callable<Integer> {
     PrintStream err = System.err;
     try (PointerScope scope = new PointerScope(); BundledModel m = BundledModel.load(dir)) {
       m.textEncoder().index(prompt);  // validate before any work
-      Generation.run(m, prompt, 1, seed, 2, guidance, null, null).close();  // warm-up: JIT, libtorch pools
+      // warm-up at the real batch shape, uncached and through the cache engine: JIT, allocator and thread pools
+      // settle before anything is timed (otherwise the first timed run, the uncached one, pays for them)
+      int warmSteps = Math.min(4, steps);
+      Generation.run(m, prompt, n, seed, warmSteps, guidance, null, null).close();
+      if (options != null) {
+        Generation.run(m, prompt, n, seed, warmSteps, guidance, CachePresets.get("dbcache"), null).close();
+      }
       Generation.Result base = null;
       if (compare) {
         base = Generation.run(m, prompt, n, seed, steps, guidance, null, progress("uncached", steps, err));
