@@ -5,9 +5,11 @@
 
 namespace cachedit {
 
-// Below this many elements a kernel runs on the calling thread and never enters OpenMP: an
-// OpenMP fork costs ~0.5 us, which dominates small inputs (BUILD-NOTES section 1).
-constexpr int64_t kParallelMinElements = 1 << 15;
+// Below this much work (elements x values touched per element) a kernel runs on the calling thread
+// and never enters OpenMP. With libgomp's passive wait policy (what cachedit sets, NativeRuntime) a
+// fork wakes sleeping threads: on the 2-vCPU test machine a 100K-element Taylor prediction took
+// 100-140 us serial against 140-470 us on two threads, so only inputs of several MB go parallel.
+constexpr int64_t kParallelMinElements = 1 << 19;
 
 // Calls body(begin, end) for consecutive blocks of at most `block` items covering [0, n), in
 // parallel over at most nthreads threads when the total work (n * work_per_item) is large enough.
