@@ -119,45 +119,46 @@ public final class FluxPipeline implements DiffusionPipeline {
     ScalarType dtype = transformer.dtype();
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
     Generator generator = torch.createCPUGenerator(r.seed());
-    Tensor latents;
-    Tensor ropeCos;
-    Tensor ropeSin;
+    Tensor latents = null;
+    Tensor ropeCos = null;
+    Tensor ropeSin = null;
     FluxTransformer2DModel.Conditioning cond = null;
     FluxTransformer2DModel.Conditioning uncond = null;
     double[] sigmas;
-    try (PointerScope scope = new PointerScope()) {
-      Tensor noise = torch.randn(new long[] {batch, latentChannels, h, w}, new GeneratorOptional(generator),
-          new TensorOptions(ScalarType.Float)).to(dtype);
-      latents = Tensors.keep(pack(noise, p));
-      // Same token layout every step: RoPE tables once per generation.
-      io.cachedit.models.common.Rope.CosSin rope = transformer.rotaryEmbedding(imageIds(h / p, w / p),
-          torch.zeros(r.promptEmbeds().size(1), 3));
-      ropeCos = Tensors.keep(rope.cos());
-      ropeSin = Tensors.keep(rope.sin());
-      sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
-          scheduler.mu((h / p) * (w / p)));
-      // Text projections, timestep embeddings and output modulation of every step, in one batched pass.
-      Tensor prompt = repeat(r.promptEmbeds(), r.numImages()).to(dtype);
-      Tensor pooled = repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype);
-      Tensor guidance = transformer.config().guidanceEmbeds()
-          ? torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float) : null;
-      if (!cfg) {
-        cond = transformer.condition(prompt, pooled, timesteps(sigmas, r.steps(), batch), guidance).keep();
-      } else {
-        Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
-        Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
-        if (r.batchedCfg()) {
-          cond = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
-              torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
-              guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keep();
+    // one try from the first kept tensor on: a failure while preparing releases what was kept so far
+    try {
+      try (PointerScope scope = new PointerScope()) {
+        Tensor noise = torch.randn(new long[] {batch, latentChannels, h, w}, new GeneratorOptional(generator),
+            new TensorOptions(ScalarType.Float)).to(dtype);
+        latents = Tensors.keep(pack(noise, p));
+        // Same token layout every step: RoPE tables once per generation.
+        io.cachedit.models.common.Rope.CosSin rope = transformer.rotaryEmbedding(imageIds(h / p, w / p),
+            torch.zeros(r.promptEmbeds().size(1), 3));
+        ropeCos = Tensors.keep(rope.cos());
+        ropeSin = Tensors.keep(rope.sin());
+        sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
+            scheduler.mu((h / p) * (w / p)));
+        // Text projections, timestep embeddings and output modulation of every step, in one batched pass.
+        Tensor prompt = repeat(r.promptEmbeds(), r.numImages()).to(dtype);
+        Tensor pooled = repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype);
+        Tensor guidance = transformer.config().guidanceEmbeds()
+            ? torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float) : null;
+        if (!cfg) {
+          cond = transformer.condition(prompt, pooled, timesteps(sigmas, r.steps(), batch), guidance).keep();
         } else {
-          Tensor ts = timesteps(sigmas, r.steps(), batch);
-          cond = transformer.condition(prompt, pooled, ts, guidance).keep();
-          uncond = transformer.condition(negPrompt, negPooled, ts, guidance).keep();
+          Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
+          Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
+          if (r.batchedCfg()) {
+            cond = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
+                torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
+                guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keep();
+          } else {
+            Tensor ts = timesteps(sigmas, r.steps(), batch);
+            cond = transformer.condition(prompt, pooled, ts, guidance).keep();
+            uncond = transformer.condition(negPrompt, negPooled, ts, guidance).keep();
+          }
         }
       }
-    }
-    try {
       for (int i = 0; i < r.steps(); i++) {
         try (PointerScope scope = new PointerScope()) {
           io.cachedit.models.common.Rope.CosSin rope = new io.cachedit.models.common.Rope.CosSin(ropeCos, ropeSin);
