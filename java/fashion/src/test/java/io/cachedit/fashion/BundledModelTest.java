@@ -19,8 +19,8 @@ import org.junit.jupiter.api.Test;
  * and caching keeps its quality. A regression gate for the committed weights and for the engine.
  */
 class BundledModelTest {
-  static final Path MODEL = Path.of("..").resolve(BundledModel.DEFAULT_DIR);
-  static final Path CLASSIFIER = Path.of("..").resolve(FashionClassifier.DEFAULT_DIR);
+  static final Path MODEL = Path.of("../..").resolve(BundledModel.DEFAULT_DIR);
+  static final Path CLASSIFIER = Path.of("../..").resolve(FashionClassifier.DEFAULT_DIR);
 
   @Test
   void generatedSamplesAreRecognisedAndCachingKeepsThem() {

@@ -85,7 +85,9 @@ class FluxModelTest {
         in.put("timestep", torch.full(new long[] {2}, new Scalar(sigmas[i])));
         Tensor perStep = model.forward(ForwardInputs.of(in), null);
         Tensor batched = flux.forward(in.get("hidden_states"), cond, i, rope, null);
-        assertTrue(torch.allclose(perStep, batched, 1e-5, 1e-6, false), "step " + i + ": "
+        // one GEMM over 4 timesteps vs one per step: OpenBLAS may pick other kernels (another summation
+        // order) for the two shapes, so allow fp32 rounding, as the other model tests do (1e-5 abs)
+        assertTrue(torch.allclose(perStep, batched, 1e-5, 1e-5, false), "step " + i + ": "
             + perStep.sub(batched).abs().max().item_double());
         // over the memory budget the blocks compute their modulations each step: same function
         var perStepModulation = new FluxTransformer2DModel.Conditioning(cond.encoder(), cond.temb(), cond.outScale1p(),
