@@ -7,7 +7,7 @@ import io.cachedit.cache.CacheOptions;
 import io.cachedit.cache.CacheStats;
 import io.cachedit.cache.DBCacheConfig;
 import io.cachedit.kernels.NativeRuntime;
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import io.cachedit.models.common.Block;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
@@ -49,7 +49,7 @@ public final class EngineOverheadBench {
 
   static final class Model implements Transformer, AutoCloseable {
     final BlockList<Tensor> blocks;
-    final List<Tensor> weights = new ArrayList<>();
+    final NativeScope weights = NativeScope.owner("bench model weights");
     final BlockClock clock = new BlockClock();
 
     Model(long seed) {
@@ -77,9 +77,7 @@ public final class EngineOverheadBench {
     }
 
     private Tensor keep(Tensor t) {
-      Tensor k = Tensors.keep(t);
-      weights.add(k);
-      return k;
+      return weights.keep(t);
     }
 
     @Override
@@ -89,7 +87,7 @@ public final class EngineOverheadBench {
 
     @Override
     public void close() {
-      weights.forEach(Tensors::release);
+      weights.close();
     }
   }
 
@@ -99,7 +97,8 @@ public final class EngineOverheadBench {
     model.clock.nanos = 0;
     long start = System.nanoTime();
     torch.manual_seed(42);
-    Tensor hidden = Tensors.keep(torch.randn(1, TOKENS, HIDDEN));
+    NativeScope generationScope = NativeScope.owner("bench generation");
+    Tensor hidden = generationScope.keep(torch.randn(1, TOKENS, HIDDEN));
     for (int t = 0; t < steps; t++) {
       try (PointerScope scope = new PointerScope()) {
         double time = 1.0 - (double) t / steps;
@@ -109,12 +108,10 @@ public final class EngineOverheadBench {
         BlockIO out = model.blocks.forward(hidden, null, temb, new StepContext(generation, t, steps,
             StepContext.Branch.SINGLE));
         listNanos += System.nanoTime() - l0;
-        Tensor next = Tensors.keep(hidden.sub(out.hidden().sub(hidden).mul(new Scalar(1.0 / steps))));
-        Tensors.release(hidden);
-        hidden = next;
+        hidden = generationScope.replace(hidden, hidden.sub(out.hidden().sub(hidden).mul(new Scalar(1.0 / steps))));
       }
     }
-    Tensors.release(hidden);
+    generationScope.close();
     return new long[] {System.nanoTime() - start, listNanos, model.clock.nanos};
   }
 

@@ -1,9 +1,9 @@
 package io.cachedit.bench;
 
 import io.cachedit.kernels.NativeRuntime;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -72,7 +72,7 @@ public final class ForwardOverheadBench {
     }
   }
 
-  static Result measure(DiffusersModel model, Map<String, Tensor> in, int forwards) throws IOException {
+  static Result measure(DiffusersTransformer model, Map<String, Tensor> in, int forwards) throws IOException {
     for (int i = 0; i < 2; i++) {
       try (PointerScope scope = new PointerScope()) {
         model.forward(ForwardInputs.of(in), null);
@@ -146,7 +146,7 @@ public final class ForwardOverheadBench {
     for (int heads : new int[] {4, 8, 12}) {
       for (ScalarType dtype : new ScalarType[] {ScalarType.Float, ScalarType.BFloat16}) {
         try (PointerScope outer = new PointerScope();
-            DiffusersModel model = ModelLoader.random(config(heads), 1, dtype)) {
+            DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(config(heads), 1, dtype)) {
           Result r = measure(model, in, forwards);
           System.out.printf(Locale.ROOT, "| %d | %s | %.1f | %d | %d | %.2f%% |%n", heads * HEAD_DIM,
               dtype == ScalarType.Float ? "fp32" : "bf16", r.msPerForward(), r.javaSamples(), r.nativeSamples(),

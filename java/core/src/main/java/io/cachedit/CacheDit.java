@@ -6,23 +6,25 @@ import io.cachedit.adapter.PatchFunctor;
 import io.cachedit.cache.BasicCacheConfig;
 import io.cachedit.cache.CacheOptions;
 import io.cachedit.cache.CacheStats;
-import io.cachedit.cache.CachedBlockRunner;
+import io.cachedit.cache.engine.CachedBlockRunner;
 import io.cachedit.cache.CalibratorConfig;
-import io.cachedit.cache.DiffReducer;
+import io.cachedit.cache.EngineSettings;
 import io.cachedit.cache.ParamsModifier;
 import io.cachedit.cache.StepMask;
-import io.cachedit.kernels.Kernels;
+import io.cachedit.error.ConfigException;
 import io.cachedit.models.common.BlockList;
 import io.cachedit.models.common.BlockRunner;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.Transformer;
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The one-line entry to cachedit's caching, mirroring cache-dit's API (SPEC 8):
+ * The one-line entry to cachedit's caching, mirroring cache-dit's API (docs/algorithms.md section 8):
  *
  * <pre>{@code
  * try (CacheHandle cache = CacheDit.enableCache(pipeline)) {      // DBCache F8B0, threshold 0.08
@@ -32,8 +34,11 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  *
  * Targets are a {@link DiffusionPipeline}, a {@link Transformer} (transformer-only mode) or a
- * {@link BlockAdapter}. All state lives on the target instance's block lists and in the returned
- * handle: nothing is static, and two instances of one model class are independent.
+ * {@link BlockAdapter}; pipelines and transformers are looked up in {@link AdapterRegistry#defaults()}
+ * (for another registry, pass {@code registry.adapterFor(target)}). All state lives on the target
+ * instance's block lists and in the returned handle: nothing is static, and two instances of one model
+ * class are independent. {@link EngineSettings} say how the engine runs (kernel threads, the diff
+ * reducer of a parallel group, default buffer precision, a decision listener).
  */
 public final class CacheDit {
   private static final Logger LOG = LoggerFactory.getLogger(CacheDit.class);
@@ -41,55 +46,99 @@ public final class CacheDit {
   private CacheDit() {}
 
   /** Enables DBCache with the reference defaults (F8B0, 8 warm-up steps, threshold 0.08, unlimited). */
-  public static CacheHandle enableCache(Object target) {
-    return enableCache(target, CacheOptions.defaults());
+  public static CacheHandle enableCache(DiffusionPipeline pipeline) {
+    return enableCache(pipeline, CacheOptions.defaults());
   }
 
-  /** Enables caching with the given options, using the built-in adapter registry. */
-  public static CacheHandle enableCache(Object target, CacheOptions options) {
-    return enableCache(target, options, AdapterRegistry.defaults());
+  /** Enables caching on a registered pipeline. */
+  public static CacheHandle enableCache(DiffusionPipeline pipeline, CacheOptions options) {
+    return enableCache(pipeline, options, EngineSettings.defaults());
   }
 
-  /** Enables caching; {@code target}'s class is looked up in {@code registry} unless it is a BlockAdapter. */
-  public static CacheHandle enableCache(Object target, CacheOptions options, AdapterRegistry registry) {
-    if (target == null) {
-      throw new IllegalArgumentException("target must be a pipeline, a transformer or a BlockAdapter, not null");
+  public static CacheHandle enableCache(DiffusionPipeline pipeline, CacheOptions options, EngineSettings settings) {
+    return enableCache(AdapterRegistry.defaults().adapterFor(requireTarget(pipeline)), options, settings);
+  }
+
+  /** Enables DBCache with the reference defaults on a registered transformer (transformer-only mode). */
+  public static CacheHandle enableCache(Transformer transformer) {
+    return enableCache(transformer, CacheOptions.defaults());
+  }
+
+  public static CacheHandle enableCache(Transformer transformer, CacheOptions options) {
+    return enableCache(transformer, options, EngineSettings.defaults());
+  }
+
+  public static CacheHandle enableCache(Transformer transformer, CacheOptions options, EngineSettings settings) {
+    return enableCache(AdapterRegistry.defaults().adapterFor(requireTarget(transformer)), options, settings);
+  }
+
+  /** Enables DBCache with the reference defaults on the block lists an adapter names. */
+  public static CacheHandle enableCache(BlockAdapter adapter) {
+    return enableCache(adapter, CacheOptions.defaults());
+  }
+
+  public static CacheHandle enableCache(BlockAdapter adapter, CacheOptions options) {
+    return enableCache(adapter, options, EngineSettings.defaults());
+  }
+
+  /**
+   * Installs the cache engine on the adapter's block lists. Nothing is changed if it fails: caching
+   * already enabled on one of the adapter's transformers, a config that does not fit a list, or
+   * {@link ParamsModifier}s that do not match the cached lists are errors raised before anything is
+   * installed or patched.
+   */
+  public static CacheHandle enableCache(BlockAdapter adapter, CacheOptions options, EngineSettings settings) {
+    requireTarget(adapter);
+    CacheOptions opts = options == null ? CacheOptions.defaults() : options;
+    EngineSettings engine = settings == null ? EngineSettings.defaults() : settings;
+    for (Transformer t : adapter.transformers()) {
+      for (BlockList<?> list : t.blockLists()) {
+        if (list.runner() != BlockRunner.SEQUENTIAL) {
+          throw new IllegalStateException("caching is already enabled on block list " + list.name() + " of "
+              + t.getClass().getSimpleName() + " (runner " + list.runner() + "); close its CacheHandle or call "
+              + "CacheDit.disableCache first");
+        }
+      }
     }
-    BlockAdapter adapter = target instanceof BlockAdapter a ? a : registry.adapterFor(target);
     PatchFunctor functor = adapter.patchFunctor();
     List<Transformer> patched = new ArrayList<>();
     List<CacheHandle.Installed> installed = new ArrayList<>();
     try {
       if (functor != null) {
         for (Transformer t : adapter.transformers()) {
-          functor.apply(t);
-          patched.add(t);
+          if (functor.apply(t)) {
+            patched.add(t);
+          }
         }
       }
       List<BlockAdapter.Target> targets = adapter.resolveTargets();
       List<ParamsModifier> modifiers = adapter.paramsModifiers().isEmpty()
-          ? options.paramsModifiers() : adapter.paramsModifiers();
-      Kernels kernels = Kernels.create();
+          ? opts.paramsModifiers() : adapter.paramsModifiers();
+      Map<BlockAdapter.Target, ParamsModifier> byTarget = matchModifiers(targets, modifiers);
+      List<CachedBlockRunner> runners = new ArrayList<>();
+      for (BlockAdapter.Target t : targets) {
+        BlockList<?> list = t.transformer().blockList(t.listName());
+        BasicCacheConfig config = opts.cacheConfig();
+        CalibratorConfig calibrator = opts.calibratorConfig();
+        ParamsModifier m = byTarget.get(t);
+        if (m != null) {
+          config = m.applyTo(config);
+          calibrator = m.applyTo(calibrator);
+        }
+        runners.add(new CachedBlockRunner(list, config, calibrator, adapter.hasSeparateCfg(), engine));
+      }
       for (int i = 0; i < targets.size(); i++) {
         BlockAdapter.Target t = targets.get(i);
         BlockList<?> list = t.transformer().blockList(t.listName());
-        BasicCacheConfig config = options.cacheConfig();
-        CalibratorConfig calibrator = options.calibratorConfig();
-        if (i < modifiers.size()) {
-          config = modifiers.get(i).applyTo(config);
-          calibrator = modifiers.get(i).applyTo(calibrator);
-        }
-        CachedBlockRunner runner = new CachedBlockRunner(list, config, calibrator, adapter.hasSeparateCfg(), kernels,
-            DiffReducer.LOCAL);
+        CachedBlockRunner runner = runners.get(i);
         if (!list.swapRunner(BlockRunner.SEQUENTIAL, runner)) {
-          runner.close();
-          throw new IllegalStateException("caching is already enabled on block list " + list.name() + " of "
-              + t.transformer().getClass().getSimpleName() + " (runner " + list.runner()
-              + "); call CacheDit.disableCache first");
+          throw new IllegalStateException("caching was enabled concurrently on block list " + list.name() + " of "
+              + t.transformer().getClass().getSimpleName() + " (runner " + list.runner() + ")");
         }
         installed.add(new CacheHandle.Installed(t.transformer(), list, runner));
         LOG.info("cache enabled on {}.{}: {}_{}", t.transformer().getClass().getSimpleName(), list.name(),
-            config.strify(), calibrator == null ? CalibratorConfig.NONE_TAG : calibrator.strify());
+            runner.config().strify(), runner.calibratorConfig() == null ? CalibratorConfig.NONE_TAG
+                : runner.calibratorConfig().strify());
       }
     } catch (RuntimeException e) {
       for (CacheHandle.Installed i : installed) {
@@ -101,24 +150,92 @@ public final class CacheDit {
       }
       throw e;
     }
-    if (adapter.pipeline() == null && options.cacheConfig().numInferenceSteps().isEmpty()) {
+    if (adapter.pipeline() == null && opts.cacheConfig().numInferenceSteps().isEmpty()) {
       LOG.info("transformer-only caching without num_inference_steps: contexts persist across generations "
           + "unless calls carry a StepContext or CacheDit.refreshContext is called per generation");
     }
-    return new CacheHandle(adapter, installed);
+    return new CacheHandle(adapter, installed, patched);
   }
 
-  /** Disables caching on a target (pipeline, transformer or adapter); a no-op if none is enabled. */
-  public static void disableCache(Object target) {
-    for (CachedBlockRunner runner : runners(target)) {
-      CacheHandle handle = runner.owner() instanceof CacheHandle h ? h : null;
-      if (handle != null) {
-        handle.close();
+  /**
+   * Which modifier applies to which cached list (docs/algorithms.md section 8.3): unnamed modifiers one
+   * per list, in order; named ones by list name. Anything else is an error that lists the cached lists.
+   */
+  static Map<BlockAdapter.Target, ParamsModifier> matchModifiers(List<BlockAdapter.Target> targets,
+      List<ParamsModifier> modifiers) {
+    Map<BlockAdapter.Target, ParamsModifier> byTarget = new IdentityHashMap<>();
+    if (modifiers.isEmpty()) {
+      return byTarget;
+    }
+    long named = modifiers.stream().filter(m -> m.list().isPresent()).count();
+    if (named == 0) {
+      if (modifiers.size() != targets.size()) {
+        throw new ConfigException("params_modifiers: " + modifiers.size() + " modifier(s) for " + targets.size()
+            + " cached block list(s) " + describe(targets) + "; give exactly one per list, in this order, or name "
+            + "the list of each (ParamsModifier.forList, or blocks_name in a config file)");
+      }
+      for (int i = 0; i < targets.size(); i++) {
+        byTarget.put(targets.get(i), modifiers.get(i));
+      }
+      return byTarget;
+    }
+    if (named != modifiers.size()) {
+      throw new ConfigException("params_modifiers: " + named + " of " + modifiers.size() + " modifiers name a block "
+          + "list; name all of them or none (the cached lists are " + describe(targets) + ")");
+    }
+    for (ParamsModifier m : modifiers) {
+      String name = m.list().orElseThrow();
+      boolean found = false;
+      for (BlockAdapter.Target t : targets) {
+        if (t.listName().equals(name)) {
+          found = true;
+          if (byTarget.put(t, m) != null) {
+            throw new ConfigException("params_modifiers: block list \"" + name + "\" is named by two modifiers");
+          }
+        }
+      }
+      if (!found) {
+        throw ConfigException.forField("blocks_name", "params_modifiers: no cached block list is named \"" + name
+            + "\"; the cached lists are " + describe(targets));
+      }
+    }
+    return byTarget;
+  }
+
+  private static String describe(List<BlockAdapter.Target> targets) {
+    List<String> names = new ArrayList<>();
+    for (BlockAdapter.Target t : targets) {
+      BlockList<?> list = t.transformer().blockList(t.listName());
+      names.add(t.listName() + " of " + t.transformer().getClass().getSimpleName()
+          + (list == null ? "" : " (" + list.size() + " blocks)"));
+    }
+    return names.toString();
+  }
+
+  /** Disables caching on a pipeline; a no-op if none is enabled. */
+  public static void disableCache(DiffusionPipeline pipeline) {
+    closeHandles(runners(transformersOf(pipeline)));
+  }
+
+  /** Disables caching on a transformer; a no-op if none is enabled. */
+  public static void disableCache(Transformer transformer) {
+    closeHandles(runners(List.of(requireTarget(transformer))));
+  }
+
+  /** Disables caching on an adapter's transformers; a no-op if none is enabled. */
+  public static void disableCache(BlockAdapter adapter) {
+    closeHandles(runners(requireTarget(adapter).transformers()));
+  }
+
+  private static void closeHandles(List<CachedBlockRunner> runners) {
+    for (CachedBlockRunner runner : runners) {
+      if (runner.owner() instanceof CacheHandle h) {
+        h.close();
       }
     }
   }
 
-  /** Recreates the contexts of a transformer's cached lists for a new step count (SPEC 8.4). */
+  /** Recreates the contexts of a transformer's cached lists for a new step count. */
   public static void refreshContext(Transformer transformer, int numInferenceSteps) {
     for (CachedBlockRunner runner : requireRunners(transformer)) {
       runner.refresh(numInferenceSteps);
@@ -139,15 +256,35 @@ public final class CacheDit {
     }
   }
 
-  /** Statistics per cached block list of the target, logging the markdown tables (SPEC 8.8). */
-  public static List<CacheStats> summary(Object target) {
-    return summary(target, false);
+  /** Statistics per cached block list of the pipeline, logging the markdown tables (section 8.4). */
+  public static List<CacheStats> summary(DiffusionPipeline pipeline) {
+    return summary(pipeline, false);
   }
 
-  /** As {@link #summary(Object)}; {@code details} also logs the cached steps and diffs. */
-  public static List<CacheStats> summary(Object target, boolean details) {
+  /** As {@link #summary(DiffusionPipeline)}; {@code details} also logs cached steps, diffs and decisions. */
+  public static List<CacheStats> summary(DiffusionPipeline pipeline, boolean details) {
+    return summary(runners(transformersOf(pipeline)), details);
+  }
+
+  public static List<CacheStats> summary(Transformer transformer) {
+    return summary(transformer, false);
+  }
+
+  public static List<CacheStats> summary(Transformer transformer, boolean details) {
+    return summary(runners(List.of(requireTarget(transformer))), details);
+  }
+
+  public static List<CacheStats> summary(CacheHandle handle) {
+    return summary(handle, false);
+  }
+
+  public static List<CacheStats> summary(CacheHandle handle, boolean details) {
+    return summary(requireTarget(handle).runners(), details);
+  }
+
+  private static List<CacheStats> summary(List<CachedBlockRunner> runners, boolean details) {
     List<CacheStats> stats = new ArrayList<>();
-    for (CachedBlockRunner runner : runners(target)) {
+    for (CachedBlockRunner runner : runners) {
       CacheStats s = runner.stats();
       stats.add(s);
       if (LOG.isInfoEnabled()) {
@@ -158,11 +295,22 @@ public final class CacheDit {
   }
 
   /**
-   * The tag {@code <cache>_<calibrator>_S<cached steps>} of the target's last cached list of its first
-   * transformer (as the reference tags a transformer), or "NONE" when nothing is cached.
+   * The tag {@code <cache>_<calibrator>_S<cached steps>} of the pipeline's last cached list of its
+   * first transformer (as the reference tags a transformer), or "NONE" when nothing is cached.
    */
-  public static String strify(Object target) {
-    List<CachedBlockRunner> runners = runners(target);
+  public static String strify(DiffusionPipeline pipeline) {
+    return strify(runners(transformersOf(pipeline)));
+  }
+
+  public static String strify(Transformer transformer) {
+    return strify(runners(List.of(requireTarget(transformer))));
+  }
+
+  public static String strify(CacheHandle handle) {
+    return strify(requireTarget(handle).runners());
+  }
+
+  private static String strify(List<CachedBlockRunner> runners) {
     if (runners.isEmpty()) {
       return "NONE";
     }
@@ -170,38 +318,36 @@ public final class CacheDit {
     return s.cacheTag() + "_" + s.calibratorTag() + "_S" + s.accumulatedCachedSteps();
   }
 
-  /** The mask of a predefined policy ({@code slow}, {@code medium}, {@code fast}, {@code ultra}), SPEC 7. */
+  /** The mask of a predefined policy ({@code slow}, {@code medium}, {@code fast}, {@code ultra}, {@code quadratic:N}). */
   public static int[] stepsMask(String policy, int totalSteps) {
     return StepMask.policyMask(policy, totalSteps);
   }
 
-  /** A mask from compute/cache bins (totalSteps {@code <= 0}: the bins' sum), SPEC 7. */
+  /** A mask from compute/cache bins (totalSteps {@code <= 0}: the bins' sum), docs/algorithms.md section 7. */
   public static int[] stepsMask(int[] computeBins, int[] cacheBins, int totalSteps) {
     return StepMask.binsToMask(computeBins, cacheBins, totalSteps);
   }
 
+  private static <T> T requireTarget(T target) {
+    if (target == null) {
+      throw new IllegalArgumentException("target must be a pipeline, a transformer or a BlockAdapter, not null");
+    }
+    return target;
+  }
+
   private static List<CachedBlockRunner> requireRunners(Transformer transformer) {
-    List<CachedBlockRunner> runners = runners(transformer);
+    List<CachedBlockRunner> runners = runners(List.of(requireTarget(transformer)));
     if (runners.isEmpty()) {
       throw new IllegalStateException("caching is not enabled on " + transformer.getClass().getSimpleName());
     }
     return runners;
   }
 
-  private static List<CachedBlockRunner> runners(Object target) {
-    List<Transformer> transformers = new ArrayList<>();
-    if (target instanceof BlockAdapter a) {
-      transformers.addAll(a.transformers());
-    } else if (target instanceof DiffusionPipeline p) {
-      transformers.addAll(p.transformers());
-    } else if (target instanceof Transformer t) {
-      transformers.add(t);
-    } else if (target instanceof CacheHandle h) {
-      return h.runners();
-    } else {
-      throw new IllegalArgumentException(target == null ? "target is null"
-          : target.getClass().getName() + " is not a pipeline, transformer, BlockAdapter or CacheHandle");
-    }
+  private static List<? extends Transformer> transformersOf(DiffusionPipeline pipeline) {
+    return requireTarget(pipeline).transformers();
+  }
+
+  private static List<CachedBlockRunner> runners(List<? extends Transformer> transformers) {
     List<CachedBlockRunner> runners = new ArrayList<>();
     for (Transformer t : transformers) {
       if (t == null) {

@@ -3,7 +3,7 @@ package io.cachedit;
 import io.cachedit.adapter.BlockAdapter;
 import io.cachedit.adapter.PatchFunctor;
 import io.cachedit.cache.CacheStats;
-import io.cachedit.cache.CachedBlockRunner;
+import io.cachedit.cache.engine.CachedBlockRunner;
 import io.cachedit.models.common.BlockList;
 import io.cachedit.models.common.BlockRunner;
 import io.cachedit.models.common.Transformer;
@@ -12,19 +12,21 @@ import java.util.List;
 
 /**
  * Caching enabled on one pipeline or transformer instance. {@link #close()} restores the original
- * block runners (outputs are bit-identical to never having enabled), reverts patch functors and
- * frees all cache buffers. Idempotent.
+ * block runners (outputs are bit-identical to never having enabled), reverts what the patch functor
+ * changed and frees all cache buffers. Idempotent.
  */
 public final class CacheHandle implements AutoCloseable {
   record Installed(Transformer transformer, BlockList<?> list, CachedBlockRunner runner) {}
 
   private final BlockAdapter adapter;
   private final List<Installed> installed;
+  private final List<Transformer> patched;
   private boolean closed;
 
-  CacheHandle(BlockAdapter adapter, List<Installed> installed) {
+  CacheHandle(BlockAdapter adapter, List<Installed> installed, List<Transformer> patched) {
     this.adapter = adapter;
     this.installed = List.copyOf(installed);
+    this.patched = List.copyOf(patched);
     for (Installed i : this.installed) {
       i.runner().setOwner(this);
     }
@@ -35,13 +37,22 @@ public final class CacheHandle implements AutoCloseable {
     return adapter;
   }
 
-  /** One runner per cached block list, in context order. */
-  public List<CachedBlockRunner> runners() {
+  /** One runner per cached block list, in context order (the engine is internal: not public API). */
+  List<CachedBlockRunner> runners() {
     List<CachedBlockRunner> r = new ArrayList<>();
     for (Installed i : installed) {
       r.add(i.runner());
     }
     return r;
+  }
+
+  /** The effective cache config of each cached block list (after ParamsModifiers), in context order. */
+  public List<io.cachedit.cache.BasicCacheConfig> configs() {
+    List<io.cachedit.cache.BasicCacheConfig> c = new ArrayList<>();
+    for (Installed i : installed) {
+      c.add(i.runner().config());
+    }
+    return c;
   }
 
   /** Statistics per cached block list. */
@@ -57,10 +68,6 @@ public final class CacheHandle implements AutoCloseable {
     return closed;
   }
 
-  boolean owns(CachedBlockRunner runner) {
-    return installed.stream().anyMatch(i -> i.runner() == runner);
-  }
-
   @Override
   public synchronized void close() {
     if (closed) {
@@ -73,7 +80,7 @@ public final class CacheHandle implements AutoCloseable {
     }
     PatchFunctor functor = adapter.patchFunctor();
     if (functor != null) {
-      for (Transformer t : adapter.transformers()) {
+      for (Transformer t : patched) {
         functor.revert(t);
       }
     }

@@ -9,11 +9,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.cachedit.adapter.AdapterRegistry;
 import io.cachedit.adapter.BlockAdapter;
 import io.cachedit.adapter.PatchFunctor;
-import io.cachedit.adapter.UnsupportedModelException;
+import io.cachedit.error.UnsupportedModelException;
 import io.cachedit.cache.CacheOptions;
 import io.cachedit.cache.CacheStats;
-import io.cachedit.cache.CachedBlockRunner;
-import io.cachedit.cache.ConfigException;
+import io.cachedit.cache.engine.CachedBlockRunner;
+import io.cachedit.error.ConfigException;
 import io.cachedit.cache.DBCacheConfig;
 import io.cachedit.cache.ParamsModifier;
 import io.cachedit.cache.TaylorSeerCalibratorConfig;
@@ -70,12 +70,12 @@ class CacheDitTest {
   void registeredModel_isOneLine_andInstancesAreIndependent() {
     try (TwoListModel a = new TwoListModel(1); TwoListModel b = new TwoListModel(1);
          Driver da = new Driver(a); Driver db = new Driver(b)) {
-      CacheHandle ha = CacheDit.enableCache(a, fast(), registry());
+      CacheHandle ha = CacheDit.enableCache(registry().adapterFor(a), fast());
       assertEquals(2, ha.runners().size());
       da.generate(new double[] {1, 1, 1.01, 1.02});
       List<Tensor> plain = db.generate(new double[] {1, 1, 1.01, 1.02});
       assertSame(BlockRunner.SEQUENTIAL, b.blockLists().get(0).runner(), "the second instance is untouched");
-      CacheHandle hb = CacheDit.enableCache(b, fast(), registry());  // a second instance of the class is not "already cached"
+      CacheHandle hb = CacheDit.enableCache(registry().adapterFor(b), fast());  // a second instance of the class is not "already cached"
       List<CacheStats> sa = CacheDit.summary(a);
       assertEquals(List.of(2, 3), sa.get(0).cachedSteps());
       assertEquals(List.of(), CacheDit.summary(b).get(0).cachedSteps());
@@ -89,9 +89,9 @@ class CacheDitTest {
   void unregisteredModel_errorSaysUseABlockAdapter() {
     try (SyntheticTransformer m = new SyntheticTransformer(ForwardPattern.PATTERN_3, 3, 1)) {
       UnsupportedModelException e = assertThrows(UnsupportedModelException.class,
-          () -> CacheDit.enableCache(m, fast(), registry()));
+          () -> CacheDit.enableCache(registry().adapterFor(m), fast()));
       assertTrue(e.getMessage().contains("BlockAdapter") && e.getMessage().contains("TwoListModel"), e.getMessage());
-      assertThrows(IllegalArgumentException.class, () -> CacheDit.enableCache(null));
+      assertThrows(IllegalArgumentException.class, () -> CacheDit.enableCache((Transformer) null));
       assertFalse(AdapterRegistry.defaults().supports(SyntheticTransformer.class));
     }
   }
@@ -99,9 +99,9 @@ class CacheDitTest {
   @Test
   void enablingTwiceThrowsAndLeavesTheFirstInPlace() {
     try (TwoListModel m = new TwoListModel(2)) {
-      CacheHandle h = CacheDit.enableCache(m, fast(), registry());
+      CacheHandle h = CacheDit.enableCache(registry().adapterFor(m), fast());
       IllegalStateException e = assertThrows(IllegalStateException.class,
-          () -> CacheDit.enableCache(m, fast(), registry()));
+          () -> CacheDit.enableCache(registry().adapterFor(m), fast()));
       assertTrue(e.getMessage().contains("already enabled"), e.getMessage());
       assertTrue(m.blockLists().get(0).runner() instanceof CachedBlockRunner);
       assertTrue(m.blockLists().get(1).runner() instanceof CachedBlockRunner);
@@ -115,16 +115,16 @@ class CacheDitTest {
   @Test
   void fnPlusBnLargerThanAList_isRejectedNamingTheList() {
     try (TwoListModel m = new TwoListModel(3)) {
-      ConfigException e = assertThrows(ConfigException.class, () -> CacheDit.enableCache(m,
-          CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(3).bnComputeBlocks(2).build()), registry()));
+      ConfigException e = assertThrows(ConfigException.class, () -> CacheDit.enableCache(registry().adapterFor(m),
+          CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(3).bnComputeBlocks(2).build())));
       assertTrue(e.getMessage().contains("transformer_blocks") && e.getMessage().contains("4 blocks"), e.getMessage());
       assertSame(BlockRunner.SEQUENTIAL, m.blockLists().get(0).runner(), "a failed enable installs nothing");
       // a modifier fixes it for the short list only
-      try (CacheHandle h = CacheDit.enableCache(m, CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(3)
+      try (CacheHandle h = CacheDit.enableCache(registry().adapterFor(m), CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(3)
           .bnComputeBlocks(2).build()).withParamsModifiers(List.of(ParamsModifier.of(DBCacheConfig.reset()
-          .fnComputeBlocks(1).bnComputeBlocks(0)))), registry())) {
-        assertEquals(1, h.runners().get(0).config().fnComputeBlocks());
-        assertEquals(3, h.runners().get(1).config().fnComputeBlocks());
+          .fnComputeBlocks(1).bnComputeBlocks(0)).forList("transformer_blocks"))))) {
+        assertEquals(1, h.configs().get(0).fnComputeBlocks());
+        assertEquals(3, h.configs().get(1).fnComputeBlocks());
       }
     }
   }
@@ -200,8 +200,9 @@ class CacheDitTest {
     AtomicInteger reverted = new AtomicInteger();
     PatchFunctor functor = new PatchFunctor() {
       @Override
-      public void apply(Transformer t) {
+      public boolean apply(Transformer t) {
         applied.incrementAndGet();
+        return true;
       }
 
       @Override
@@ -222,6 +223,79 @@ class CacheDitTest {
           CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(4).build())));
       assertEquals(2, applied.get());
       assertEquals(2, reverted.get());
+    }
+  }
+
+  @Test
+  void paramsModifiers_moreThanTheCachedListsIsAnErrorNamingThem() {
+    // the caching guide's FLUX example: two modifiers, but the default (fused) adapter caches one list
+    try (io.cachedit.models.common.DiffusersTransformer flux = io.cachedit.pipeline.ModelRegistry.defaults()
+        .randomTransformer(io.cachedit.models.TinyConfigs.flux(true), 1, org.bytedeco.pytorch.global.torch.ScalarType.Float)) {
+      CacheOptions two = fast().withParamsModifiers(List.of(
+          ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.08)),
+          ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.16))));
+      ConfigException e = assertThrows(ConfigException.class, () -> CacheDit.enableCache(flux, two));
+      assertTrue(e.getMessage().contains("2 modifier(s) for 1 cached block list(s)")
+          && e.getMessage().contains("transformer_blocks of FluxTransformer2DModel"), e.getMessage());
+      assertSame(BlockRunner.SEQUENTIAL, flux.blockLists().get(0).runner(), "nothing installed");
+      assertFalse(((io.cachedit.models.flux.FluxTransformer2DModel) flux).usesFusedBlocks(), "fusing reverted");
+      // with the two-list adapter the same two modifiers apply, one per list
+      try (CacheHandle h = CacheDit.enableCache(io.cachedit.adapter.FluxAdapters.separateLists(
+          (io.cachedit.models.flux.FluxTransformer2DModel) flux), two)) {
+        assertEquals(0.08, h.configs().get(0).residualDiffThreshold());
+        assertEquals(0.16, h.configs().get(1).residualDiffThreshold());
+      }
+    }
+  }
+
+  @Test
+  void paramsModifiers_matchByListName() {
+    try (TwoListModel m = new TwoListModel(5)) {
+      BlockAdapter adapter = registry().adapterFor(m);
+      CacheOptions named = fast().withParamsModifiers(List.of(ParamsModifier.of(DBCacheConfig.reset()
+          .residualDiffThreshold(0.3)).forList("single_transformer_blocks")));
+      try (CacheHandle h = CacheDit.enableCache(adapter, named)) {
+        assertEquals(0.1, h.configs().get(0).residualDiffThreshold(), "unnamed list keeps the base");
+        assertEquals(0.3, h.configs().get(1).residualDiffThreshold());
+      }
+      // fewer unnamed modifiers than lists, a name no list has, named and unnamed mixed, one list named twice
+      for (List<ParamsModifier> bad : List.of(
+          List.of(ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.3))),
+          List.of(ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.3)).forList("blocks")),
+          List.of(ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.3)).forList("transformer_blocks"),
+              ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.2))),
+          List.of(ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.3)).forList("transformer_blocks"),
+              ParamsModifier.of(DBCacheConfig.reset().residualDiffThreshold(0.2)).forList("transformer_blocks")))) {
+        ConfigException e = assertThrows(ConfigException.class, () -> CacheDit.enableCache(adapter,
+            fast().withParamsModifiers(bad)));
+        assertTrue(e.getMessage().contains("params_modifiers"), e.getMessage());
+        assertSame(BlockRunner.SEQUENTIAL, m.blockLists().get(0).runner());
+        assertSame(BlockRunner.SEQUENTIAL, m.blockLists().get(1).runner());
+      }
+    }
+  }
+
+  @Test
+  void patchFunctor_revertsOnlyWhatItChanged() {
+    AtomicInteger reverted = new AtomicInteger();
+    PatchFunctor alreadyInShape = new PatchFunctor() {
+      @Override
+      public boolean apply(Transformer t) {
+        return false;  // the transformer already has the form
+      }
+
+      @Override
+      public void revert(Transformer t) {
+        reverted.incrementAndGet();
+      }
+    };
+    try (SyntheticTransformer m = new SyntheticTransformer(ForwardPattern.PATTERN_3, 3, 1)) {
+      BlockAdapter adapter = BlockAdapter.builder().transformer(m).blocks(m, "transformer_blocks",
+          ForwardPattern.PATTERN_3).patchFunctor(alreadyInShape).build();
+      CacheDit.enableCache(adapter, fast()).close();
+      assertThrows(ConfigException.class, () -> CacheDit.enableCache(adapter,
+          CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(4).build())));
+      assertEquals(0, reverted.get(), "a functor that changed nothing is never reverted");
     }
   }
 

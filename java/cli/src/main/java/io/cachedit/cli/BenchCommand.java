@@ -103,11 +103,11 @@ final class BenchCommand implements Callable<Integer> {
     }
     c.put("F1B0 R0.32 MC5 +TS2", CacheOptions.of(db(1, 0.32, 5), TaylorSeerCalibratorConfig.ofOrder(2)));
     for (String mask : new String[] {"slow", "medium", "fast", "ultra"}) {
-      c.put("scm-" + mask + " +TS1", CachePresets.get("scm-" + mask));
+      c.put("scm-" + mask + " +TS1", CachePresets.require("scm-" + mask));
     }
-    c.put("quadratic:12 +TS2", CachePresets.get("quadratic-12"));
-    c.put("quadratic:9 +TS1", CachePresets.get("quadratic-9"));
-    c.put("quadratic:7 +TS1", CachePresets.get("quadratic-7"));
+    c.put("quadratic:12 +TS2", CachePresets.require("quadratic-12"));
+    c.put("quadratic:9 +TS1", CachePresets.require("quadratic-9"));
+    c.put("quadratic:7 +TS1", CachePresets.require("quadratic-7"));
     for (double r : new double[] {0.08, 0.16}) {
       c.put(String.format(Locale.ROOT, "DBPrune F1B0 R%.2f", r), CacheOptions.of(DBPruneConfig.builder()
           .fnComputeBlocks(1).bnComputeBlocks(0).maxWarmupSteps(4).residualDiffThreshold(r)
@@ -142,11 +142,11 @@ final class BenchCommand implements Callable<Integer> {
         m.textEncoder().index(p);
       }
       Tensor test = FashionMnist.load(data, false).images();
-      Tensor testFeatures = io.cachedit.kernels.Tensors.keep(classifier.features(FlowMatchingTrainer.normalise(
-          test.narrow(0, 0, Math.min(testImages, test.size(0))))));
+      Tensor testFeatures = classifier.features(FlowMatchingTrainer.normalise(
+          test.narrow(0, 0, Math.min(testImages, test.size(0)))));  // lives in this command's scope
       // warm-up at the real batch shape, uncached and cached: allocator and JIT settle before the first timing
       int warmSteps = Math.min(8, steps.stream().mapToInt(Integer::intValue).min().orElse(8));
-      for (CacheOptions o : java.util.Arrays.asList(null, CachePresets.get("dbcache"), null)) {
+      for (CacheOptions o : java.util.Arrays.asList(null, CachePresets.require("dbcache"), null)) {
         Generation.run(m, prompts.get(0), n, 0, warmSteps, guidance, o, null).close();
       }
       Map<String, CacheOptions> sweep = new LinkedHashMap<>();
@@ -184,20 +184,21 @@ final class BenchCommand implements Callable<Integer> {
   static final class Sweep {
     final List<Image8> images = new ArrayList<>();
     final List<Long> labels = new ArrayList<>();
+    final io.cachedit.kernels.NativeScope owner = io.cachedit.kernels.NativeScope.owner("bench sweep");
     final List<Tensor> batches = new ArrayList<>();
     double seconds;
     long blocksComputed;
     long blocksTotal;
 
     void close() {
-      batches.forEach(io.cachedit.kernels.Tensors::release);
+      owner.close();
     }
 
     /** Adds the images and block counts of one generation of {@code n} images of class {@code label}. */
     void add(Generation.Result r, long label, int n) {
       blocksComputed += r.stats().stream().mapToLong(io.cachedit.cache.CacheStats::blocksComputed).sum();
       blocksTotal += r.stats().stream().mapToLong(io.cachedit.cache.CacheStats::blocksTotal).sum();
-      batches.add(io.cachedit.kernels.Tensors.keep(r.images().clone()));
+      batches.add(owner.keep(r.images().clone()));
       images.addAll(GenerateCommand.images(r.images()));
       for (int i = 0; i < n; i++) {
         labels.add(label);

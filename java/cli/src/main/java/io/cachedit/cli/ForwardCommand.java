@@ -3,9 +3,9 @@ package io.cachedit.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.cachedit.io.SafetensorsFile;
 import io.cachedit.io.SafetensorsWriter;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -43,7 +43,7 @@ final class ForwardCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    io.cachedit.models.common.Attention.Backend backend = parseBackend(attention);
+    io.cachedit.models.common.Sdpa backend = parseBackend(attention);
     Map<String, Object> values = new LinkedHashMap<>();
     if (args != null) {
       Object parsed = new ObjectMapper().readValue(Files.readString(args), Object.class);
@@ -53,11 +53,11 @@ final class ForwardCommand implements Callable<Integer> {
       m.forEach((k, v) -> values.put(String.valueOf(k), v));
     }
     long start = System.nanoTime();
-    try (DiffusersModel m = ModelLoader.load(model, Dtypes.parse(dtype));
+    try (DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(model, Dtypes.parse(dtype));
          SafetensorsFile in = SafetensorsFile.open(inputs);
          PointerScope scope = new PointerScope();
          NoGradGuard noGrad = new NoGradGuard()) {
-      m.setAttentionBackend(backend);
+      m.setAttention(backend);
       Map<String, Tensor> tensors = new LinkedHashMap<>();
       for (String k : in.keys()) {
         tensors.put(k, in.tensor(k));
@@ -73,11 +73,12 @@ final class ForwardCommand implements Callable<Integer> {
     return 0;
   }
 
-  static io.cachedit.models.common.Attention.Backend parseBackend(String name) {
+  static io.cachedit.models.common.Sdpa parseBackend(String name) {
     try {
-      return io.cachedit.models.common.Attention.Backend.valueOf(name.toUpperCase(java.util.Locale.ROOT));
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--attention " + name + " is not one of auto, math, flash, efficient, cudnn");
+      return io.cachedit.models.common.Sdpa.parse(name);
+    } catch (io.cachedit.error.ConfigException e) {
+      throw io.cachedit.error.ConfigException.forField("--attention", "--attention " + name
+          + " is not one of auto, math, flash, efficient, cudnn");
     }
   }
 }

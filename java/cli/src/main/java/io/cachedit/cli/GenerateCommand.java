@@ -86,7 +86,7 @@ final class GenerateCommand implements Callable<Integer> {
     if (cache == null) {
       return null;
     }
-    return cache.file != null ? CacheOptions.load(cache.file) : CachePresets.get(cache.preset);
+    return cache.file != null ? CacheOptions.load(cache.file) : CachePresets.get(cache.preset).orElse(null);
   }
 
   @Override
@@ -107,7 +107,7 @@ final class GenerateCommand implements Callable<Integer> {
       int warmSteps = Math.min(4, steps);
       Generation.run(m, prompt, n, seed, warmSteps, guidance, null, null).close();
       if (options != null) {
-        Generation.run(m, prompt, n, seed, warmSteps, guidance, CachePresets.get("dbcache"), null).close();
+        Generation.run(m, prompt, n, seed, warmSteps, guidance, CachePresets.require("dbcache"), null).close();
       }
       Generation.Result base = null;
       if (compare) {

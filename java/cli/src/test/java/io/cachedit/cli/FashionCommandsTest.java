@@ -9,7 +9,7 @@ import io.cachedit.fashion.BundledModel;
 import io.cachedit.fashion.ClassTextEncoder;
 import io.cachedit.fashion.FashionClassifier;
 import io.cachedit.models.flux.FluxTransformer2DModel;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -49,7 +49,7 @@ class FashionCommandsTest {
 
   static Path tinyHome(Path dir) {
     try (PointerScope scope = new PointerScope()) {
-      FluxTransformer2DModel m = (FluxTransformer2DModel) ModelLoader.random(TINY, 1, ScalarType.Float);
+      FluxTransformer2DModel m = (FluxTransformer2DModel) ModelRegistry.defaults().randomTransformer(TINY, 1, ScalarType.Float);
       torch.manual_seed(2);
       ClassTextEncoder te = new ClassTextEncoder(torch.randn(11, 4, 12), torch.randn(11, 6));
       BundledModel.save(m, te, dir.resolve(BundledModel.DEFAULT_DIR));

@@ -7,9 +7,9 @@ import io.cachedit.io.SafetensorsFile;
 import io.cachedit.io.SafetensorsWriter;
 import io.cachedit.models.FluxModelTestSupport;
 import io.cachedit.models.TinyConfigs;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -28,9 +28,9 @@ class ForwardCommandTest {
   @Test
   void forward_writesTheSampleTheModelComputes(@TempDir Path dir) throws Exception {
     try (PointerScope scope = new PointerScope();
-         DiffusersModel model = ModelLoader.random(TinyConfigs.flux(true), 3, ScalarType.Float)) {
+         DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 3, ScalarType.Float)) {
       Path modelDir = dir.resolve("model/transformer");
-      ModelLoader.save(model, modelDir);
+      ModelRegistry.save(model, modelDir);
       Map<String, Tensor> inputs = FluxModelTestSupport.inputs(2, 0.75);
       SafetensorsWriter.write(dir.resolve("in.safetensors"), inputs, Map.of());
       Files.writeString(dir.resolve("args.json"), "{\"return_dict\": false}");

@@ -1,5 +1,8 @@
 package io.cachedit.adapter;
 
+import io.cachedit.error.UnsupportedModelException;
+import io.cachedit.models.common.DiffusionPipeline;
+import io.cachedit.models.common.Transformer;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.ServiceLoader;
@@ -46,8 +49,20 @@ public final class AdapterRegistry {
     return factories.keySet().stream().map(Class::getSimpleName).sorted().toList();
   }
 
-  /** The adapter for a pipeline or transformer instance. */
-  public BlockAdapter adapterFor(Object target) {
+  /** The adapter for a pipeline instance. */
+  public BlockAdapter adapterFor(DiffusionPipeline pipeline) {
+    return lookup(pipeline);
+  }
+
+  /** The adapter for a transformer instance (transformer-only mode). */
+  public BlockAdapter adapterFor(Transformer transformer) {
+    return lookup(transformer);
+  }
+
+  private BlockAdapter lookup(Object target) {
+    if (target == null) {
+      throw new IllegalArgumentException("target must not be null");
+    }
     Function<Object, BlockAdapter> f = factory(target.getClass());
     if (f == null) {
       throw new UnsupportedModelException(target.getClass().getName() + " has no registered cache adapter; "

@@ -1,5 +1,6 @@
 package io.cachedit.adapter;
 
+import io.cachedit.error.UnsupportedModelException;
 import io.cachedit.cache.ParamsModifier;
 import io.cachedit.models.common.BlockList;
 import io.cachedit.models.common.DiffusionPipeline;
@@ -12,7 +13,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Where to cache (SPEC 8.6): the pipeline (optional), its transformers, which block lists of each
+ * Where to cache (docs/algorithms.md section 8.1): the pipeline (optional), its transformers, which block lists of each
  * to cache with which {@link ForwardPattern}, optional {@link ParamsModifier}s per list, an
  * optional {@link PatchFunctor}, and whether the pipeline calls the transformer separately for the
  * cond and uncond branches.
@@ -87,7 +88,7 @@ public final class BlockAdapter {
 
   /**
    * The block lists to cache, transformer-major, after the patch functor ran: explicit targets, or
-   * in auto mode the list found by the SPEC 8.6 rules. Checks that each list exists, is non-empty and
+   * in auto mode the list found by name prefix and pattern. Checks that each list exists, is non-empty and
    * follows its declared pattern.
    */
   public List<Target> resolveTargets() {
@@ -178,7 +179,10 @@ public final class BlockAdapter {
       return this;
     }
 
-    /** Per-list overrides, matched to the lists in order (transformer-major) up to the shorter length. */
+    /**
+     * Per-list overrides: unnamed ones one per cached list in order (transformer-major), named ones by
+     * list name ({@link ParamsModifier#forList}); a mismatch fails {@code CacheDit.enableCache}.
+     */
     public Builder paramsModifiers(List<ParamsModifier> modifiers) {
       paramsModifiers.clear();
       paramsModifiers.addAll(modifiers);
@@ -190,7 +194,7 @@ public final class BlockAdapter {
       return this;
     }
 
-    /** The pipeline computes cond and uncond in separate transformer calls (SPEC 5). */
+    /** The pipeline computes cond and uncond in separate transformer calls (docs/algorithms.md section 5). */
     public Builder hasSeparateCfg(boolean separate) {
       this.hasSeparateCfg = separate;
       return this;

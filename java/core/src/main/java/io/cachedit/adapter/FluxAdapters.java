@@ -5,7 +5,7 @@ import io.cachedit.models.common.Transformer;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 
 /**
- * Cache adapters of FLUX.1 (SPEC 2.5): by default, as cache-dit does, one fused pattern-1 list of all
+ * Cache adapters of FLUX.1 (docs/algorithms.md section 2): by default, as cache-dit does, one fused pattern-1 list of all
  * 19 + 38 blocks (a patch functor switches the model to it and back); optionally the two lists as
  * separate contexts (pattern 1 and pattern 3).
  */
@@ -15,8 +15,13 @@ public final class FluxAdapters {
   /** Switches a FLUX model to its fused block list while caching is enabled. */
   public static final PatchFunctor FUSE_BLOCKS = new PatchFunctor() {
     @Override
-    public void apply(Transformer t) {
-      ((FluxTransformer2DModel) t).useFusedBlocks(true);
+    public boolean apply(Transformer t) {
+      FluxTransformer2DModel flux = (FluxTransformer2DModel) t;
+      if (flux.usesFusedBlocks()) {
+        return false;
+      }
+      flux.useFusedBlocks(true);
+      return true;
     }
 
     @Override

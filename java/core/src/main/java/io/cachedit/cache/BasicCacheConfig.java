@@ -1,93 +1,86 @@
 package io.cachedit.cache;
 
+import io.cachedit.error.ConfigException;
 import java.math.BigDecimal;
-import java.util.EnumMap;
-import java.util.List;
+import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalDouble;
 import java.util.OptionalInt;
 
 /**
- * Settings shared by {@link DBCacheConfig} and {@link DBPruneConfig} (SPEC 3.1). Immutable; every
- * value is checked when set and cross-field rules when built, with messages that name the field.
- * Defaults are the reference's: F8B0, 8 warm-up steps, interval 1, unlimited cached steps,
+ * The settings {@link DBCacheConfig} and {@link DBPruneConfig} share (docs/algorithms.md section 3.1),
+ * as immutable records: every value is checked when built, with messages that name the config-file
+ * key. Defaults are the reference's: F8B0, 8 warm-up steps, interval 1, unlimited cached steps,
  * threshold 0.08 ({@code DBCache_F8B0_W8I1M0MC0_R0.08}).
  */
-public abstract sealed class BasicCacheConfig permits DBCacheConfig, DBPruneConfig {
-  final EnumMap<CacheField, Object> values;
-
-  BasicCacheConfig(EnumMap<CacheField, Object> settings) {
-    EnumMap<CacheField, Object> complete = defaultValues();
-    complete.putAll(settings);
-    this.values = complete;
-    validate();
-  }
-
-  static EnumMap<CacheField, Object> defaultValues() {
-    EnumMap<CacheField, Object> m = new EnumMap<>(CacheField.class);
-    for (CacheField f : CacheField.values()) {
-      m.put(f, f.defaultValue);
-    }
-    return m;
-  }
-
-  private void validate() {
-    if (Boolean.TRUE.equals(enableSeparateCfg().orElse(null)) && cfgDiffComputeSeparate() && cfgComputeFirst()) {
-      throw new ConfigException("cfg_compute_first = true requires cfg_diff_compute_separate = false when "
-          + "enable_separate_cfg is on: the branch computed first cannot reuse the other branch's diff (SPEC 5)");
-    }
-    StepMask mask = stepsComputationMask();
-    Integer steps = (Integer) values.get(CacheField.NUM_INFERENCE_STEPS);
-    if (mask != null && steps != null) {
-      if (!mask.isPolicy() && mask.length() != steps) {
-        throw new ConfigException("steps_computation_mask has " + mask.length() + " steps but num_inference_steps = "
-            + steps + "; they must match");
-      }
-      if (mask.isPolicy()) {
-        mask.resolve(steps);  // rejects step counts a policy cannot serve
-      }
-    }
-  }
-
+public sealed interface BasicCacheConfig permits DBCacheConfig, DBPruneConfig {
   /** The algorithm. */
-  public abstract CacheType cacheType();
+  CacheType cacheType();
 
-  /** A config of the same type with these values. */
-  abstract BasicCacheConfig withValues(EnumMap<CacheField, Object> newValues);
+  /** First blocks, always computed: the diff probe (>= 1). */
+  int fnComputeBlocks();
 
-  /** This config without a force-refresh hint (after a "once" refresh, SPEC 8.4). */
-  final BasicCacheConfig withoutRefreshHint() {
-    EnumMap<CacheField, Object> m = new EnumMap<>(values);
-    m.put(CacheField.FORCE_REFRESH_STEP_HINT, null);
-    return withValues(m);
-  }
+  /** Last blocks, always computed on the approximated input. */
+  int bnComputeBlocks();
 
-  /** This config with another step count (refreshContext(transformer, numInferenceSteps)). */
-  final BasicCacheConfig withNumInferenceSteps(int steps) {
-    EnumMap<CacheField, Object> m = new EnumMap<>(values);
-    m.put(CacheField.NUM_INFERENCE_STEPS, CacheField.NUM_INFERENCE_STEPS.check(steps));
-    return withValues(m);
-  }
+  /** A call is cached when its diff is below this; 0 never caches, {@code >= 1} always. */
+  double residualDiffThreshold();
+
+  /** Caching stops once the branch's recorded diffs sum to this; empty = no limit. */
+  OptionalDouble maxAccumulatedResidualDiffThreshold();
+
+  /** Steps {@code 0..W-1} (every {@link #warmupInterval()}-th of them) always compute. */
+  int maxWarmupSteps();
+
+  int warmupInterval();
+
+  /** Cached steps per branch; empty = unlimited. */
+  OptionalInt maxCachedSteps();
+
+  /** Longest run of consecutive cached steps; empty = unlimited. */
+  OptionalInt maxContinuousCachedSteps();
+
+  /** Separate state for the cond and uncond calls; empty = decided by the adapter. */
+  Optional<Boolean> enableSeparateCfg();
+
+  boolean cfgComputeFirst();
+
+  boolean cfgDiffComputeSeparate();
+
+  /** Steps per generation (transformer-only use); empty = unset. */
+  OptionalInt numInferenceSteps();
+
+  Optional<StepMask> stepsComputationMask();
+
+  StepsPolicy stepsComputationPolicy();
+
+  /** The transformer call (0-based) at which the context refreshes; empty = never. */
+  OptionalInt forceRefreshStepHint();
+
+  RefreshPolicy forceRefreshStepPolicy();
+
+  /** Precision of held residuals; empty = the engine's default (full precision unless set there). */
+  Optional<BufferPrecision> cacheBufferPrecision();
+
+  /** A builder holding this config's values. */
+  Settings<?> toBuilder();
 
   /** A copy with every field the overlay sets replaced (cache-dit's {@code update}). */
-  public abstract BasicCacheConfig overlay(CacheConfigOverlay overlay);
+  BasicCacheConfig overlay(CacheConfigOverlay overlay);
 
-  final EnumMap<CacheField, Object> overlaid(CacheConfigOverlay overlay, boolean pruneAllowed) {
-    EnumMap<CacheField, Object> m = new EnumMap<>(values);
-    for (Map.Entry<CacheField, Object> e : overlay.values.entrySet()) {
-      if (e.getKey().pruneOnly && !pruneAllowed) {
-        throw new ConfigException(e.getKey().key, e.getValue(), "applies only to DBPrune configs");
-      }
-      m.put(e.getKey(), e.getValue());
-    }
-    return m;
-  }
+  /** This config with another step count (as {@code refreshContext(transformer, numInferenceSteps)}). */
+  BasicCacheConfig withNumInferenceSteps(int steps);
+
+  /** This config without a force-refresh hint (what a {@code once} refresh leaves). */
+  BasicCacheConfig withoutForceRefreshStepHint();
 
   /**
    * Checks the config against a block list: {@code Fn + Bn} must not exceed its block count (our
-   * decision; the reference would run overlapping blocks twice, SPEC 2.4).
+   * decision; the reference would run overlapping blocks twice).
    */
-  public void validateFor(String listName, int blocks) {
+  default void validateFor(String listName, int blocks) {
     int fn = fnComputeBlocks();
     int bn = bnComputeBlocks();
     if (fn + bn > blocks) {
@@ -96,111 +89,32 @@ public abstract sealed class BasicCacheConfig permits DBCacheConfig, DBPruneConf
     }
   }
 
-  public int fnComputeBlocks() {
-    return (Integer) values.get(CacheField.FN_COMPUTE_BLOCKS);
-  }
-
-  public int bnComputeBlocks() {
-    return (Integer) values.get(CacheField.BN_COMPUTE_BLOCKS);
-  }
-
-  public double residualDiffThreshold() {
-    return (Double) values.get(CacheField.RESIDUAL_DIFF_THRESHOLD);
-  }
-
-  public OptionalDouble maxAccumulatedResidualDiffThreshold() {
-    Double d = (Double) values.get(CacheField.MAX_ACCUMULATED_RESIDUAL_DIFF_THRESHOLD);
-    return d == null ? OptionalDouble.empty() : OptionalDouble.of(d);
-  }
-
-  public int maxWarmupSteps() {
-    return (Integer) values.get(CacheField.MAX_WARMUP_STEPS);
-  }
-
-  public int warmupInterval() {
-    return (Integer) values.get(CacheField.WARMUP_INTERVAL);
-  }
-
-  /** Empty = unlimited. */
-  public OptionalInt maxCachedSteps() {
-    int v = (Integer) values.get(CacheField.MAX_CACHED_STEPS);
-    return v < 0 ? OptionalInt.empty() : OptionalInt.of(v);
-  }
-
-  /** Empty = unlimited. */
-  public OptionalInt maxContinuousCachedSteps() {
-    int v = (Integer) values.get(CacheField.MAX_CONTINUOUS_CACHED_STEPS);
-    return v < 0 ? OptionalInt.empty() : OptionalInt.of(v);
-  }
-
-  /** Empty = decided by the adapter (SPEC 5). */
-  public java.util.Optional<Boolean> enableSeparateCfg() {
-    return java.util.Optional.ofNullable((Boolean) values.get(CacheField.ENABLE_SEPARATE_CFG));
-  }
-
-  public boolean cfgComputeFirst() {
-    return (Boolean) values.get(CacheField.CFG_COMPUTE_FIRST);
-  }
-
-  public boolean cfgDiffComputeSeparate() {
-    return (Boolean) values.get(CacheField.CFG_DIFF_COMPUTE_SEPARATE);
-  }
-
-  public OptionalInt numInferenceSteps() {
-    Integer v = (Integer) values.get(CacheField.NUM_INFERENCE_STEPS);
-    return v == null ? OptionalInt.empty() : OptionalInt.of(v);
-  }
-
-  /** The steps computation mask, or null. */
-  public StepMask stepsComputationMask() {
-    return (StepMask) values.get(CacheField.STEPS_COMPUTATION_MASK);
-  }
-
-  public StepsPolicy stepsComputationPolicy() {
-    return (StepsPolicy) values.get(CacheField.STEPS_COMPUTATION_POLICY);
-  }
-
-  public OptionalInt forceRefreshStepHint() {
-    Integer v = (Integer) values.get(CacheField.FORCE_REFRESH_STEP_HINT);
-    return v == null ? OptionalInt.empty() : OptionalInt.of(v);
-  }
-
-  public RefreshPolicy forceRefreshStepPolicy() {
-    return (RefreshPolicy) values.get(CacheField.FORCE_REFRESH_STEP_POLICY);
-  }
-
-  public BufferPrecision cacheBufferPrecision() {
-    return (BufferPrecision) values.get(CacheField.CACHE_BUFFER_PRECISION);
-  }
-
-  /** The settings as config-file keys and values (nulls included), in declaration order. */
-  public Map<String, Object> asMap() {
-    Map<String, Object> m = new java.util.LinkedHashMap<>();
-    for (Map.Entry<CacheField, Object> e : values.entrySet()) {
-      if (!e.getKey().pruneOnly || cacheType() == CacheType.DBPRUNE) {
-        Object v = e.getValue();
-        m.put(e.getKey().key, v instanceof Enum<?> en ? en.name().toLowerCase(java.util.Locale.ROOT)
-            : v instanceof StepMask sm ? sm.toString() : v);
+  /** The settings as config-file keys and values (unset ones as null, unlimited as -1), in table order. */
+  default Map<String, Object> asMap() {
+    Settings<?> s = toBuilder();
+    Map<String, Object> m = new LinkedHashMap<>();
+    for (CacheField f : CacheField.values()) {
+      if (!f.pruneOnly || cacheType() == CacheType.DBPRUNE) {
+        m.put(f.key, f.reader.read(s));
       }
     }
     return m;
   }
 
   /**
-   * The short tag of SPEC 3.1, e.g. {@code DBCache_F8B0_W8I1M0MC0_R0.08}; DBCache configs append
+   * The short tag, e.g. {@code DBCache_F8B0_W8I1M0MC0_R0.08}; DBCache configs append
    * {@code _SCM<mask>_<policy>}, {@code _N<steps>}, {@code _FR<hint>_<policy>} and {@code _CFG<0|1>}
    * where set.
    */
-  public String strify() {
+  default String strify() {
     StringBuilder sb = new StringBuilder();
     sb.append(cacheType().label()).append("_F").append(fnComputeBlocks()).append('B').append(bnComputeBlocks())
         .append("_W").append(maxWarmupSteps()).append('I').append(warmupInterval())
-        .append('M').append(Math.max(0, (Integer) values.get(CacheField.MAX_CACHED_STEPS)))
-        .append("MC").append(Math.max(0, (Integer) values.get(CacheField.MAX_CONTINUOUS_CACHED_STEPS)))
+        .append('M').append(maxCachedSteps().orElse(0))
+        .append("MC").append(maxContinuousCachedSteps().orElse(0))
         .append("_R").append(pythonFloat(residualDiffThreshold()));
     if (cacheType() == CacheType.DBCACHE) {
-      StepMask mask = stepsComputationMask();
-      if (mask != null) {
+      stepsComputationMask().ifPresent(mask -> {
         String digits = mask.toString();
         if (mask.isPolicy() && numInferenceSteps().isPresent()) {
           StringBuilder d = new StringBuilder();
@@ -210,11 +124,11 @@ public abstract sealed class BasicCacheConfig permits DBCacheConfig, DBPruneConf
           digits = d.toString();
         }
         sb.append("_SCM").append(digits).append('_')
-            .append(stepsComputationPolicy().name().toLowerCase(java.util.Locale.ROOT));
-      }
+            .append(stepsComputationPolicy().name().toLowerCase(Locale.ROOT));
+      });
       numInferenceSteps().ifPresent(n -> sb.append("_N").append(n));
       forceRefreshStepHint().ifPresent(h -> sb.append("_FR").append(h).append('_')
-          .append(forceRefreshStepPolicy().name().toLowerCase(java.util.Locale.ROOT)));
+          .append(forceRefreshStepPolicy().name().toLowerCase(Locale.ROOT)));
       enableSeparateCfg().ifPresent(s -> sb.append("_CFG").append(s ? 1 : 0));
     }
     return sb.toString();
@@ -227,30 +141,9 @@ public abstract sealed class BasicCacheConfig permits DBCacheConfig, DBPruneConf
       String s = new BigDecimal(Double.toString(d)).stripTrailingZeros().toPlainString();
       return s.contains(".") ? s : s + ".0";
     }
-    String s = String.format(java.util.Locale.ROOT, "%.16e", d);
+    String s = String.format(Locale.ROOT, "%.16e", d);
     String mantissa = new BigDecimal(s.substring(0, s.indexOf('e'))).stripTrailingZeros().toPlainString();
     int exp = Integer.parseInt(s.substring(s.indexOf('e') + 1));
-    return mantissa + "e" + (exp < 0 ? "-" : "+") + String.format(java.util.Locale.ROOT, "%02d", Math.abs(exp));
-  }
-
-  @Override
-  public boolean equals(Object o) {
-    return o instanceof BasicCacheConfig c && c.cacheType() == cacheType() && c.values.equals(values);
-  }
-
-  @Override
-  public int hashCode() {
-    return values.hashCode() * 31 + cacheType().hashCode();
-  }
-
-  @Override
-  public String toString() {
-    return strify();
-  }
-
-  static List<Integer> ids(Object v) {
-    @SuppressWarnings("unchecked")
-    List<Integer> ids = (List<Integer>) v;
-    return ids;
+    return mantissa + "e" + (exp < 0 ? "-" : "+") + String.format(Locale.ROOT, "%02d", Math.abs(exp));
   }
 }

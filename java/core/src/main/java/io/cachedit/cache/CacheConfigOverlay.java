@@ -1,17 +1,19 @@
 package io.cachedit.cache;
 
-import java.util.EnumMap;
+import io.cachedit.error.ConfigException;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
  * A sparse set of cache settings: only the fields set here override a base config. Built with
- * {@link DBCacheConfig#reset()} and carried by a {@link ParamsModifier}.
+ * {@link DBCacheConfig#reset()} and carried by a {@link ParamsModifier}. Immutable.
  */
 public final class CacheConfigOverlay {
-  final EnumMap<CacheField, Object> values;
+  private final Builder values;  // a private snapshot, never handed out
 
-  private CacheConfigOverlay(EnumMap<CacheField, Object> values) {
-    this.values = new EnumMap<>(values);
+  private CacheConfigOverlay(Builder source) {
+    this.values = new Builder().copySetFields(source);
   }
 
   public static Builder builder() {
@@ -19,14 +21,44 @@ public final class CacheConfigOverlay {
   }
 
   public boolean isEmpty() {
-    return values.isEmpty();
+    return values.set.isEmpty();
   }
 
-  /** The fields set, as config-file keys. */
+  /** The fields set, as config-file keys and values. */
   public Map<String, Object> asMap() {
-    Map<String, Object> m = new java.util.LinkedHashMap<>();
-    values.forEach((k, v) -> m.put(k.key, v));
+    Map<String, Object> m = new LinkedHashMap<>();
+    for (CacheField f : values.set) {
+      m.put(f.key, f.reader.read(values));
+    }
     return m;
+  }
+
+  /** Applies the set fields to a builder of the base config. */
+  <B extends Settings<B>> B applyTo(B base) {
+    return base.copySetFields(values);
+  }
+
+  /** Rejects DBPrune-only fields (the base is a DBCache config). */
+  void requireNoPruneFields() {
+    for (CacheField f : values.set) {
+      if (f.pruneOnly) {
+        throw new ConfigException(f.key, f.reader.read(values), "applies only to DBPrune configs");
+      }
+    }
+  }
+
+  EnumSet<CacheField> fields() {
+    return EnumSet.copyOf(values.set.isEmpty() ? EnumSet.noneOf(CacheField.class) : values.set);
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof CacheConfigOverlay other && other.asMap().equals(asMap());
+  }
+
+  @Override
+  public int hashCode() {
+    return asMap().hashCode();
   }
 
   @Override
@@ -39,7 +71,7 @@ public final class CacheConfigOverlay {
     Builder() {}
 
     public CacheConfigOverlay build() {
-      return new CacheConfigOverlay(values);
+      return new CacheConfigOverlay(this);
     }
   }
 }

@@ -6,43 +6,114 @@ import java.util.Map;
 import java.util.TreeSet;
 
 /**
- * Every setting of a cache config, with its config-file key (cache-dit's names), type, default and
- * value check. Configs, overlays (ParamsModifier) and the YAML/JSON loader all go through this table.
+ * The key table of the cache settings: every field's config-file key (cache-dit's names), whether it
+ * belongs to DBPrune only, how a parsed file value sets it on a builder, how an overlay copies it and
+ * how it is written back as a file value. Builders, overlays ({@link ParamsModifier}), the YAML/JSON
+ * loader and {@link BasicCacheConfig#asMap()} all go through this one table, so a key is spelled once.
  */
 enum CacheField {
-  FN_COMPUTE_BLOCKS("Fn_compute_blocks", Integer.class, 8, false),
-  BN_COMPUTE_BLOCKS("Bn_compute_blocks", Integer.class, 0, false),
-  RESIDUAL_DIFF_THRESHOLD("residual_diff_threshold", Double.class, 0.08, false),
-  MAX_ACCUMULATED_RESIDUAL_DIFF_THRESHOLD("max_accumulated_residual_diff_threshold", Double.class, null, false),
-  MAX_WARMUP_STEPS("max_warmup_steps", Integer.class, 8, false),
-  WARMUP_INTERVAL("warmup_interval", Integer.class, 1, false),
-  MAX_CACHED_STEPS("max_cached_steps", Integer.class, -1, false),
-  MAX_CONTINUOUS_CACHED_STEPS("max_continuous_cached_steps", Integer.class, -1, false),
-  ENABLE_SEPARATE_CFG("enable_separate_cfg", Boolean.class, null, false),
-  CFG_COMPUTE_FIRST("cfg_compute_first", Boolean.class, false, false),
-  CFG_DIFF_COMPUTE_SEPARATE("cfg_diff_compute_separate", Boolean.class, true, false),
-  NUM_INFERENCE_STEPS("num_inference_steps", Integer.class, null, false),
-  STEPS_COMPUTATION_MASK("steps_computation_mask", StepMask.class, null, false),
-  STEPS_COMPUTATION_POLICY("steps_computation_policy", StepsPolicy.class, StepsPolicy.DYNAMIC, false),
-  FORCE_REFRESH_STEP_HINT("force_refresh_step_hint", Integer.class, null, false),
-  FORCE_REFRESH_STEP_POLICY("force_refresh_step_policy", RefreshPolicy.class, RefreshPolicy.ONCE, false),
-  CACHE_BUFFER_PRECISION("cache_buffer_precision", BufferPrecision.class, BufferPrecision.FULL, false),
+  FN_COMPUTE_BLOCKS("Fn_compute_blocks", false,
+      (s, k, v) -> s.fnComputeBlocks(ConfigValues.integer(k, v)),
+      (f, t) -> t.fnComputeBlocks = f.fnComputeBlocks, s -> s.fnComputeBlocks),
+  BN_COMPUTE_BLOCKS("Bn_compute_blocks", false,
+      (s, k, v) -> s.bnComputeBlocks(ConfigValues.integer(k, v)),
+      (f, t) -> t.bnComputeBlocks = f.bnComputeBlocks, s -> s.bnComputeBlocks),
+  RESIDUAL_DIFF_THRESHOLD("residual_diff_threshold", false,
+      (s, k, v) -> s.residualDiffThreshold(ConfigValues.number(k, v)),
+      (f, t) -> t.residualDiffThreshold = f.residualDiffThreshold, s -> s.residualDiffThreshold),
+  MAX_ACCUMULATED_RESIDUAL_DIFF_THRESHOLD("max_accumulated_residual_diff_threshold", false,
+      (s, k, v) -> s.setMaxAccumulated(v == null ? null : ConfigValues.number(k, v)),
+      (f, t) -> t.maxAccumulatedResidualDiffThreshold = f.maxAccumulatedResidualDiffThreshold,
+      s -> s.maxAccumulatedResidualDiffThreshold),
+  MAX_WARMUP_STEPS("max_warmup_steps", false,
+      (s, k, v) -> s.maxWarmupSteps(ConfigValues.integer(k, v)),
+      (f, t) -> t.maxWarmupSteps = f.maxWarmupSteps, s -> s.maxWarmupSteps),
+  WARMUP_INTERVAL("warmup_interval", false,
+      (s, k, v) -> s.warmupInterval(ConfigValues.integer(k, v)),
+      (f, t) -> t.warmupInterval = f.warmupInterval, s -> s.warmupInterval),
+  MAX_CACHED_STEPS("max_cached_steps", false,
+      (s, k, v) -> s.maxCachedSteps(v == null ? -1 : ConfigValues.integer(k, v)),
+      (f, t) -> t.maxCachedSteps = f.maxCachedSteps, s -> s.maxCachedSteps == null ? -1 : s.maxCachedSteps),
+  MAX_CONTINUOUS_CACHED_STEPS("max_continuous_cached_steps", false,
+      (s, k, v) -> s.maxContinuousCachedSteps(v == null ? -1 : ConfigValues.integer(k, v)),
+      (f, t) -> t.maxContinuousCachedSteps = f.maxContinuousCachedSteps,
+      s -> s.maxContinuousCachedSteps == null ? -1 : s.maxContinuousCachedSteps),
+  ENABLE_SEPARATE_CFG("enable_separate_cfg", false,
+      (s, k, v) -> s.setEnableSeparateCfg(v == null ? null : ConfigValues.bool(k, v)),
+      (f, t) -> t.enableSeparateCfg = f.enableSeparateCfg, s -> s.enableSeparateCfg),
+  CFG_COMPUTE_FIRST("cfg_compute_first", false,
+      (s, k, v) -> s.cfgComputeFirst(ConfigValues.bool(k, v)),
+      (f, t) -> t.cfgComputeFirst = f.cfgComputeFirst, s -> s.cfgComputeFirst),
+  CFG_DIFF_COMPUTE_SEPARATE("cfg_diff_compute_separate", false,
+      (s, k, v) -> s.cfgDiffComputeSeparate(ConfigValues.bool(k, v)),
+      (f, t) -> t.cfgDiffComputeSeparate = f.cfgDiffComputeSeparate, s -> s.cfgDiffComputeSeparate),
+  NUM_INFERENCE_STEPS("num_inference_steps", false,
+      (s, k, v) -> s.setNumInferenceSteps(v == null ? null : ConfigValues.integer(k, v)),
+      (f, t) -> t.numInferenceSteps = f.numInferenceSteps, s -> s.numInferenceSteps),
+  STEPS_COMPUTATION_MASK("steps_computation_mask", false,
+      (s, k, v) -> s.stepsComputationMask(v == null ? null : ConfigValues.mask(k, v)),
+      (f, t) -> t.stepsComputationMask = f.stepsComputationMask,
+      s -> s.stepsComputationMask == null ? null : s.stepsComputationMask.toString()),
+  STEPS_COMPUTATION_POLICY("steps_computation_policy", false,
+      (s, k, v) -> s.stepsComputationPolicy(ConfigValues.enumValue(k, v, StepsPolicy.class)),
+      (f, t) -> t.stepsComputationPolicy = f.stepsComputationPolicy, s -> name(s.stepsComputationPolicy)),
+  FORCE_REFRESH_STEP_HINT("force_refresh_step_hint", false,
+      (s, k, v) -> s.setForceRefreshStepHint(v == null ? null : ConfigValues.integer(k, v)),
+      (f, t) -> t.forceRefreshStepHint = f.forceRefreshStepHint, s -> s.forceRefreshStepHint),
+  FORCE_REFRESH_STEP_POLICY("force_refresh_step_policy", false,
+      (s, k, v) -> s.forceRefreshStepPolicy(ConfigValues.enumValue(k, v, RefreshPolicy.class)),
+      (f, t) -> t.forceRefreshStepPolicy = f.forceRefreshStepPolicy, s -> name(s.forceRefreshStepPolicy)),
+  CACHE_BUFFER_PRECISION("cache_buffer_precision", false,
+      (s, k, v) -> s.setCacheBufferPrecision(v == null ? null : ConfigValues.enumValue(k, v, BufferPrecision.class)),
+      (f, t) -> t.cacheBufferPrecision = f.cacheBufferPrecision, s -> name(s.cacheBufferPrecision)),
   // DBPrune only
-  ENABLE_DYNAMIC_PRUNE_THRESHOLD("enable_dynamic_prune_threshold", Boolean.class, false, true),
-  MAX_DYNAMIC_PRUNE_THRESHOLD("max_dynamic_prune_threshold", Double.class, null, true),
-  DYNAMIC_PRUNE_THRESHOLD_RELAX_RATIO("dynamic_prune_threshold_relax_ratio", Double.class, 1.25, true),
-  NON_PRUNE_BLOCK_IDS("non_prune_block_ids", List.class, List.of(), true);
+  ENABLE_DYNAMIC_PRUNE_THRESHOLD("enable_dynamic_prune_threshold", true,
+      (s, k, v) -> s.setEnableDynamicPruneThreshold(ConfigValues.bool(k, v)),
+      (f, t) -> t.enableDynamicPruneThreshold = f.enableDynamicPruneThreshold, s -> s.enableDynamicPruneThreshold),
+  MAX_DYNAMIC_PRUNE_THRESHOLD("max_dynamic_prune_threshold", true,
+      (s, k, v) -> s.setMaxDynamicPruneThreshold(v == null ? null : ConfigValues.number(k, v)),
+      (f, t) -> t.maxDynamicPruneThreshold = f.maxDynamicPruneThreshold, s -> s.maxDynamicPruneThreshold),
+  DYNAMIC_PRUNE_THRESHOLD_RELAX_RATIO("dynamic_prune_threshold_relax_ratio", true,
+      (s, k, v) -> s.setDynamicPruneThresholdRelaxRatio(ConfigValues.number(k, v)),
+      (f, t) -> t.dynamicPruneThresholdRelaxRatio = f.dynamicPruneThresholdRelaxRatio,
+      s -> s.dynamicPruneThresholdRelaxRatio),
+  NON_PRUNE_BLOCK_IDS("non_prune_block_ids", true,
+      (s, k, v) -> s.setNonPruneBlockIds(v == null ? List.of() : ConfigValues.integers(k, v)),
+      (f, t) -> t.nonPruneBlockIds = f.nonPruneBlockIds, s -> s.nonPruneBlockIds),
+  FORCE_REDUCE_CALIBRATOR_VRAM("force_reduce_calibrator_vram", true,
+      (s, k, v) -> s.setForceReduceCalibratorVram(ConfigValues.bool(k, v)),
+      (f, t) -> t.forceReduceCalibratorVram = f.forceReduceCalibratorVram, s -> s.forceReduceCalibratorVram);
+
+  /** Sets the field on a builder from a value parsed from YAML/JSON (checked and converted). */
+  @FunctionalInterface
+  interface Parser {
+    void set(Settings<?> settings, String key, Object value);
+  }
+
+  /** Copies the field from one builder to another (overlays). */
+  @FunctionalInterface
+  interface Copier {
+    void copy(Settings<?> from, Settings<?> to);
+  }
+
+  /** Reads the field of a builder as a config-file value (the reference's form: -1 for unlimited). */
+  @FunctionalInterface
+  interface Reader {
+    Object read(Settings<?> settings);
+  }
 
   final String key;
-  final Class<?> type;
-  final Object defaultValue;
   final boolean pruneOnly;
+  final Parser parser;
+  final Copier copier;
+  final Reader reader;
 
-  CacheField(String key, Class<?> type, Object defaultValue, boolean pruneOnly) {
+  CacheField(String key, boolean pruneOnly, Parser parser, Copier copier, Reader reader) {
     this.key = key;
-    this.type = type;
-    this.defaultValue = defaultValue;
     this.pruneOnly = pruneOnly;
+    this.parser = parser;
+    this.copier = copier;
+    this.reader = reader;
   }
 
   private static final Map<String, CacheField> BY_KEY;
@@ -70,57 +141,7 @@ enum CacheField {
     return String.join(", ", keys);
   }
 
-  /** Checks and normalises one value; throws {@link ConfigException} naming the field. */
-  Object check(Object value) {
-    if (value == null) {
-      return null;
-    }
-    switch (this) {
-      case FN_COMPUTE_BLOCKS -> requireInt(value, 1, "Fn must be >= 1 (the first block is the diff probe)");
-      case BN_COMPUTE_BLOCKS, MAX_WARMUP_STEPS -> requireInt(value, 0, "must be >= 0");
-      case WARMUP_INTERVAL -> requireInt(value, 1, "must be >= 1");
-      case MAX_CACHED_STEPS, MAX_CONTINUOUS_CACHED_STEPS -> requireInt(value, -1, "must be >= 0, or -1 for unlimited");
-      case NUM_INFERENCE_STEPS -> requireInt(value, 1, "must be >= 1");
-      case FORCE_REFRESH_STEP_HINT -> requireInt(value, 1, "must be >= 1 (a transformer call index)");
-      case RESIDUAL_DIFF_THRESHOLD -> requireFinite(value);
-      case MAX_ACCUMULATED_RESIDUAL_DIFF_THRESHOLD, MAX_DYNAMIC_PRUNE_THRESHOLD -> {
-        double d = requireFinite(value);
-        if (d < 0) {
-          throw new ConfigException(key, value, "must be >= 0");
-        }
-      }
-      case DYNAMIC_PRUNE_THRESHOLD_RELAX_RATIO -> {
-        double d = requireFinite(value);
-        if (d <= 0) {
-          throw new ConfigException(key, value, "must be > 0");
-        }
-      }
-      case NON_PRUNE_BLOCK_IDS -> {
-        List<?> ids = (List<?>) value;
-        for (Object id : ids) {
-          if (!(id instanceof Integer i) || i < 0) {
-            throw new ConfigException(key, value, "must be a list of block indices >= 0");
-          }
-        }
-        return List.copyOf(new TreeSet<>((List<Integer>) ids));
-      }
-      default -> { }
-    }
-    return value;
-  }
-
-  private void requireInt(Object value, int min, String rule) {
-    int v = (Integer) value;
-    if (v < min) {
-      throw new ConfigException(key, value, rule);
-    }
-  }
-
-  private double requireFinite(Object value) {
-    double d = (Double) value;
-    if (!Double.isFinite(d)) {
-      throw new ConfigException(key, value, "must be a finite number");
-    }
-    return d;
+  private static String name(Enum<?> e) {
+    return e == null ? null : e.name().toLowerCase(Locale.ROOT);
   }
 }

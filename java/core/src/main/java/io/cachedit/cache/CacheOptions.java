@@ -1,5 +1,6 @@
 package io.cachedit.cache;
 
+import io.cachedit.error.ConfigException;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -25,13 +26,16 @@ import java.util.Map;
  *   enable_taylorseer: true        # legacy calibrator keys are accepted here
  *   taylorseer_order: 1
  * calibrator_config:               # or a section of its own
- *   calibrator_type: taylorseer    # taylorseer | foca
+ *   calibrator_type: taylorseer    # taylorseer | foca | dmd
  *   taylorseer_order: 2
- * params_modifiers:                # per block list, in order
+ * params_modifiers:                # one per cached block list, in order, or each named
  *   - cache_config: {residual_diff_threshold: 0.16}
+ *     blocks_name: single_transformer_blocks
  * </pre>
  *
- * A file without a {@code cache_config} key is read as a flat cache section. Unknown keys are errors.
+ * A file without a {@code cache_config} key is read as a flat cache section. Unknown keys are errors;
+ * keys of the reference that cachedit does not implement are accepted at their default values (a
+ * dump of a cache-dit config loads) and rejected, naming them, at any other value.
  *
  * @param cacheConfig the cache settings (DBCache or DBPrune)
  * @param calibratorConfig the calibrator, or null
@@ -76,7 +80,7 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
     try {
       return parse(text, json);
     } catch (ConfigException e) {
-      throw new ConfigException(file + ": " + e.getMessage());
+      throw e.inFile(file);
     }
   }
 
@@ -88,20 +92,28 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
       root = mapper.readValue(text, Object.class);
     } catch (JsonProcessingException e) {
       throw new ConfigException("invalid " + (json ? "JSON" : "YAML") + " at line "
-          + e.getLocation().getLineNr() + ": " + e.getOriginalMessage());
+          + (e.getLocation() == null ? "?" : e.getLocation().getLineNr()) + ": " + e.getOriginalMessage());
     }
     if (root == null) {
       return defaults();
     }
-    Map<String, Object> doc = map(root, "the document");
+    return fromMap(map(root, "the document"));
+  }
+
+  /**
+   * Builds options from an already parsed document (as the server receives a request's
+   * {@code cache} object): the sections of a config file, or a flat cache section.
+   */
+  public static CacheOptions fromMap(Map<String, Object> doc) {
     Map<String, Object> cacheSection;
-    if (doc.containsKey("cache_config")) {
+    boolean sectioned = doc.containsKey("cache_config");
+    if (sectioned) {
       for (String key : doc.keySet()) {
         switch (key) {
           case "cache_config", "calibrator_config", "params_modifiers" -> { }
-          case "parallelism_config", "quantize_config", "attention_backend" -> throw new ConfigException(
+          case "parallelism_config", "quantize_config", "attention_backend" -> throw ConfigException.forField(key,
               "section " + key + " is not supported by this version of cachedit; remove it to load the cache settings");
-          default -> throw new ConfigException("unknown section \"" + key
+          default -> throw ConfigException.forField(key, "unknown section \"" + key
               + "\"; known sections: cache_config, calibrator_config, params_modifiers");
         }
       }
@@ -111,7 +123,7 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
     }
     Map<String, Object> cacheValues = new LinkedHashMap<>(cacheSection);
     CalibratorConfig calibrator = legacyCalibrator(cacheValues);
-    if (doc.containsKey("calibrator_config") && doc != cacheSection) {
+    if (sectioned && doc.get("calibrator_config") != null) {
       if (calibrator != null) {
         throw new ConfigException("calibrator given twice: in cache_config (legacy keys) and in calibrator_config");
       }
@@ -119,10 +131,11 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
     }
     BasicCacheConfig cache = cacheConfig(cacheValues);
     List<ParamsModifier> modifiers = new ArrayList<>();
-    if (doc.containsKey("params_modifiers") && doc != cacheSection) {
+    if (sectioned && doc.get("params_modifiers") != null) {
       Object list = doc.get("params_modifiers");
       if (!(list instanceof List<?> items)) {
-        throw new ConfigException("params_modifiers must be a list of {cache_config: ..., calibrator_config: ...}");
+        throw ConfigException.forField("params_modifiers",
+            "params_modifiers must be a list of {cache_config: ..., calibrator_config: ..., blocks_name: ...}");
       }
       for (Object item : items) {
         modifiers.add(modifier(map(item, "a params_modifiers entry")));
@@ -133,9 +146,16 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
 
   private static BasicCacheConfig cacheConfig(Map<String, Object> values) {
     Object type = values.remove("cache_type");
-    boolean prune = type != null && "dbprune".equalsIgnoreCase(String.valueOf(type));
-    if (type != null && !prune && !"dbcache".equalsIgnoreCase(String.valueOf(type))) {
+    boolean prune = type != null && "dbprune".equalsIgnoreCase(String.valueOf(type).trim());
+    if (type != null && !prune && !"dbcache".equalsIgnoreCase(String.valueOf(type).trim())) {
       throw new ConfigException("cache_type", type, "must be DBCache or DBPrune");
+    }
+    if (!prune && values.containsKey("force_reduce_calibrator_vram")) {
+      // a DBPrune setting; the reference's DBCache config has no such field and ignores it
+      Object v = values.remove("force_reduce_calibrator_vram");
+      if (v != null && ConfigValues.bool("force_reduce_calibrator_vram", v)) {
+        throw new ConfigException("force_reduce_calibrator_vram", v, "applies only to cache_type: DBPrune");
+      }
     }
     if (prune) {
       DBPruneConfig.Builder b = DBPruneConfig.builder();
@@ -147,41 +167,71 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
     return b.build();
   }
 
+  /** {@code calibrator_kwargs}: the reference's pass-through to calibrator constructors; only {} is accepted. */
+  private static void calibratorKwargs(Object value) {
+    if (value == null || (value instanceof Map<?, ?> m && m.isEmpty())) {
+      return;
+    }
+    throw new ConfigException("calibrator_kwargs", value, "is not supported by cachedit: set the calibrator's "
+        + "own keys instead (taylorseer_order, dmd_history, dmd_rank, dmd_ridge, dmd_svd_precision)");
+  }
+
   /** Removes cache-dit's legacy calibrator keys from a cache section and builds their calibrator. */
   private static CalibratorConfig legacyCalibrator(Map<String, Object> values) {
-    Object taylor = values.remove("enable_taylorseer");
-    Object encoder = values.remove("enable_encoder_taylorseer");
+    calibratorKwargs(values.remove("calibrator_kwargs"));
+    boolean taylor = flag(values.remove("enable_taylorseer"), "enable_taylorseer", false);
+    boolean dmd = flag(values.remove("enable_dmd"), "enable_dmd", false);
+    boolean foca = flag(values.remove("enable_foca"), "enable_foca", false);
+    Object taylorEncoder = values.remove("enable_encoder_taylorseer");
+    Object dmdEncoder = values.remove("enable_encoder_dmd");
+    Object focaEncoder = values.remove("enable_encoder_foca");
     Object order = values.remove("taylorseer_order");
-    Object foca = values.remove("enable_foca");
     Object cacheType = values.remove("calibrator_cache_type");
-    Object legacyType = values.remove("taylorseer_cache_type");
-    boolean useTaylor = taylor != null && ConfigValues.bool("enable_taylorseer", taylor);
-    boolean useFoca = foca != null && ConfigValues.bool("enable_foca", foca);
-    if (useTaylor && useFoca) {
-      throw new ConfigException("enable_taylorseer and enable_foca are both true; choose one calibrator");
+    Object taylorCacheType = values.remove("taylorseer_cache_type");
+    Object history = values.remove("dmd_history");
+    Object rank = values.remove("dmd_rank");
+    Object ridge = values.remove("dmd_ridge");
+    Object precision = values.remove("dmd_svd_precision");
+    if ((taylor ? 1 : 0) + (dmd ? 1 : 0) + (foca ? 1 : 0) > 1) {
+      throw new ConfigException("enable_taylorseer, enable_dmd and enable_foca are mutually exclusive; set only one "
+          + "of them to true");
     }
-    CalibratorCacheType type = cacheType(cacheType != null ? cacheType : legacyType);
-    // the legacy loader's encoder default is false (SPEC 6)
-    boolean enc = encoder != null && ConfigValues.bool("enable_encoder_taylorseer", encoder);
-    if (useTaylor) {
-      return new TaylorSeerCalibratorConfig(true, enc, type,
+    // encoder defaults of the reference's legacy loader: off for TaylorSeer and FoCa, as enable_dmd for DMD
+    if (taylor) {
+      return new TaylorSeerCalibratorConfig(true, flag(taylorEncoder, "enable_encoder_taylorseer", false),
+          cacheType(taylorCacheType != null ? taylorCacheType : cacheType),
           order == null ? 1 : ConfigValues.integer("taylorseer_order", order));
     }
-    if (useFoca) {
-      return new FoCaCalibratorConfig(true, enc, type);
+    if (dmd) {
+      return dmd(true, flag(dmdEncoder, "enable_encoder_dmd", true), cacheType(cacheType), history, rank, ridge,
+          precision);
+    }
+    if (foca) {
+      return new FoCaCalibratorConfig(true, flag(focaEncoder, "enable_encoder_foca", false), cacheType(cacheType));
     }
     return null;
   }
 
+  private static DMDCalibratorConfig dmd(boolean hidden, boolean encoder, CalibratorCacheType type, Object history,
+      Object rank, Object ridge, Object precision) {
+    return new DMDCalibratorConfig(hidden, encoder, type,
+        history == null ? 6 : ConfigValues.integer("dmd_history", history),
+        rank == null ? 0 : ConfigValues.integer("dmd_rank", rank),
+        ridge == null ? 1e-8 : ConfigValues.number("dmd_ridge", ridge), DMDCalibratorConfig.precision(precision));
+  }
+
+  private static boolean flag(Object value, String key, boolean defaultValue) {
+    return value == null ? defaultValue : ConfigValues.bool(key, value);
+  }
+
   private static CalibratorConfig calibrator(Map<String, Object> section) {
     Map<String, Object> v = new LinkedHashMap<>(section);
-    String type = String.valueOf(v.getOrDefault("calibrator_type", "taylorseer")).toLowerCase(Locale.ROOT);
-    v.remove("calibrator_type");
-    boolean hidden = !v.containsKey("enable_calibrator")
-        || ConfigValues.bool("enable_calibrator", v.remove("enable_calibrator"));
-    boolean encoder = !v.containsKey("enable_encoder_calibrator")
-        || ConfigValues.bool("enable_encoder_calibrator", v.remove("enable_encoder_calibrator"));
+    Object typeValue = v.remove("calibrator_type");
+    String type = typeValue == null ? "taylorseer" : String.valueOf(typeValue).trim().toLowerCase(Locale.ROOT);
+    boolean hidden = flag(v.remove("enable_calibrator"), "enable_calibrator", true);
+    boolean encoder = flag(v.remove("enable_encoder_calibrator"), "enable_encoder_calibrator", true);
     CalibratorCacheType cacheType = cacheType(v.remove("calibrator_cache_type"));
+    calibratorKwargs(v.remove("calibrator_kwargs"));
     CalibratorConfig result;
     switch (type) {
       case "taylorseer" -> {
@@ -190,11 +240,15 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
             order == null ? 1 : ConfigValues.integer("taylorseer_order", order));
       }
       case "foca" -> result = new FoCaCalibratorConfig(hidden, encoder, cacheType);
-      default -> throw new ConfigException("calibrator_type", type, "must be taylorseer or foca");
+      case "dmd" -> result = dmd(hidden, encoder, cacheType, v.remove("dmd_history"), v.remove("dmd_rank"),
+          v.remove("dmd_ridge"), v.remove("dmd_svd_precision"));
+      default -> throw new ConfigException("calibrator_type", typeValue, "must be taylorseer, foca or dmd");
     }
     if (!v.isEmpty()) {
-      throw new ConfigException("unknown calibrator setting(s) " + v.keySet() + "; known: calibrator_type, "
-          + "enable_calibrator, enable_encoder_calibrator, calibrator_cache_type, taylorseer_order");
+      throw ConfigException.forField(v.keySet().iterator().next(), "unknown calibrator setting(s) " + v.keySet()
+          + " for calibrator_type " + type + "; known: calibrator_type, enable_calibrator, enable_encoder_calibrator, "
+          + "calibrator_cache_type, calibrator_kwargs, taylorseer_order (taylorseer), dmd_history, dmd_rank, "
+          + "dmd_ridge, dmd_svd_precision (dmd)");
     }
     return result;
   }
@@ -202,22 +256,29 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
   private static ParamsModifier modifier(Map<String, Object> entry) {
     CacheConfigOverlay.Builder overlay = CacheConfigOverlay.builder();
     CalibratorConfig calibrator = null;
+    String name = null;
     for (Map.Entry<String, Object> e : entry.entrySet()) {
       switch (e.getKey()) {
         case "cache_config" -> map(e.getValue(), "cache_config").forEach((k, val) -> overlay.setByKey(k, val, true));
         case "calibrator_config" -> calibrator = calibrator(map(e.getValue(), "calibrator_config"));
-        default -> throw new ConfigException("unknown key \"" + e.getKey()
-            + "\" in params_modifiers; use cache_config and calibrator_config");
+        case "blocks_name" -> {
+          if (!(e.getValue() instanceof String s) || s.isBlank()) {
+            throw new ConfigException("blocks_name", e.getValue(), "must be the name of a cached block list");
+          }
+          name = s;
+        }
+        default -> throw ConfigException.forField(e.getKey(), "unknown key \"" + e.getKey()
+            + "\" in params_modifiers; use cache_config, calibrator_config and blocks_name");
       }
     }
-    return new ParamsModifier(overlay.build(), calibrator);
+    return new ParamsModifier(overlay.build(), calibrator, name);
   }
 
   private static CalibratorCacheType cacheType(Object value) {
     if (value == null) {
       return CalibratorCacheType.RESIDUAL;
     }
-    return switch (String.valueOf(value).toLowerCase(Locale.ROOT)) {
+    return switch (String.valueOf(value).trim().toLowerCase(Locale.ROOT)) {
       case "residual" -> CalibratorCacheType.RESIDUAL;
       case "hidden_states" -> CalibratorCacheType.HIDDEN_STATES;
       default -> throw new ConfigException("calibrator_cache_type", value, "must be residual or hidden_states");
@@ -227,7 +288,7 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
   @SuppressWarnings("unchecked")
   private static Map<String, Object> map(Object value, String what) {
     if (!(value instanceof Map<?, ?> m)) {
-      throw new ConfigException(what + " must be a mapping of keys to values, got " + value);
+      throw ConfigException.forField(what, what + " must be a mapping of keys to values, got " + value);
     }
     return (Map<String, Object>) m;
   }

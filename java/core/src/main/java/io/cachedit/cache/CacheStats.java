@@ -9,7 +9,7 @@ import java.util.Map;
 
 /**
  * What caching did for one block list (or, aggregated, one transformer) during the current
- * generation (SPEC 8.8). Lists hold the current generation; {@code accumulated*} counters survive
+ * generation (docs/algorithms.md section 8.4). Lists hold the current generation; {@code accumulated*} counters survive
  * force refreshes. "cfg" fields are the uncond branch of separate-CFG runs.
  *
  * @param name block-list name (or transformer name for an aggregate)
@@ -33,35 +33,17 @@ import java.util.Map;
  * @param bytesHeld bytes held by buffers and calibrators now
  * @param residualBytes bytes of the held residual buffers
  * @param residualFullBytes bytes those residuals take at full precision
+ * @param decisions every decision of the current context in order (DBCache: one per call, DBPrune: one
+ *     per block), up to 65,536; see {@link CacheDecision}
+ * @param decisionsDropped decisions past that cap, counted only
  */
 public record CacheStats(String name, Map<String, Object> cacheOptions, String cacheTag, String calibratorTag,
     List<Integer> cachedSteps, Map<Integer, List<Double>> residualDiffs, List<Integer> cfgCachedSteps,
     Map<Integer, List<Double>> cfgResidualDiffs, long accumulatedCachedSteps, long cfgAccumulatedCachedSteps,
     long accumulatedExecutedSteps, long accumulatedTransformerExecutedSteps, List<Integer> prunedBlocks,
     List<Integer> actualBlocks, List<Integer> cfgPrunedBlocks, List<Integer> cfgActualBlocks, long blocksComputed,
-    long blocksTotal, long bytesHeld, long residualBytes, long residualFullBytes) {
-
-  static CacheStats of(String name, BasicCacheConfig config, CalibratorConfig calibrator, CacheContext ctx) {
-    String calibTag = calibrator == null ? CalibratorConfig.NONE_TAG : calibrator.strify();
-    if (ctx == null) {
-      return new CacheStats(name, config.asMap(), config.strify(), calibTag, List.of(), Map.of(), List.of(),
-          Map.of(), 0, 0, 0, 0, List.of(), List.of(), List.of(), List.of(), 0, 0, 0, 0, 0);
-    }
-    return new CacheStats(name, config.asMap(), config.strify(), calibTag, List.copyOf(ctx.cond.cachedSteps),
-        diffs(ctx.cond), List.copyOf(ctx.uncond.cachedSteps), diffs(ctx.uncond), ctx.accumulatedCachedSteps,
-        ctx.cfgAccumulatedCachedSteps, ctx.accumulatedExecutedSteps, ctx.accumulatedTransformerExecutedSteps,
-        List.copyOf(ctx.cond.prunedBlocks), List.copyOf(ctx.cond.actualBlocks), List.copyOf(ctx.uncond.prunedBlocks),
-        List.copyOf(ctx.uncond.actualBlocks), ctx.blocksComputed, ctx.blocksTotal, ctx.bytesHeld(),
-        ctx.cond.residualBytes() + ctx.uncond.residualBytes(),
-        ctx.cond.residualFullBytes() + ctx.uncond.residualFullBytes());
-  }
-
-  private static Map<Integer, List<Double>> diffs(BranchState st) {
-    Map<Integer, List<Double>> m = new LinkedHashMap<>();
-    st.residualDiffs.forEach((k, v) -> m.put(k, List.of(v)));
-    st.pruneDiffs.forEach((k, v) -> m.put(k, List.copyOf(v)));
-    return Collections.unmodifiableMap(m);
-  }
+    long blocksTotal, long bytesHeld, long residualBytes, long residualFullBytes, List<CacheDecision> decisions,
+    long decisionsDropped) {
 
   /** Total cached calls of both branches. */
   public long totalCachedSteps() {
@@ -101,7 +83,7 @@ public record CacheStats(String name, Map<String, Object> cacheOptions, String c
   }
 
   /**
-   * The markdown summary of SPEC 8.8: a diff-percentile table per branch that recorded diffs, the
+   * The markdown summary (docs/algorithms.md section 8.4): a diff-percentile table per branch that recorded diffs, the
    * prune ratio for DBPrune, and with {@code details} the cached steps and the diffs.
    */
   public String markdown(boolean details) {
@@ -118,6 +100,15 @@ public record CacheStats(String name, Map<String, Object> cacheOptions, String c
       long actual = sum(actualBlocks) + sum(cfgActualBlocks);
       sb.append(String.format(Locale.ROOT, "Dynamic Block Prune Ratio: %.2f%% (%d/%d)%n", 100 * prunedRatio(),
           pruned, actual));
+    }
+    if (details && !decisions.isEmpty()) {
+      sb.append("Decisions:\n");
+      for (CacheDecision d : decisions) {
+        sb.append("  ").append(d).append('\n');
+      }
+      if (decisionsDropped > 0) {
+        sb.append("  ... and ").append(decisionsDropped).append(" more (not kept)\n");
+      }
     }
     if (residualFullBytes > 0 && residualBytes != residualFullBytes) {
       sb.append(String.format(Locale.ROOT, "Cached residuals: %d bytes (%d at full precision)%n", residualBytes,

@@ -1,10 +1,10 @@
 package io.cachedit.cache;
 
 /**
- * How cached residuals are extrapolated instead of reused as they are (SPEC 6). Calibrators never
- * change which steps are cached; they only make the reused value better.
+ * How cached residuals are extrapolated instead of reused as they are (docs/algorithms.md section 6).
+ * Calibrators never change which steps are cached; they only make the reused value better.
  */
-public sealed interface CalibratorConfig permits TaylorSeerCalibratorConfig, FoCaCalibratorConfig {
+public sealed interface CalibratorConfig permits TaylorSeerCalibratorConfig, FoCaCalibratorConfig, DMDCalibratorConfig {
   /** Calibrate the hidden-states residual. */
   boolean enableCalibrator();
 
@@ -13,7 +13,7 @@ public sealed interface CalibratorConfig permits TaylorSeerCalibratorConfig, FoC
 
   CalibratorCacheType cacheType();
 
-  /** Short tag: {@code T1O<order>} for TaylorSeer, {@code FoCa} for FoCa. */
+  /** Short tag: {@code T1O<order>} for TaylorSeer, {@code FoCa}, {@code DMDH<history>} for DMD. */
   String strify();
 
   /** The tag of "no calibrator". */

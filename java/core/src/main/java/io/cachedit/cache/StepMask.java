@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import io.cachedit.error.ConfigException;
 
 /**
  * A steps computation mask (SCM, SPEC 7): per denoising step, 1 = must compute, 0 = may be cached
@@ -24,6 +25,13 @@ public final class StepMask {
   private final int[] bits;      // explicit mask, or null
   private final String policy;   // named policy, or null
 
+  private static final String KEY = "steps_computation_mask";
+
+  /** Every mask error is a config error of {@code steps_computation_mask}: YAML loaders add the file. */
+  private static ConfigException mask(String message) {
+    return ConfigException.forField(KEY, message);
+  }
+
   private StepMask(int[] bits, String policy) {
     this.bits = bits;
     this.policy = policy;
@@ -32,11 +40,11 @@ public final class StepMask {
   /** An explicit mask of 0/1 values. */
   public static StepMask of(int... bits) {
     if (bits == null || bits.length == 0) {
-      throw new IllegalArgumentException("steps_computation_mask must not be empty");
+      throw mask("steps_computation_mask must not be empty");
     }
     for (int i = 0; i < bits.length; i++) {
       if (bits[i] != 0 && bits[i] != 1) {
-        throw new IllegalArgumentException("steps_computation_mask must hold only 0 and 1, got " + bits[i]
+        throw mask("steps_computation_mask must hold only 0 and 1, got " + bits[i]
             + " at step " + i);
       }
     }
@@ -54,7 +62,7 @@ public final class StepMask {
     for (int i = 0; i < s.length(); i++) {
       char c = s.charAt(i);
       if (c != '0' && c != '1') {
-        throw new IllegalArgumentException("steps_computation_mask \"" + digits
+        throw mask("steps_computation_mask \"" + digits
             + "\" must be 0/1 digits, one of " + POLICIES + " or quadratic:N");
       }
       bits[i] = c - '0';
@@ -74,7 +82,7 @@ public final class StepMask {
   /** The N of {@code quadratic:N}; anything else is rejected with the list of policies. */
   private static int quadraticSteps(String p) {
     if (!p.startsWith(QUADRATIC)) {
-      throw new IllegalArgumentException("unknown steps mask policy \"" + p + "\"; use one of " + POLICIES
+      throw mask("unknown steps mask policy \"" + p + "\"; use one of " + POLICIES
           + " or quadratic:N (N computed steps)");
     }
     try {
@@ -84,7 +92,7 @@ public final class StepMask {
       }
       return n;
     } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("steps mask policy \"" + p + "\": N in quadratic:N must be a positive"
+      throw mask("steps mask policy \"" + p + "\": N in quadratic:N must be a positive"
           + " integer (the number of computed steps)");
     }
   }
@@ -92,7 +100,7 @@ public final class StepMask {
   /** The {@code quadratic:N} mask: N computed steps at {@code round(T (k/N)^2)}, kept distinct. */
   public static int[] quadraticMask(int computedSteps, int totalSteps) {
     if (computedSteps < 1 || computedSteps > totalSteps) {
-      throw new IllegalArgumentException("quadratic:" + computedSteps + " needs 1.." + totalSteps
+      throw mask("quadratic:" + computedSteps + " needs 1.." + totalSteps
           + " computed steps for a " + totalSteps + "-step generation");
     }
     int[] mask = new int[totalSteps];
@@ -131,7 +139,7 @@ public final class StepMask {
       return policyMask(policy, totalSteps);
     }
     if (bits.length != totalSteps) {
-      throw new IllegalArgumentException("steps_computation_mask has " + bits.length
+      throw mask("steps_computation_mask has " + bits.length
           + " steps but the generation runs " + totalSteps + " steps; give a mask of that length or a policy");
     }
     return bits.clone();
@@ -171,20 +179,20 @@ public final class StepMask {
    */
   public static int[] binsToMask(int[] computeBins, int[] cacheBins, int totalSteps) {
     if (computeBins == null || cacheBins == null || computeBins.length == 0) {
-      throw new IllegalArgumentException("compute bins must not be empty");
+      throw mask("compute bins must not be empty");
     }
     int sum = 0;
     for (int b : computeBins) {
-      if (b < 0) throw new IllegalArgumentException("compute bins must be >= 0, got " + b);
+      if (b < 0) throw mask("compute bins must be >= 0, got " + b);
       sum += b;
     }
     for (int b : cacheBins) {
-      if (b < 0) throw new IllegalArgumentException("cache bins must be >= 0, got " + b);
+      if (b < 0) throw mask("cache bins must be >= 0, got " + b);
       sum += b;
     }
     int total = totalSteps <= 0 ? sum : totalSteps;
     if (sum < total) {
-      throw new IllegalArgumentException("compute + cache bins cover " + sum + " steps, fewer than total steps "
+      throw mask("compute + cache bins cover " + sum + " steps, fewer than total steps "
           + total);
     }
     int[] mask = new int[total];
@@ -211,11 +219,11 @@ public final class StepMask {
       return quadraticMask(quadraticSteps(p), totalSteps);
     }
     if (!POLICIES.contains(p)) {
-      throw new IllegalArgumentException("unknown steps mask policy \"" + policy + "\"; use one of " + POLICIES);
+      throw mask("unknown steps mask policy \"" + policy + "\"; use one of " + POLICIES);
     }
     int t = totalSteps;
     if (t < 8 && t != 4 && t != 6) {
-      throw new IllegalArgumentException("a steps mask policy needs 4, 6 or at least 8 steps, got " + t);
+      throw mask("a steps mask policy needs 4, 6 or at least 8 steps, got " + t);
     }
     List<Integer> compute;
     List<Integer> cache;

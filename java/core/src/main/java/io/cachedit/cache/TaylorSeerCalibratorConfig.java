@@ -1,5 +1,6 @@
 package io.cachedit.cache;
 
+import io.cachedit.error.ConfigException;
 /**
  * TaylorSeer (SPEC 6.1): on cached steps, predict the residual by a Taylor series from divided
  * differences of the last computed steps. Order 1-4 (default 1); both streams enabled by default.

@@ -1,5 +1,6 @@
 package io.cachedit.io;
 
+import io.cachedit.error.WeightLoadException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
@@ -13,10 +14,11 @@ import java.util.stream.Stream;
 import org.bytedeco.pytorch.Tensor;
 
 /**
- * A diffusers model folder: {@code config.json} plus {@code diffusion_pytorch_model.safetensors}, or
- * shards listed in {@code diffusion_pytorch_model.safetensors.index.json}. Accepts a pipeline folder
- * (uses its {@code transformer/} subfolder), a transformer folder, or a single safetensors file with
- * a {@code config.json} beside it.
+ * A model component folder: {@code config.json} plus {@code diffusion_pytorch_model.safetensors}
+ * (diffusers) or {@code model.safetensors} (transformers), or shards listed in the matching
+ * {@code .safetensors.index.json}. {@link #resolve} also accepts a pipeline folder (using its
+ * {@code transformer/} subfolder); both accept a single safetensors file with a {@code config.json}
+ * beside it.
  *
  * @param configFile the config.json
  * @param weights the safetensors file or the index file
@@ -24,9 +26,20 @@ import org.bytedeco.pytorch.Tensor;
 public record DiffusersFolder(Path configFile, Path weights) {
   public static final String WEIGHTS = "diffusion_pytorch_model.safetensors";
   public static final String INDEX = WEIGHTS + ".index.json";
+  /** The transformers library's weight file names (text encoders). */
+  public static final String TRANSFORMERS_WEIGHTS = "model.safetensors";
+  public static final String TRANSFORMERS_INDEX = TRANSFORMERS_WEIGHTS + ".index.json";
 
-  /** Finds the config and weights of the transformer at {@code path}. */
+  /** Finds the config and weights of the transformer at {@code path} (a pipeline folder uses {@code transformer/}). */
   public static DiffusersFolder resolve(Path path) {
+    if (Files.isDirectory(path) && Files.isRegularFile(path.resolve("transformer/config.json"))) {
+      return resolveComponent(path.resolve("transformer"));
+    }
+    return resolveComponent(path);
+  }
+
+  /** Finds the config and weights of the component at {@code path} (a component folder or a safetensors file). */
+  public static DiffusersFolder resolveComponent(Path path) {
     if (Files.isRegularFile(path) && path.getFileName().toString().endsWith(".safetensors")) {
       Path config = path.toAbsolutePath().getParent().resolve("config.json");
       if (!Files.isRegularFile(config)) {
@@ -38,16 +51,15 @@ public record DiffusersFolder(Path configFile, Path weights) {
     if (!Files.isDirectory(path)) {
       throw new WeightLoadException("model path " + path + " is neither a folder nor a .safetensors file");
     }
-    Path dir = Files.isRegularFile(path.resolve("transformer/config.json")) ? path.resolve("transformer") : path;
+    Path dir = path;
     Path config = dir.resolve("config.json");
     if (!Files.isRegularFile(config)) {
-      throw new WeightLoadException("no config.json in " + dir + " (nor in a transformer/ subfolder)");
+      throw new WeightLoadException("no config.json in " + dir + " (a model folder needs its config.json)");
     }
-    if (Files.isRegularFile(dir.resolve(INDEX))) {
-      return new DiffusersFolder(config, dir.resolve(INDEX));
-    }
-    if (Files.isRegularFile(dir.resolve(WEIGHTS))) {
-      return new DiffusersFolder(config, dir.resolve(WEIGHTS));
+    for (String name : new String[] {INDEX, WEIGHTS, TRANSFORMERS_INDEX, TRANSFORMERS_WEIGHTS}) {
+      if (Files.isRegularFile(dir.resolve(name))) {
+        return new DiffusersFolder(config, dir.resolve(name));
+      }
     }
     List<Path> candidates = new ArrayList<>();
     try (Stream<Path> files = Files.list(dir)) {
@@ -58,7 +70,8 @@ public record DiffusersFolder(Path configFile, Path weights) {
     if (candidates.size() == 1) {
       return new DiffusersFolder(config, candidates.get(0));
     }
-    throw new WeightLoadException("no weights in " + dir + ": expected " + WEIGHTS + " or " + INDEX
+    throw new WeightLoadException("no weights in " + dir + ": expected " + WEIGHTS + ", " + TRANSFORMERS_WEIGHTS
+        + " or their .index.json"
         + (candidates.isEmpty() ? "" : " (found several .safetensors files: " + candidates + ")"));
   }
 

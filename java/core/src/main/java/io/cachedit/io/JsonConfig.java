@@ -1,5 +1,6 @@
 package io.cachedit.io;
 
+import io.cachedit.error.WeightLoadException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;

@@ -1,10 +1,11 @@
 package io.cachedit.io;
 
+import io.cachedit.error.WeightLoadException;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -70,7 +71,8 @@ public final class SafetensorsFile implements AutoCloseable {
   private final long dataStart;
   private final Map<String, Entry> entries;
   private final Map<String, String> metadata;
-  private Tensor mapping;  // owned; the whole file, mapped privately on first tensor access
+  private final NativeScope owner = NativeScope.owner("safetensors mapping");
+  private Tensor mapping;  // kept in owner; the whole file, mapped privately on first tensor access
   private boolean closed;
 
   private SafetensorsFile(Path path, long fileSize, long dataStart, Map<String, Entry> entries,
@@ -273,7 +275,7 @@ public final class SafetensorsFile implements AutoCloseable {
     }
     if (mapping == null) {
       try (PointerScope scope = new PointerScope()) {
-        mapping = Tensors.keep(torch.from_file(path.toString(), new BoolOptional(false), new LongOptional(fileSize),
+        mapping = owner.keep(torch.from_file(path.toString(), new BoolOptional(false), new LongOptional(fileSize),
             new TensorOptions(ScalarType.Byte)));
       }
     }
@@ -288,7 +290,7 @@ public final class SafetensorsFile implements AutoCloseable {
   @Override
   public synchronized void close() {
     closed = true;
-    Tensors.release(mapping);
+    owner.close();
     mapping = null;
   }
 }

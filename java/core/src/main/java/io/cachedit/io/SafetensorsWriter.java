@@ -1,5 +1,6 @@
 package io.cachedit.io;
 
+import io.cachedit.error.WeightLoadException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;

@@ -1,6 +1,7 @@
 package io.cachedit.io;
 
-import io.cachedit.kernels.Tensors;
+import io.cachedit.error.WeightLoadException;
+import io.cachedit.kernels.NativeScope;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -29,9 +30,21 @@ public final class WeightScope {
   /** The parameters a model was built with, by checkpoint key, in creation order. Owns the tensors. */
   public static final class Parameters implements AutoCloseable {
     private final Map<String, Tensor> tensors = new LinkedHashMap<>();
+    private final NativeScope owner = NativeScope.owner("model parameters");
 
+    /** The parameters; {@link IllegalStateException} once closed. */
     public Map<String, Tensor> asMap() {
+      owner.ensureOpen();
       return java.util.Collections.unmodifiableMap(tensors);
+    }
+
+    /** Whether {@link #close()} was called. */
+    public boolean isClosed() {
+      return owner.isClosed();
+    }
+
+    Tensor keep(Tensor t) {
+      return owner.keep(t);
     }
 
     public long count() {
@@ -44,7 +57,7 @@ public final class WeightScope {
 
     @Override
     public void close() {
-      tensors.values().forEach(Tensors::release);
+      owner.close();
       tensors.clear();
     }
   }
@@ -160,22 +173,22 @@ public final class WeightScope {
     ScalarType target = keepFp32 ? ScalarType.Float : root.dtype;
     try (PointerScope scope = new PointerScope()) {
       if (root.source == null) {
-        value = Tensors.keep(generate(key, shape).to(target));
+        value = root.parameters.keep(generate(key, shape).to(target));
       } else {
         long[] actual = root.source.shape(key);
         if (actual == null) {
           root.missing.add(key + " " + Arrays.toString(shape));
-          value = Tensors.keep(torch.zeros(shape).to(root.dtype));
+          value = root.parameters.keep(torch.zeros(shape).to(root.dtype));
         } else if (!Arrays.equals(actual, shape)) {
           root.wrongShape.add(key + " in " + root.source.origin(key) + ": expected " + Arrays.toString(shape)
               + ", found " + Arrays.toString(actual));
-          value = Tensors.keep(torch.zeros(shape).to(root.dtype));
+          value = root.parameters.keep(torch.zeros(shape).to(root.dtype));
         } else {
           Tensor t = root.source.load(key);
           ScalarType stored = t.scalar_type().intern();
           boolean floating = stored == ScalarType.Float || stored == ScalarType.BFloat16 || stored == ScalarType.Half
               || stored == ScalarType.Double;
-          value = Tensors.keep(floating && stored != target ? t.to(target) : t);
+          value = root.parameters.keep(floating && stored != target ? t.to(target) : t);
         }
       }
     }

@@ -1,5 +1,6 @@
 package io.cachedit.kernels;
 
+import io.cachedit.error.KernelException;
 import java.util.Arrays;
 import java.util.List;
 import org.bytedeco.javacpp.PointerScope;
@@ -149,6 +150,37 @@ public final class Kernels {
         double[] diff = new double[1];
         double[] abs = new double[1];
         check(NativeKernels.relL1Sums(dtype, address(a), address(b), n, threads, diff, abs), "relL1Sums");
+        sums.data_ptr_double().put(0, diff[0]).put(1, abs[0]);
+      }
+    }
+    return sums;
+  }
+
+  /**
+   * The sums of {@link #relL1ResidualSums} as a float64 tensor {@code [sum|prev-cur|, sum|prev|]} on the
+   * inputs' device (the current value is {@code after - before}), ready for an all-reduce across ranks;
+   * on CUDA this does not synchronise with the host. Read it with {@link RelL1Sums#read}.
+   */
+  public Tensor relL1ResidualSumsTensor(Tensor prev, Tensor after, Tensor before) {
+    Device device = checkPair("prev", prev, "after", after);
+    checkPair("after", after, "before", before);
+    int dtype = dtypeCode("prev", prev);
+    long n = prev.numel();
+    Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
+        new MemoryFormatOptional());
+    try (PointerScope scope = new PointerScope()) {
+      Tensor p = prev.contiguous();
+      Tensor a = after.contiguous();
+      Tensor b = before.contiguous();
+      if (device.cuda) {
+        requireCuda();
+        checkCuda(CudaNativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, address(sums),
+            CudaStreams.current(device.index)), "relL1ResidualSums");
+      } else {
+        double[] diff = new double[1];
+        double[] abs = new double[1];
+        check(NativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, threads, diff, abs),
+            "relL1ResidualSums");
         sums.data_ptr_double().put(0, diff[0]).put(1, abs[0]);
       }
     }

@@ -1,13 +1,12 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.kernels.Tensors;
 import io.cachedit.models.common.DiffusionPipeline;
+import io.cachedit.models.common.Rope;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntConsumer;
-import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -111,91 +110,61 @@ public final class FluxPipeline implements DiffusionPipeline {
           + r.height() + "x" + r.width());
     }
     long generation = generations.incrementAndGet();
-    int latentChannels = latentChannels();
     int p = packFactor;
     int h = r.height() / vaeScaleFactor;
     int w = r.width() / vaeScaleFactor;
     int batch = r.numImages() * (int) r.promptEmbeds().size(0);
-    ScalarType dtype = transformer.dtype();
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
-    Generator generator = torch.createCPUGenerator(r.seed());
-    Tensor latents = null;
-    Tensor ropeCos = null;
-    Tensor ropeSin = null;
-    FluxTransformer2DModel.Conditioning cond = null;
-    FluxTransformer2DModel.Conditioning uncond = null;
-    double[] sigmas;
-    // one try from the first kept tensor on: a failure while preparing releases what was kept so far
-    try {
-      try (PointerScope scope = new PointerScope()) {
-        Tensor noise = torch.randn(new long[] {batch, latentChannels, h, w}, new GeneratorOptional(generator),
-            new TensorOptions(ScalarType.Float)).to(dtype);
-        latents = Tensors.keep(pack(noise, p));
-        // Same token layout every step: RoPE tables once per generation.
-        io.cachedit.models.common.Rope.CosSin rope = transformer.rotaryEmbedding(imageIds(h / p, w / p),
-            torch.zeros(r.promptEmbeds().size(1), 3));
-        ropeCos = Tensors.keep(rope.cos());
-        ropeSin = Tensors.keep(rope.sin());
-        sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
-            scheduler.mu((h / p) * (w / p)));
-        // Text projections, timestep embeddings and output modulation of every step, in one batched pass.
-        Tensor prompt = repeat(r.promptEmbeds(), r.numImages()).to(dtype);
-        Tensor pooled = repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype);
-        Tensor guidance = transformer.config().guidanceEmbeds()
-            ? torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float) : null;
-        if (!cfg) {
-          cond = transformer.condition(prompt, pooled, timesteps(sigmas, r.steps(), batch), guidance).keep();
+    return DenoisingLoop.run("FluxPipeline", scope -> {
+      ScalarType dtype = transformer.dtype();
+      Generator generator = torch.createCPUGenerator(r.seed());
+      Tensor noise = torch.randn(new long[] {batch, latentChannels(), h, w}, new GeneratorOptional(generator),
+          new TensorOptions(ScalarType.Float)).to(dtype);
+      // Same token layout every step: RoPE tables once per generation.
+      Rope.CosSin computed = transformer.rotaryEmbedding(imageIds(h / p, w / p),
+          torch.zeros(r.promptEmbeds().size(1), 3));
+      Rope.CosSin rope = new Rope.CosSin(scope.keep(computed.cos()), scope.keep(computed.sin()));
+      double[] sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
+          scheduler.mu((h / p) * (w / p)));
+      // Text projections, timestep embeddings and output modulation of every step, in one batched pass.
+      Tensor prompt = repeat(r.promptEmbeds(), r.numImages()).to(dtype);
+      Tensor pooled = repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype);
+      Tensor guidance = transformer.config().guidanceEmbeds()
+          ? torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float) : null;
+      DenoisingLoop.Velocity velocity;
+      if (!cfg) {
+        FluxTransformer2DModel.Conditioning cond = transformer.condition(prompt, pooled,
+            timesteps(sigmas, r.steps(), batch), guidance).keepIn(scope);
+        velocity = (i, x) -> transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.SINGLE));
+      } else {
+        Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
+        Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
+        if (r.batchedCfg()) {
+          FluxTransformer2DModel.Conditioning both = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
+              torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
+              guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keepIn(scope);
+          velocity = (i, x) -> {
+            Tensor out = transformer.forward(torch.cat(new TensorVector(x, x), 0), both, i, rope,
+                step(generation, i, r, StepContext.Branch.SINGLE));
+            return guide(out.narrow(0, 0, batch), out.narrow(0, batch, batch), r.trueCfgScale());
+          };
         } else {
-          Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
-          Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
-          if (r.batchedCfg()) {
-            cond = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
-                torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
-                guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keep();
-          } else {
-            Tensor ts = timesteps(sigmas, r.steps(), batch);
-            cond = transformer.condition(prompt, pooled, ts, guidance).keep();
-            uncond = transformer.condition(negPrompt, negPooled, ts, guidance).keep();
-          }
+          Tensor ts = timesteps(sigmas, r.steps(), batch);
+          FluxTransformer2DModel.Conditioning cond = transformer.condition(prompt, pooled, ts, guidance).keepIn(scope);
+          FluxTransformer2DModel.Conditioning uncond = transformer.condition(negPrompt, negPooled, ts, guidance)
+              .keepIn(scope);
+          velocity = (i, x) -> guide(
+              transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.COND)),
+              transformer.forward(x, uncond, i, rope, step(generation, i, r, StepContext.Branch.UNCOND)),
+              r.trueCfgScale());
         }
       }
-      for (int i = 0; i < r.steps(); i++) {
-        try (PointerScope scope = new PointerScope()) {
-          io.cachedit.models.common.Rope.CosSin rope = new io.cachedit.models.common.Rope.CosSin(ropeCos, ropeSin);
-          Tensor v;
-          if (!cfg) {
-            v = transformer.forward(latents, cond, i, rope,
-                new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-          } else if (r.batchedCfg()) {
-            Tensor both = transformer.forward(torch.cat(new TensorVector(latents, latents), 0), cond, i, rope,
-                new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-            v = guide(both.narrow(0, 0, batch), both.narrow(0, batch, batch), r.trueCfgScale());
-          } else {
-            Tensor vCond = transformer.forward(latents, cond, i, rope,
-                new StepContext(generation, i, r.steps(), StepContext.Branch.COND));
-            Tensor vUncond = transformer.forward(latents, uncond, i, rope,
-                new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND));
-            v = guide(vCond, vUncond, r.trueCfgScale());
-          }
-          Tensor next = Tensors.keep(FlowMatchEulerScheduler.step(v, latents, sigmas[i], sigmas[i + 1]));
-          Tensors.release(latents);
-          latents = next;
-        }
-        if (onStep != null) {
-          onStep.accept(i);
-        }
-      }
-      return unpack(latents, h, w, p);
-    } finally {
-      for (Tensor k : new Tensor[] {latents, ropeCos, ropeSin}) {
-        Tensors.release(k);
-      }
-      for (FluxTransformer2DModel.Conditioning c : new FluxTransformer2DModel.Conditioning[] {cond, uncond}) {
-        if (c != null) {
-          c.release();
-        }
-      }
-    }
+      return new DenoisingLoop.Plan(pack(noise, p), sigmas, velocity, x -> unpack(x, h, w, p));
+    }, onStep);
+  }
+
+  private static StepContext step(long generation, int i, Request r, StepContext.Branch branch) {
+    return new StepContext(generation, i, r.steps(), branch);
   }
 
   /** The model's timestep input of every step: sigma_i for each of {@code batch} rows, [steps, batch]. */

@@ -1,13 +1,11 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.kernels.Tensors;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntConsumer;
-import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -69,50 +67,36 @@ public final class QwenImagePipeline implements DiffusionPipeline {
     long generation = generations.incrementAndGet();
     int batch = (int) r.promptEmbeds().size(0);
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
-    ScalarType dtype = transformer.dtype();
     int h = 2 * (r.height() / (VAE_SCALE_FACTOR * 2));
     int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
     int channels = transformer.config().inChannels() / 4;
     List<long[]> imgShapes = List.of(new long[] {1, h / 2, w / 2});
-    Tensor latents;
-    double[] sigmas;
-    try (PointerScope scope = new PointerScope()) {
+    return DenoisingLoop.run("QwenImagePipeline", scope -> {
+      ScalarType dtype = transformer.dtype();
       Generator generator = torch.createCPUGenerator(r.seed());
       Tensor noise = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
           new TensorOptions(ScalarType.Float)).to(dtype);
-      latents = Tensors.keep(FluxPipeline.pack(noise));
-      sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
+      Tensor latents = FluxPipeline.pack(noise);
+      double[] sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
           scheduler.mu((int) latents.size(1)));
-    }
-    double[] timesteps = scheduler.timesteps(sigmas);
-    try {
-      for (int i = 0; i < r.steps(); i++) {
-        try (PointerScope scope = new PointerScope()) {
-          Tensor t = torch.full(new long[] {batch}, new Scalar(timesteps[i])).to(dtype).div(new Scalar(1000.0));
-          Tensor cond = transformer.forward(latents, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
-              new StepContext(generation, i, r.steps(), cfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE));
-          Tensor v = cond;
-          if (cfg) {
-            Tensor uncond = transformer.forward(latents, r.negativePromptEmbeds(), r.negativePromptEmbedsMask(), t,
-                imgShapes, new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND));
-            Tensor comb = uncond.add(cond.sub(uncond).mul(new Scalar(r.trueCfgScale())));
-            Tensor condNorm = torch.linalg_vector_norm(cond, new Scalar(2.0), new long[] {-1}, true,
-                new org.bytedeco.pytorch.ScalarTypeOptional());
-            Tensor combNorm = torch.linalg_vector_norm(comb, new Scalar(2.0), new long[] {-1}, true,
-                new org.bytedeco.pytorch.ScalarTypeOptional());
-            v = comb.mul(condNorm.div(combNorm));
-          }
-          Tensor next = Tensors.keep(FlowMatchEulerScheduler.step(v, latents, sigmas[i], sigmas[i + 1]));
-          Tensors.release(latents);
-          latents = next;
+      double[] timesteps = scheduler.timesteps(sigmas);
+      DenoisingLoop.Velocity velocity = (i, x) -> {
+        Tensor t = torch.full(new long[] {batch}, new Scalar(timesteps[i])).to(dtype).div(new Scalar(1000.0));
+        Tensor cond = transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
+            new StepContext(generation, i, r.steps(), cfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE));
+        if (!cfg) {
+          return cond;
         }
-        if (onStep != null) {
-          onStep.accept(i);
-        }
-      }
-      return latents.clone();
-    } finally {
-      Tensors.release(latents);
-    }
+        Tensor uncond = transformer.forward(x, r.negativePromptEmbeds(), r.negativePromptEmbedsMask(), t,
+            imgShapes, new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND));
+        Tensor comb = uncond.add(cond.sub(uncond).mul(new Scalar(r.trueCfgScale())));
+        Tensor condNorm = torch.linalg_vector_norm(cond, new Scalar(2.0), new long[] {-1}, true,
+            new org.bytedeco.pytorch.ScalarTypeOptional());
+        Tensor combNorm = torch.linalg_vector_norm(comb, new Scalar(2.0), new long[] {-1}, true,
+            new org.bytedeco.pytorch.ScalarTypeOptional());
+        return comb.mul(condNorm.div(combNorm));
+      };
+      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+    }, onStep);
   }
 }

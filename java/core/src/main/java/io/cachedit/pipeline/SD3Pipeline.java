@@ -1,6 +1,5 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.kernels.Tensors;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.sd3.SD3Transformer2DModel;
@@ -8,7 +7,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntConsumer;
-import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -88,70 +86,48 @@ public final class SD3Pipeline implements DiffusionPipeline {
     long generation = generations.incrementAndGet();
     int batch = (int) r.promptEmbeds().size(0);
     boolean cfg = r.guidanceScale() > 1 && r.negativePromptEmbeds() != null;
-    ScalarType dtype = transformer.dtype();
     int h = r.height() / VAE_SCALE_FACTOR;
     int w = r.width() / VAE_SCALE_FACTOR;
-    Tensor latents;
-    Tensor prompt;
-    Tensor pooled;
-    Tensor promptBoth = null;
-    Tensor pooledBoth = null;
-    double[] sigmas;
-    try (PointerScope scope = new PointerScope()) {
+    return DenoisingLoop.run("SD3Pipeline", scope -> {
+      ScalarType dtype = transformer.dtype();
       Generator generator = torch.createCPUGenerator(r.seed());
-      latents = Tensors.keep(torch.randn(new long[] {batch, transformer.config().inChannels(), h, w},
-          new GeneratorOptional(generator), new TensorOptions(ScalarType.Float)).to(dtype));
-      prompt = Tensors.keep(r.promptEmbeds().to(dtype));
-      pooled = Tensors.keep(r.pooledPromptEmbeds().to(dtype));
-      if (cfg) {
-        promptBoth = Tensors.keep(torch.cat(new TensorVector(r.negativePromptEmbeds().to(dtype), prompt), 0));
-        pooledBoth = Tensors.keep(torch.cat(new TensorVector(r.negativePooledPromptEmbeds().to(dtype), pooled), 0));
-      }
+      Tensor latents = torch.randn(new long[] {batch, transformer.config().inChannels(), h, w},
+          new GeneratorOptional(generator), new TensorOptions(ScalarType.Float)).to(dtype);
+      Tensor prompt = scope.keep(r.promptEmbeds().to(dtype));
+      Tensor pooled = scope.keep(r.pooledPromptEmbeds().to(dtype));
+      Tensor promptBoth = cfg ? scope.keep(torch.cat(new TensorVector(r.negativePromptEmbeds().to(dtype), prompt), 0))
+          : null;
+      Tensor pooledBoth = cfg ? scope.keep(torch.cat(new TensorVector(r.negativePooledPromptEmbeds().to(dtype),
+          pooled), 0)) : null;
       double mu = Double.NaN;
       if (scheduler.useDynamicShifting()) {
         int p = transformer.config().patchSize();
         mu = scheduler.mu((h / p) * (w / p));
       }
-      sigmas = scheduler.sigmas(r.steps(), null, mu);
-    }
-    double[] timesteps = scheduler.timesteps(sigmas);
-    try {
-      for (int i = 0; i < r.steps(); i++) {
-        try (PointerScope scope = new PointerScope()) {
-          Tensor v;
-          if (cfg) {
-            Tensor t = torch.full(new long[] {2L * batch}, new Scalar(timesteps[i]));
-            Tensor both = transformer.forward(torch.cat(new TensorVector(latents, latents), 0), promptBoth, pooledBoth,
-                t, Set.of(), new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-            Tensor uncond = both.narrow(0, 0, batch);
-            Tensor text = both.narrow(0, batch, batch);
-            v = uncond.add(text.sub(uncond).mul(new Scalar(r.guidanceScale())));
-            boolean skip = !r.skipGuidanceLayers().isEmpty() && i > r.steps() * r.skipLayerGuidanceStart()
-                && i < r.steps() * r.skipLayerGuidanceStop();
-            if (skip) {
-              Tensor skipped = transformer.forward(latents, prompt, pooled, torch.full(new long[] {batch},
-                  new Scalar(timesteps[i])), r.skipGuidanceLayers(),
-                  new StepContext(generation, i, r.steps(), StepContext.Branch.BYPASS));
-              v = v.add(text.sub(skipped).mul(new Scalar(r.skipLayerGuidanceScale())));
-            }
-          } else {
-            v = transformer.forward(latents, prompt, pooled, torch.full(new long[] {batch}, new Scalar(timesteps[i])),
-                Set.of(), new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-          }
-          Tensor next = Tensors.keep(FlowMatchEulerScheduler.step(v, latents, sigmas[i], sigmas[i + 1]));
-          Tensors.release(latents);
-          latents = next;
+      double[] sigmas = scheduler.sigmas(r.steps(), null, mu);
+      double[] timesteps = scheduler.timesteps(sigmas);
+      DenoisingLoop.Velocity velocity = (i, x) -> {
+        if (!cfg) {
+          return transformer.forward(x, prompt, pooled, torch.full(new long[] {batch}, new Scalar(timesteps[i])),
+              Set.of(), new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
         }
-        if (onStep != null) {
-          onStep.accept(i);
+        Tensor t = torch.full(new long[] {2L * batch}, new Scalar(timesteps[i]));
+        Tensor both = transformer.forward(torch.cat(new TensorVector(x, x), 0), promptBoth, pooledBoth, t, Set.of(),
+            new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+        Tensor uncond = both.narrow(0, 0, batch);
+        Tensor text = both.narrow(0, batch, batch);
+        Tensor v = uncond.add(text.sub(uncond).mul(new Scalar(r.guidanceScale())));
+        boolean skip = !r.skipGuidanceLayers().isEmpty() && i > r.steps() * r.skipLayerGuidanceStart()
+            && i < r.steps() * r.skipLayerGuidanceStop();
+        if (skip) {
+          Tensor skipped = transformer.forward(x, prompt, pooled, torch.full(new long[] {batch},
+              new Scalar(timesteps[i])), r.skipGuidanceLayers(),
+              new StepContext(generation, i, r.steps(), StepContext.Branch.BYPASS));
+          v = v.add(text.sub(skipped).mul(new Scalar(r.skipLayerGuidanceScale())));
         }
-      }
-      Tensor out = latents.clone();
-      return out;
-    } finally {
-      for (Tensor k : new Tensor[] {latents, prompt, pooled, promptBoth, pooledBoth}) {
-        Tensors.release(k);
-      }
-    }
+        return v;
+      };
+      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+    }, onStep);
   }
 }

@@ -1,6 +1,5 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.kernels.Tensors;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.wan.WanTransformer3DModel;
@@ -8,7 +7,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntConsumer;
-import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -90,6 +88,7 @@ public final class WanPipeline implements DiffusionPipeline {
     return new int[] {high, steps - high};
   }
 
+  /** Runs the request and returns the final latents [1, C, F', H/8, W/8] in fp32. */
   public Tensor generate(Request r, IntConsumer onStep) {
     long generation = generations.incrementAndGet();
     int channels = transformer.config().inChannels();
@@ -101,42 +100,29 @@ public final class WanPipeline implements DiffusionPipeline {
     double[] timesteps = scheduler.timesteps(sigmas);
     int[] split = stepsPerTransformer(r.steps());
     boolean cfg = r.negativePromptEmbeds() != null;
-    Generator generator = torch.createCPUGenerator(r.seed());
-    Tensor latents;
-    try (PointerScope scope = new PointerScope()) {
-      latents = Tensors.keep(torch.randn(new long[] {1, channels, f, h, w}, new GeneratorOptional(generator),
-          new TensorOptions(ScalarType.Float)));
-    }
-    try {
-      for (int i = 0; i < r.steps(); i++) {
-        try (PointerScope scope = new PointerScope()) {
-          boolean low = transformer2 != null && i >= split[0];
-          WanTransformer3DModel model = low ? transformer2 : transformer;
-          int local = low ? i - split[0] : i;
-          int localTotal = low ? split[1] : split[0];
-          double scale = low ? r.guidanceScale2() : r.guidanceScale();
-          Tensor x = latents.to(dtype);
-          Tensor t = torch.full(new long[] {1}, new Scalar(timesteps[i]));
-          Tensor cond = model.forward(x, t, r.promptEmbeds(), null,
-              new StepContext(generation, local, localTotal, cfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE));
-          Tensor v = cond;
-          if (cfg) {
-            Tensor uncond = model.forward(x, t, r.negativePromptEmbeds(), null,
-                new StepContext(generation, local, localTotal, StepContext.Branch.UNCOND));
-            v = FluxPipeline.guide(cond, uncond, scale);
-          }
-          Tensor next = Tensors.keep(FlowMatchEulerScheduler.step(v.to(ScalarType.Float), latents, sigmas[i],
-              sigmas[i + 1]));
-          Tensors.release(latents);
-          latents = next;
+    return DenoisingLoop.run("WanPipeline", scope -> {
+      Generator generator = torch.createCPUGenerator(r.seed());
+      Tensor latents = torch.randn(new long[] {1, channels, f, h, w}, new GeneratorOptional(generator),
+          new TensorOptions(ScalarType.Float));
+      DenoisingLoop.Velocity velocity = (i, latentsNow) -> {
+        boolean low = transformer2 != null && i >= split[0];
+        WanTransformer3DModel model = low ? transformer2 : transformer;
+        int local = low ? i - split[0] : i;
+        int localTotal = low ? split[1] : split[0];
+        double scale = low ? r.guidanceScale2() : r.guidanceScale();
+        Tensor x = latentsNow.to(dtype);
+        Tensor t = torch.full(new long[] {1}, new Scalar(timesteps[i]));
+        Tensor cond = model.forward(x, t, r.promptEmbeds(), null,
+            new StepContext(generation, local, localTotal, cfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE));
+        Tensor v = cond;
+        if (cfg) {
+          Tensor uncond = model.forward(x, t, r.negativePromptEmbeds(), null,
+              new StepContext(generation, local, localTotal, StepContext.Branch.UNCOND));
+          v = FluxPipeline.guide(cond, uncond, scale);
         }
-        if (onStep != null) {
-          onStep.accept(i);
-        }
-      }
-      return new Tensor(latents);
-    } finally {
-      Tensors.release(latents);
-    }
+        return v.to(ScalarType.Float);
+      };
+      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+    }, onStep);
   }
 }

@@ -1,6 +1,5 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.kernels.Tensors;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.zimage.ZImageTransformer2DModel;
@@ -8,7 +7,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntConsumer;
-import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -79,70 +77,55 @@ public final class ZImagePipeline implements DiffusionPipeline {
     int h = 2 * (r.height() / (VAE_SCALE_FACTOR * 2));
     int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
     int channels = transformer.config().inChannels();
-    Tensor latents;
-    List<Tensor> captions = new ArrayList<>();
-    double[] sigmas;
-    try (PointerScope scope = new PointerScope()) {
+    return DenoisingLoop.run("ZImagePipeline", scope -> {
       Generator generator = torch.createCPUGenerator(r.seed());
-      latents = Tensors.keep(torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
-          new TensorOptions(ScalarType.Float)));
+      Tensor latents = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
+          new TensorOptions(ScalarType.Float));
+      List<Tensor> captions = new ArrayList<>();
       for (Tensor p : r.promptEmbeds()) {
-        captions.add(Tensors.keep(p.to(transformer.dtype())));
+        captions.add(scope.keep(p.to(transformer.dtype())));
       }
       if (cfg) {
         for (Tensor p : r.negativePromptEmbeds()) {
-          captions.add(Tensors.keep(p.to(transformer.dtype())));
+          captions.add(scope.keep(p.to(transformer.dtype())));
         }
       }
       double mu = scheduler.mu((h / 2) * (w / 2));
-      sigmas = scheduler.sigmas(r.steps(), scheduler.defaultSigmas(r.steps(), 0.0), mu);
-    }
-    double[] timesteps = scheduler.timesteps(sigmas);
-    try {
-      for (int i = 0; i < r.steps(); i++) {
-        try (PointerScope scope = new PointerScope()) {
-          float tNorm = (1000f - (float) timesteps[i]) / 1000f;
-          boolean applyCfg = cfg && !(r.cfgTruncation() <= 1 && tNorm > r.cfgTruncation());
-          int calls = applyCfg ? 2 * batch : batch;
-          Tensor x = latents.to(transformer.dtype());
-          List<Tensor> images = new ArrayList<>();
-          for (int k = 0; k < calls; k++) {
-            images.add(x.select(0, k % batch).unsqueeze(1));
-          }
-          Tensor t = torch.full(new long[] {calls}, new Scalar(tNorm));
-          List<Tensor> out = transformer.forward(images, t, applyCfg ? captions : captions.subList(0, batch), 2, 1,
-              new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-          TensorVector preds = new TensorVector();
-          for (int k = 0; k < batch; k++) {
-            Tensor pos = out.get(k).to(ScalarType.Float);
-            Tensor pred = pos;
-            if (applyCfg) {
-              Tensor neg = out.get(batch + k).to(ScalarType.Float);
-              pred = pos.add(pos.sub(neg).mul(new Scalar(r.guidanceScale())));
-              if (r.cfgNormalization() > 0) {
-                double posNorm = torch.linalg_vector_norm(pos).item_double();
-                double newNorm = torch.linalg_vector_norm(pred).item_double();
-                double max = posNorm * r.cfgNormalization();
-                if (newNorm > max) {
-                  pred = pred.mul(new Scalar(max / newNorm));
-                }
+      double[] sigmas = scheduler.sigmas(r.steps(), scheduler.defaultSigmas(r.steps(), 0.0), mu);
+      double[] timesteps = scheduler.timesteps(sigmas);
+      DenoisingLoop.Velocity velocity = (i, latentsNow) -> {
+        float tNorm = (1000f - (float) timesteps[i]) / 1000f;
+        boolean applyCfg = cfg && !(r.cfgTruncation() <= 1 && tNorm > r.cfgTruncation());
+        int calls = applyCfg ? 2 * batch : batch;
+        Tensor x = latentsNow.to(transformer.dtype());
+        List<Tensor> images = new ArrayList<>();
+        for (int k = 0; k < calls; k++) {
+          images.add(x.select(0, k % batch).unsqueeze(1));
+        }
+        Tensor t = torch.full(new long[] {calls}, new Scalar(tNorm));
+        List<Tensor> out = transformer.forward(images, t, applyCfg ? captions : captions.subList(0, batch), 2, 1,
+            new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+        TensorVector preds = new TensorVector();
+        for (int k = 0; k < batch; k++) {
+          Tensor pos = out.get(k).to(ScalarType.Float);
+          Tensor pred = pos;
+          if (applyCfg) {
+            Tensor neg = out.get(batch + k).to(ScalarType.Float);
+            pred = pos.add(pos.sub(neg).mul(new Scalar(r.guidanceScale())));
+            if (r.cfgNormalization() > 0) {
+              double posNorm = torch.linalg_vector_norm(pos).item_double();
+              double newNorm = torch.linalg_vector_norm(pred).item_double();
+              double max = posNorm * r.cfgNormalization();
+              if (newNorm > max) {
+                pred = pred.mul(new Scalar(max / newNorm));
               }
             }
-            preds.push_back(pred.squeeze(1).neg());
           }
-          Tensor next = Tensors.keep(FlowMatchEulerScheduler.step(torch.stack(preds, 0), latents, sigmas[i],
-              sigmas[i + 1]));
-          Tensors.release(latents);
-          latents = next;
+          preds.push_back(pred.squeeze(1).neg());
         }
-        if (onStep != null) {
-          onStep.accept(i);
-        }
-      }
-      return latents.clone();
-    } finally {
-      Tensors.release(latents);
-      captions.forEach(Tensors::release);
-    }
+        return torch.stack(preds, 0);
+      };
+      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+    }, onStep);
   }
 }

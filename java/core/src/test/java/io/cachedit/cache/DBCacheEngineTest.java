@@ -1,5 +1,6 @@
 package io.cachedit.cache;
 
+import io.cachedit.error.ConfigException;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -208,8 +209,12 @@ class DBCacheEngineTest {
       assertEquals(List.of(2, 3, 4), stats(h).cachedSteps());
       assertEquals(-1.0, stats(h).residualDiffs().get(3).get(0));
     }
-    assertEquals(List.of(), cachedSteps(DBCacheConfig.builder().maxWarmupSteps(0).residualDiffThreshold(-1),
+    assertEquals(List.of(), cachedSteps(DBCacheConfig.builder().maxWarmupSteps(0).residualDiffThreshold(0),
         Driver.constantProbes(5, 1.0)));
+    // a negative threshold is a config error, not a silent "never"
+    io.cachedit.error.ConfigException e = assertThrows(io.cachedit.error.ConfigException.class,
+        () -> DBCacheConfig.builder().residualDiffThreshold(-1));
+    assertEquals("residual_diff_threshold", e.field());
   }
 
   @Test
@@ -305,7 +310,7 @@ class DBCacheEngineTest {
           options(DBCacheConfig.builder().cfgComputeFirst(true))));
       assertTrue(e.getMessage().contains("transformer_blocks"), e.getMessage());
       // nothing stays installed after a failed enable
-      assertFalse(model.blockLists().get(0).runner() instanceof CachedBlockRunner);
+      assertFalse(model.blockLists().get(0).runner() instanceof io.cachedit.cache.engine.CachedBlockRunner);
     }
   }
 
@@ -317,13 +322,19 @@ class DBCacheEngineTest {
    */
   private static double predictedOffset(SyntheticTransformer model, CalibratorConfig calibrator, int step,
       int[] mask) {
+    return predictedOffset(model, calibrator, step, mask, t -> (double) t * t);
+  }
+
+  /** As above for a middle residual {@code C + mid(t)}. */
+  private static double predictedOffset(SyntheticTransformer model, CalibratorConfig calibrator, int step,
+      int[] mask, java.util.function.IntToDoubleFunction mid) {
     try (Driver driver = new Driver(model);
          CacheHandle h = CacheDit.enableCache(adapter(model, false), new CacheOptions(DBCacheConfig.builder()
              .fnComputeBlocks(1).maxWarmupSteps(0).residualDiffThreshold(0.5)
              .stepsComputationMask(StepMask.of(mask)).stepsComputationPolicy(StepsPolicy.STATIC).build(),
              calibrator, List.of()))) {
       List<Tensor> cached = driver.generate(Driver.constantProbes(mask.length, 1.0), Driver.constantProbes(mask.length, 1.0),
-          t -> SyntheticTransformer.constant((double) t * t));
+          t -> SyntheticTransformer.constant(mid.applyAsDouble(t)));
       h.close();
       // the model is 2 blocks (probe, mid): output = Fn_out + predicted residual; subtract the uncached
       // output with mid = 0 to read the prediction of C + t^2 minus C
@@ -350,6 +361,34 @@ class DBCacheEngineTest {
           CalibratorCacheType.HIDDEN_STATES, 1), 4, mask), 1e-4);
       // without a calibrator the cached step reuses the last computed residual (t = 3: 9)
       assertEquals(9.0, predictedOffset(model, null, 4, mask), 1e-4);
+    }
+  }
+
+  @Test
+  void dmd_forecastsAnExponentialExactlyAndFallsBackAsTheReference() {
+    try (SyntheticTransformer model = new SyntheticTransformer(4, 1,
+        new SyntheticTransformer.Spec("blocks", ForwardPattern.PATTERN_3, 2))) {
+      // six evenly spaced computed steps of C + 10 * 0.8^t: two modes (1 and 0.8), which DMD identifies
+      int[] mask = {1, 1, 1, 1, 1, 1, 0, 0, 0};
+      java.util.function.IntToDoubleFunction decay = t -> 10 * Math.pow(0.8, t);
+      DMDCalibratorConfig dmd = DMDCalibratorConfig.defaults();
+      for (int step = 6; step <= 8; step++) {
+        assertEquals(decay.applyAsDouble(step), predictedOffset(model, dmd, step, mask, decay), 1e-3, "step " + step);
+      }
+      // a polynomial extrapolation misses it: TaylorSeer order 1 at step 8
+      double taylor = predictedOffset(model, TaylorSeerCalibratorConfig.ofOrder(1), 8, mask, decay);
+      assertTrue(Math.abs(taylor - decay.applyAsDouble(8)) > 0.2, "TaylorSeer " + taylor);
+      // the randomised SVD gives the same forecast here
+      assertEquals(decay.applyAsDouble(7), predictedOffset(model, new DMDCalibratorConfig(true, true,
+          CalibratorCacheType.RESIDUAL, 6, 0, 1e-8, DMDCalibratorConfig.SvdPrecision.LOW), 7, mask, decay), 1e-3);
+      // under 4 evenly spaced values DMD extrapolates linearly as the reference does: computed at 0, 1, 2, 4
+      // (t^2: 0, 1, 4, 16), the difference is taken over the update before the previous one, (16 - 1) / 2,
+      // so step 5 gets 16 + 7.5 where TaylorSeer's ladder gives 16 + (16 - 4) / 2
+      int[] uneven = {1, 1, 1, 0, 1, 0};
+      assertEquals(23.5, predictedOffset(model, dmd, 5, uneven), 1e-4);
+      assertEquals(22.0, predictedOffset(model, TaylorSeerCalibratorConfig.ofOrder(1), 5, uneven), 1e-4);
+      // three computed values: no difference yet, the last one is reused
+      assertEquals(4.0, predictedOffset(model, dmd, 3, new int[] {1, 1, 1, 0, 0}), 1e-4);
     }
   }
 
@@ -481,7 +520,7 @@ class DBCacheEngineTest {
       driver.generate(Driver.constantProbes(3, 1.0));
       assertEquals(List.of(1, 2), stats(h).cachedSteps());
       CacheDit.refreshContext(model, DBCacheConfig.builder().fnComputeBlocks(2).maxWarmupSteps(0).build());
-      assertEquals(2, h.runners().get(0).config().fnComputeBlocks());
+      assertEquals(2, h.configs().get(0).fnComputeBlocks());
       assertThrows(ConfigException.class, () -> CacheDit.refreshContext(model,
           DBCacheConfig.builder().fnComputeBlocks(3).bnComputeBlocks(1).build(), null));
     }
@@ -495,6 +534,7 @@ class DBCacheEngineTest {
     long[] bytes = new long[3];
     double[] maxDiff = new double[3];
     List<Tensor> full = null;
+    io.cachedit.kernels.NativeScope keepAlive = io.cachedit.kernels.NativeScope.owner("full-precision outputs");
     BufferPrecision[] precisions = {BufferPrecision.FULL, BufferPrecision.BF16, BufferPrecision.FP8};
     for (int i = 0; i < precisions.length; i++) {
       try (SyntheticTransformer model = new SyntheticTransformer(ForwardPattern.PATTERN_1, 5, 13);
@@ -508,7 +548,7 @@ class DBCacheEngineTest {
         bytes[i] = s.residualBytes();
         assertEquals(s.residualFullBytes(), bytes[0] == 0 ? s.residualBytes() : bytes[0] * 1L);
         if (full == null) {
-          full = out.stream().map(Tensors::keep).toList();
+          full = out.stream().map(keepAlive::keep).toList();
         }
         double m = 0;
         for (int c = 0; c < out.size(); c++) {
@@ -522,7 +562,7 @@ class DBCacheEngineTest {
     assertEquals(0.0, maxDiff[0]);
     assertTrue(maxDiff[1] > 0 && maxDiff[1] < 0.05, "bf16 output difference " + maxDiff[1]);
     assertTrue(maxDiff[2] > maxDiff[1] && maxDiff[2] < 0.3, "fp8 output difference " + maxDiff[2]);
-    full.forEach(Tensors::release);
+    keepAlive.close();
   }
 
   @Test

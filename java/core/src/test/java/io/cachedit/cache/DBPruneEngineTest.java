@@ -103,21 +103,65 @@ class DBPruneEngineTest {
   }
 
   @Test
-  void dynamicThreshold_relaxesFromTheStepsFirstDiffs() {
-    DBPruneConfig config = DBPruneConfig.builder().residualDiffThreshold(0.04).enableDynamicPruneThreshold(true)
-        .build();
-    BranchState st = new BranchState(null, null);
-    assertEquals(0.04, CachedBlockRunner.pruneThreshold(config, st, 3));  // no diffs yet this step
-    st.pruneDiffs.put(3, new ArrayList<>(List.of(0.05, -2.0, 0.06)));
-    assertEquals(0.055 * 1.25, CachedBlockRunner.pruneThreshold(config, st, 3), 1e-12);
-    st.pruneDiffs.put(3, new ArrayList<>(List.of(0.07, 0.09)));  // relaxed 0.1 >= cap 0.08: back to base
-    assertEquals(0.04, CachedBlockRunner.pruneThreshold(config, st, 3));
-    st.pruneDiffs.put(3, new ArrayList<>(List.of(0.01, 0.01, 0.01, 0.01, 0.01, 0.5)));  // only the first 5 count
-    assertEquals(0.04, CachedBlockRunner.pruneThreshold(config, st, 3), "max(base, relaxed)");
-    DBPruneConfig capped = config.toBuilder().maxDynamicPruneThreshold(0.2).build();
-    st.pruneDiffs.put(3, new ArrayList<>(List.of(0.07, 0.09)));
-    assertEquals(0.1, CachedBlockRunner.pruneThreshold(capped, st, 3), 1e-12);
-    assertFalse(DBPruneConfig.builder().build().enableDynamicPruneThreshold());
-    st.close();
+  void accumulatedDiffLimit_doesNotStopPruningAsInTheReference() {
+    // the reference's pruned context never accumulates diffs, so max_accumulated_residual_diff_threshold
+    // never trips for DBPrune; before, our per-block diffs summed up and pruning stopped after a step
+    double[] p = {1, 1.01, 1.02, 1.03, 1.04, 1.05};
+    try (SyntheticTransformer model = new SyntheticTransformer(ForwardPattern.PATTERN_1, 5, 17);
+         Driver driver = new Driver(model).hiddenInput(torch.zeros(1, 8, 16))) {
+      List<Integer> unlimited;
+      try (CacheHandle h = enable(model, DBPruneConfig.builder().fnComputeBlocks(1).maxWarmupSteps(1)
+          .residualDiffThreshold(0.05).build())) {
+        driver.generate(p);
+        unlimited = h.stats().get(0).prunedBlocks();
+      }
+      try (CacheHandle h = enable(model, DBPruneConfig.builder().fnComputeBlocks(1).maxWarmupSteps(1)
+          .residualDiffThreshold(0.05).maxAccumulatedResidualDiffThreshold(0.02).build())) {
+        driver.generate(p);
+        CacheStats s = h.stats().get(0);
+        assertEquals(unlimited, s.prunedBlocks());
+        assertTrue(s.prunedBlocks().subList(2, 5).stream().allMatch(n -> n > 0), s.prunedBlocks().toString());
+        assertTrue(s.decisions().stream().noneMatch(d -> d.reason() == DecisionReason.MAX_ACCUMULATED_DIFF));
+      }
+    }
+  }
+
+  @Test
+  void forceReduceCalibratorVram_bf16StatesAndEveryFourthElementProbes() {
+    double[] p = {1, 1, 1.01, 1.02, 1.02, 1.03};
+    try (SyntheticTransformer model = new SyntheticTransformer(ForwardPattern.PATTERN_3, 4, 17);
+         Driver driver = new Driver(model)) {
+      DBPruneConfig.Builder base = DBPruneConfig.builder().fnComputeBlocks(1).maxWarmupSteps(1)
+          .residualDiffThreshold(0.05);
+      CacheStats full;
+      CacheStats reduced;
+      try (CacheHandle h = CacheDit.enableCache(DBCacheEngineTest.adapter(model, false),
+          new CacheOptions(base.build(), TaylorSeerCalibratorConfig.ofOrder(1), List.of()))) {
+        driver.generate(p);
+        full = h.stats().get(0);
+      }
+      try (CacheHandle h = CacheDit.enableCache(DBCacheEngineTest.adapter(model, false),
+          new CacheOptions(base.forceReduceCalibratorVram(true).build(), TaylorSeerCalibratorConfig.ofOrder(1),
+              List.of()))) {
+        driver.generate(p);
+        reduced = h.stats().get(0);
+      }
+      // fp32 model: calibrator states in bf16 (half) and probes of a quarter of the channels
+      assertTrue(reduced.bytesHeld() < full.bytesHeld() * 0.55, reduced.bytesHeld() + " vs " + full.bytesHeld());
+      // the block-1 probe is the block input [..., ::4]: its diff is the relative L1 of those elements
+      Tensor x0 = SyntheticTransformer.hiddenInput(7).add(SyntheticTransformer.constant(1.0));
+      Tensor x2 = SyntheticTransformer.hiddenInput(7).add(SyntheticTransformer.constant(1.01));
+      Tensor s0 = x0.slice(2, new org.bytedeco.pytorch.LongOptional(0), new org.bytedeco.pytorch.LongOptional(), 4);
+      Tensor s2 = x2.slice(2, new org.bytedeco.pytorch.LongOptional(0), new org.bytedeco.pytorch.LongOptional(), 4);
+      double expected = s0.sub(s2).abs().sum().item_double() / s0.abs().sum().item_double();
+      assertEquals(expected, reduced.residualDiffs().get(2).get(0), 1e-6);
+      double fullExpected = x0.sub(x2).abs().sum().item_double() / x0.abs().sum().item_double();
+      assertEquals(fullExpected, full.residualDiffs().get(2).get(0), 1e-6);
+      // without a calibrator the flag changes nothing (as in the reference)
+      try (CacheHandle h = enable(model, base.forceReduceCalibratorVram(true).build())) {
+        driver.generate(p);
+        assertEquals(fullExpected, h.stats().get(0).residualDiffs().get(2).get(0), 1e-6);
+      }
+    }
   }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cachedit.CacheDit;
 import java.util.stream.Stream;
+import io.cachedit.error.ConfigException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -60,13 +61,15 @@ class StepMaskTest {
 
   @Test
   void invalidMasksAreRejectedWithClearMessages() {
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CacheDit.stepsMask("turbo", 28));
+    // config errors of the key steps_computation_mask, so a YAML loader can add the file
+    ConfigException e = assertThrows(ConfigException.class, () -> CacheDit.stepsMask("turbo", 28));
     assertTrue(e.getMessage().contains("turbo") && e.getMessage().contains("slow"), e.getMessage());
-    assertThrows(IllegalArgumentException.class, () -> CacheDit.stepsMask("fast", 5));
-    assertThrows(IllegalArgumentException.class, () -> CacheDit.stepsMask(new int[] {1}, new int[] {1}, 5));
-    assertThrows(IllegalArgumentException.class, () -> StepMask.of(1, 2, 0));
-    assertThrows(IllegalArgumentException.class, () -> StepMask.parse("11a0"));
-    e = assertThrows(IllegalArgumentException.class, () -> StepMask.of(1, 1, 0).resolve(4));
+    assertEquals("steps_computation_mask", e.field());
+    assertThrows(ConfigException.class, () -> CacheDit.stepsMask("fast", 5));
+    assertThrows(ConfigException.class, () -> CacheDit.stepsMask(new int[] {1}, new int[] {1}, 5));
+    assertThrows(ConfigException.class, () -> StepMask.of(1, 2, 0));
+    assertThrows(ConfigException.class, () -> StepMask.parse("11a0"));
+    e = assertThrows(ConfigException.class, () -> StepMask.of(1, 1, 0).resolve(4));
     assertTrue(e.getMessage().contains("3 steps") && e.getMessage().contains("4 steps"), e.getMessage());
   }
 
@@ -95,11 +98,10 @@ class StepMaskTest {
   @Test
   void quadraticMaskRejectsBadCounts() {
     for (String bad : new String[] {"quadratic:0", "quadratic:x", "quadratic:", "quadratic:-2"}) {
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StepMask.parse(bad));
+      ConfigException e = assertThrows(ConfigException.class, () -> StepMask.parse(bad));
       assertTrue(e.getMessage().contains("quadratic:N"), e.getMessage());
     }
-    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> StepMask.policy("quadratic:9").resolve(8));
+    ConfigException e = assertThrows(ConfigException.class, () -> StepMask.policy("quadratic:9").resolve(8));
     assertTrue(e.getMessage().contains("1..8"), e.getMessage());
   }
 

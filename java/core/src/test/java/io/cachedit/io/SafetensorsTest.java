@@ -1,5 +1,6 @@
 package io.cachedit.io;
 
+import io.cachedit.error.WeightLoadException;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

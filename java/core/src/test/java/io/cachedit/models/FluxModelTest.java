@@ -12,12 +12,12 @@ import io.cachedit.adapter.FluxAdapters;
 import io.cachedit.cache.CacheOptions;
 import io.cachedit.cache.CacheStats;
 import io.cachedit.cache.DBCacheConfig;
-import io.cachedit.io.WeightLoadException;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.error.WeightLoadException;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.flux.FluxTransformer2DModel;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -52,7 +52,7 @@ class FluxModelTest {
 
   @Test
   void forward_shapesAndFusedEqualsSeparate() {
-    try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(true), 1, ScalarType.Float)) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 1, ScalarType.Float)) {
       Tensor out = model.forward(ForwardInputs.of(inputs(3, 0.7)), null);
       assertArrayEquals(new long[] {2, 16, 8}, out.sizes().vec().get());
       assertTrue(out.isfinite().all().item_bool());
@@ -72,7 +72,7 @@ class FluxModelTest {
 
   @Test
   void precomputedConditioningOfAllStepsEqualsThePerStepForward() {
-    try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(true), 4, ScalarType.Float)) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 4, ScalarType.Float)) {
       FluxTransformer2DModel flux = (FluxTransformer2DModel) model;
       Map<String, Tensor> in = inputs(5, 1.0);
       double[] sigmas = {1.0, 0.75, 0.4, 0.1};
@@ -104,12 +104,12 @@ class FluxModelTest {
 
   @Test
   void saveLoadRoundTripIsExact(@TempDir Path dir) {
-    try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(false), 2, ScalarType.Float)) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(false), 2, ScalarType.Float)) {
       Map<String, Tensor> in = inputs(4, 0.5);
       in.remove("guidance");
       Tensor out = model.forward(ForwardInputs.of(in), null);
-      ModelLoader.save(model, dir);
-      try (DiffusersModel loaded = ModelLoader.load(dir, ScalarType.Float)) {
+      ModelRegistry.save(model, dir);
+      try (DiffusersTransformer loaded = ModelRegistry.defaults().loadTransformer(dir, ScalarType.Float)) {
         assertEquals(model.parameters().keySet(), loaded.parameters().keySet());
         for (String k : model.parameters().keySet()) {
           assertTrue(torch.equal(model.parameters().get(k), loaded.parameters().get(k)), k);
@@ -122,10 +122,10 @@ class FluxModelTest {
 
   @Test
   void bf16AgreesWithFp32WithinBf16Error(@TempDir Path dir) {
-    try (DiffusersModel f32 = ModelLoader.random(TinyConfigs.flux(true), 5, ScalarType.Float)) {
-      ModelLoader.save(f32, dir);
-      try (DiffusersModel bf16 = ModelLoader.load(dir, ScalarType.BFloat16);
-           DiffusersModel f16 = ModelLoader.load(dir, ScalarType.Half)) {
+    try (DiffusersTransformer f32 = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 5, ScalarType.Float)) {
+      ModelRegistry.save(f32, dir);
+      try (DiffusersTransformer bf16 = ModelRegistry.defaults().loadTransformer(dir, ScalarType.BFloat16);
+           DiffusersTransformer f16 = ModelRegistry.defaults().loadTransformer(dir, ScalarType.Half)) {
         // sigma 0.5 and guidance 4 are exact in bf16 after the x1000 (diffusers casts the timestep to the
         // model dtype first, so other values legitimately shift the sinusoidal embedding)
         Map<String, Tensor> in = inputs(6, 0.5);
@@ -145,7 +145,7 @@ class FluxModelTest {
 
   @Test
   void caching_thresholdZeroEqualsUncached_andCachingRuns() {
-    try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(true), 7, ScalarType.Float)) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 7, ScalarType.Float)) {
       List<Tensor> plain = run(model, 8);
       for (boolean fusedAdapter : new boolean[] {true, false}) {
         var adapter = fusedAdapter ? FluxAdapters.fused((FluxTransformer2DModel) model)
@@ -170,7 +170,7 @@ class FluxModelTest {
     }
   }
 
-  private static List<Tensor> run(DiffusersModel model, int steps) {
+  private static List<Tensor> run(DiffusersTransformer model, int steps) {
     List<Tensor> outs = new ArrayList<>();
     Map<String, Tensor> in = inputs(9, 1.0);
     Tensor x = in.get("hidden_states");
@@ -187,7 +187,7 @@ class FluxModelTest {
 
   @Test
   void wrongInputsAreRejectedByName() {
-    try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(true), 1, ScalarType.Float)) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 1, ScalarType.Float)) {
       Map<String, Tensor> in = inputs(1, 0.5);
       in.remove("pooled_projections");
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
@@ -206,20 +206,21 @@ class FluxModelTest {
 
   @Test
   void configMismatchListsEveryProblem(@TempDir Path dir) throws Exception {
-    try (DiffusersModel model = ModelLoader.random(TinyConfigs.flux(false), 2, ScalarType.Float)) {
-      ModelLoader.save(model, dir);
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(false), 2, ScalarType.Float)) {
+      ModelRegistry.save(model, dir);
     }
     // a config with one more double block and another head dim than the weights
     java.nio.file.Files.writeString(dir.resolve("config.json"), TinyConfigs.flux(true).replace("\"num_layers\": 2",
         "\"num_layers\": 3"));
-    WeightLoadException e = assertThrows(WeightLoadException.class, () -> ModelLoader.load(dir, ScalarType.Float));
+    WeightLoadException e = assertThrows(WeightLoadException.class, () -> ModelRegistry.defaults().loadTransformer(dir, ScalarType.Float));
     String m = e.getMessage();
     assertTrue(m.contains("missing") && m.contains("transformer_blocks.2.attn.to_q.weight")
         && m.contains("time_text_embed.guidance_embedder.linear_1.weight"), m);
     java.nio.file.Files.writeString(dir.resolve("config.json"), TinyConfigs.flux(false).replace("FluxTransformer2DModel",
         "MysteryModel"));
-    e = assertThrows(WeightLoadException.class, () -> ModelLoader.load(dir, ScalarType.Float));
-    assertTrue(e.getMessage().contains("MysteryModel") && e.getMessage().contains("FluxTransformer2DModel"),
-        e.getMessage());
+    var unsupported = assertThrows(io.cachedit.error.UnsupportedModelException.class,
+        () -> ModelRegistry.defaults().loadTransformer(dir, ScalarType.Float));
+    assertTrue(unsupported.getMessage().contains("MysteryModel")
+        && unsupported.getMessage().contains("FluxTransformer2DModel"), unsupported.getMessage());
   }
 }

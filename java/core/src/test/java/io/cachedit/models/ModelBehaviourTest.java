@@ -4,10 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.zimage.ZImageTransformer2DModel;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -41,13 +41,13 @@ class ModelBehaviourTest {
     return a.sub(b).abs().max().item_double();
   }
 
-  private static Tensor run(DiffusersModel m, Map<String, Tensor> in) {
+  private static Tensor run(DiffusersTransformer m, Map<String, Tensor> in) {
     return m.forward(ForwardInputs.of(in), null);
   }
 
   @Test
   void zImageSampleDoesNotDependOnItsBatchNeighbour() {
-    try (DiffusersModel m = ModelLoader.random(TinyConfigs.zImage(), 5, ScalarType.Float)) {
+    try (DiffusersTransformer m = ModelRegistry.defaults().randomTransformer(TinyConfigs.zImage(), 5, ScalarType.Float)) {
       ZImageTransformer2DModel z = (ZImageTransformer2DModel) m;
       torch.manual_seed(1);
       Tensor x0 = torch.randn(4, 1, 8, 12);
@@ -74,7 +74,7 @@ class ModelBehaviourTest {
 
   @Test
   void pixartMaskedCaptionTokensHaveNoEffect() {
-    try (DiffusersModel m = ModelLoader.random(TinyConfigs.pixart(false), 6, ScalarType.Float)) {
+    try (DiffusersTransformer m = ModelRegistry.defaults().randomTransformer(TinyConfigs.pixart(false), 6, ScalarType.Float)) {
       Map<String, Tensor> in = new LinkedHashMap<>(ModelSpecs.pixartInputs(2));
       Tensor base = run(m, in);
       Tensor enc = in.get("encoder_hidden_states").clone();
@@ -91,7 +91,7 @@ class ModelBehaviourTest {
 
   @Test
   void pixartAdditionalConditionsAreRequiredAndUsed() {
-    try (DiffusersModel m = ModelLoader.random(TinyConfigs.pixart(true), 7, ScalarType.Float)) {
+    try (DiffusersTransformer m = ModelRegistry.defaults().randomTransformer(TinyConfigs.pixart(true), 7, ScalarType.Float)) {
       Map<String, Tensor> in = new LinkedHashMap<>(ModelSpecs.pixartConditionedInputs(2));
       Tensor a = run(m, in);
       in.put("added_cond_kwargs.aspect_ratio", torch.tensor(new float[] {0.5f, 0.5f}).view(2, 1));
@@ -104,7 +104,7 @@ class ModelBehaviourTest {
 
   @Test
   void ditClassLabelsCondition() {
-    try (DiffusersModel m = ModelLoader.random(TinyConfigs.dit(), 8, ScalarType.Float)) {
+    try (DiffusersTransformer m = ModelRegistry.defaults().randomTransformer(TinyConfigs.dit(), 8, ScalarType.Float)) {
       Map<String, Tensor> in = new LinkedHashMap<>(ModelSpecs.ditInputs(3));
       Tensor a = run(m, in);
       assertEquals(8, a.size(1));  // learned sigma: 2 x in_channels
@@ -121,7 +121,7 @@ class ModelBehaviourTest {
   @Test
   void qwenImageMaskedTextTokensHaveNoEffect() {
     String config = TinyConfigs.qwenImage();
-    try (DiffusersModel m = ModelLoader.random(config, 9, ScalarType.Float)) {
+    try (DiffusersTransformer m = ModelRegistry.defaults().randomTransformer(config, 9, ScalarType.Float)) {
       Map<String, Tensor> in = new LinkedHashMap<>(ModelSpecs.qwenInputs(4));
       Map<String, Object> values = Map.of("img_shapes", List.of(List.of(List.of(1, 4, 4))));
       Tensor base = m.forward(new ForwardInputs(in, values), null);

@@ -3,6 +3,7 @@ package io.cachedit.models;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.cachedit.CacheDit;
@@ -11,10 +12,12 @@ import io.cachedit.cache.CacheOptions;
 import io.cachedit.cache.CacheStats;
 import io.cachedit.cache.DBCacheConfig;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.models.common.SdpBackend;
+import io.cachedit.models.common.Sdpa;
 import io.cachedit.models.common.StepContext;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -33,7 +36,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * What every model must do (STYLE 19's CacheContractTest): shapes, exact save/load round trip,
+ * What every model must do : shapes, exact save/load round trip,
  * caching at threshold 0 bit-identical to uncached, caching that runs and reports stats, disable
  * restoring outputs, fp32 vs bf16/fp16 agreement within their precision.
  */
@@ -54,7 +57,7 @@ class ModelContractTest {
     return ModelSpecs.all().stream();
   }
 
-  static List<Tensor> loop(DiffusersModel model, ModelSpec spec, int steps) {
+  static List<Tensor> loop(DiffusersTransformer model, ModelSpec spec, int steps) {
     List<Tensor> outs = new ArrayList<>();
     Map<String, Tensor> in = new LinkedHashMap<>(spec.inputs().apply(11));
     Tensor x = in.get(spec.hiddenKey());
@@ -80,18 +83,18 @@ class ModelContractTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("models")
   void forwardSaveLoadAndDtypes(ModelSpec spec, @TempDir Path dir) {
-    try (DiffusersModel model = ModelLoader.random(spec.configJson(), 3, ScalarType.Float)) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(spec.configJson(), 3, ScalarType.Float)) {
       Map<String, Tensor> in = spec.inputs().apply(5);
       Tensor out = model.forward(new ForwardInputs(in, spec.values()), null);
       assertTrue(out.isfinite().all().item_bool(), "finite output");
       assertEquals(in.get(spec.hiddenKey()).size(0), out.size(0));
-      ModelLoader.save(model, dir);
-      try (DiffusersModel loaded = ModelLoader.load(dir, ScalarType.Float)) {
+      ModelRegistry.save(model, dir);
+      try (DiffusersTransformer loaded = ModelRegistry.defaults().loadTransformer(dir, ScalarType.Float)) {
         assertEquals(model.parameters().keySet(), loaded.parameters().keySet());
         assertTrue(torch.equal(out, loaded.forward(new ForwardInputs(in, spec.values()), null)), "round trip exact");
       }
       for (ScalarType low : new ScalarType[] {ScalarType.BFloat16, ScalarType.Half}) {
-        try (DiffusersModel reduced = ModelLoader.load(dir, low)) {
+        try (DiffusersTransformer reduced = ModelRegistry.defaults().loadTransformer(dir, low)) {
           Tensor r = reduced.forward(new ForwardInputs(in, spec.values()), null).to(ScalarType.Float);
           double scale = out.abs().max().item_double();
           double err = r.sub(out).abs().max().item_double() / scale;
@@ -105,7 +108,7 @@ class ModelContractTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("models")
   void cacheContract(ModelSpec spec) {
-    try (DiffusersModel model = ModelLoader.random(spec.configJson(), 4, ScalarType.Float)) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(spec.configJson(), 4, ScalarType.Float)) {
       List<Tensor> plain = loop(model, spec, 6);
       try (CacheHandle h = CacheDit.enableCache(model, CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(1)
           .maxWarmupSteps(0).residualDiffThreshold(0.0).build()))) {
@@ -137,6 +140,71 @@ class ModelContractTest {
         assertTrue(torch.equal(plain.get(i), after.get(i)), "disable restores " + spec);
       }
       assertFalse(model.blockLists().isEmpty());
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void enableTwice_isRefusedAndTheFirstCacheStaysInEffect(ModelSpec spec) {
+    try (DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(spec.configJson(), 4, ScalarType.Float)) {
+      List<Tensor> plain = loop(model, spec, 6);
+      CacheOptions always = CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(1).maxWarmupSteps(2)
+          .residualDiffThreshold(1.0).build());
+      List<Tensor> once;
+      try (CacheHandle h = CacheDit.enableCache(model, always)) {
+        once = loop(model, spec, 6);
+      }
+      try (CacheHandle h = CacheDit.enableCache(model, always)) {
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> CacheDit.enableCache(model, always));
+        assertTrue(e.getMessage().contains("already enabled"), e.getMessage());
+        List<Tensor> again = loop(model, spec, 6);
+        for (int i = 0; i < once.size(); i++) {
+          assertTrue(torch.equal(once.get(i), again.get(i)), spec + ": the refused enable changed step " + i);
+        }
+        assertEquals(List.of(2, 3, 4, 5), h.stats().get(0).cachedSteps());
+        assertFalse(h.isClosed());
+      }
+      List<Tensor> after = loop(model, spec, 6);
+      for (int i = 0; i < plain.size(); i++) {
+        assertTrue(torch.equal(plain.get(i), after.get(i)), "disable restores " + spec);
+      }
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void aClosedModelFailsWithAnErrorNamingIt(ModelSpec spec) {
+    DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(spec.configJson(), 4, ScalarType.Float);
+    model.close();
+    model.close();  // idempotent
+    IllegalStateException e = assertThrows(IllegalStateException.class,
+        () -> model.forward(new ForwardInputs(spec.inputs().apply(5), spec.values()), null));
+    assertTrue(e.getMessage().contains(model.className()) && e.getMessage().contains("closed"), e.getMessage());
+    assertThrows(IllegalStateException.class, model::parameters);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("models")
+  void attentionIsAStrategyOfTheInstance(ModelSpec spec) {
+    try (DiffusersTransformer a = ModelRegistry.defaults().randomTransformer(spec.configJson(), 4, ScalarType.Float);
+         DiffusersTransformer b = ModelRegistry.defaults().randomTransformer(spec.configJson(), 4, ScalarType.Float)) {
+      Map<String, Tensor> in = spec.inputs().apply(5);
+      Tensor reference = a.forward(new ForwardInputs(in, spec.values()), null);
+      java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+      a.setAttention((q, k, v, mask) -> {
+        calls.incrementAndGet();
+        return Sdpa.AUTO.attend(q, k, v, mask);
+      });
+      assertTrue(torch.equal(reference, a.forward(new ForwardInputs(in, spec.values()), null)));
+      assertTrue(calls.get() > 0, "the model computes attention through its strategy");
+      int seen = calls.get();
+      b.forward(new ForwardInputs(in, spec.values()), null);
+      assertEquals(seen, calls.get(), "another instance of the class is not affected");
+      b.setAttentionBackend(SdpBackend.MATH);
+      double err = reference.sub(b.forward(new ForwardInputs(in, spec.values()), null)).abs().max().item_double();
+      assertTrue(err < 1e-4, spec + ": the math composite differs from libtorch's attention by " + err);
+      a.setAttention(null);
+      assertEquals(Sdpa.AUTO, a.attention());
     }
   }
 

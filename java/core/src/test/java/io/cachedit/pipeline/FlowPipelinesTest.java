@@ -50,7 +50,7 @@ class FlowPipelinesTest {
 
   @Test
   void sd3GuidanceCachingAndSkipLayers() {
-    try (SD3Transformer2DModel m = (SD3Transformer2DModel) ModelLoader.random(TinyConfigs.sd3(true), 4,
+    try (SD3Transformer2DModel m = (SD3Transformer2DModel) ModelRegistry.defaults().randomTransformer(TinyConfigs.sd3(true), 4,
         ScalarType.Float)) {
       SD3Pipeline pipe = new SD3Pipeline(m, FlowMatchEulerScheduler.staticShift(3.0));
       torch.manual_seed(1);
@@ -95,7 +95,7 @@ class FlowPipelinesTest {
 
   @Test
   void zImageGuidanceRaggedCaptionsAndCaching() {
-    try (ZImageTransformer2DModel m = (ZImageTransformer2DModel) ModelLoader.random(TinyConfigs.zImage(), 5,
+    try (ZImageTransformer2DModel m = (ZImageTransformer2DModel) ModelRegistry.defaults().randomTransformer(TinyConfigs.zImage(), 5,
         ScalarType.Float)) {
       ZImagePipeline pipe = new ZImagePipeline(m, FlowMatchEulerScheduler.staticShift(3.0));
       torch.manual_seed(2);
@@ -137,7 +137,7 @@ class FlowPipelinesTest {
   @Test
   void qwenImageTrueCfgWithNormRescaleAndCaching() {
     try (io.cachedit.models.qwenimage.QwenImageTransformer2DModel m =
-             (io.cachedit.models.qwenimage.QwenImageTransformer2DModel) ModelLoader.random(TinyConfigs.qwenImage(), 6,
+             (io.cachedit.models.qwenimage.QwenImageTransformer2DModel) ModelRegistry.defaults().randomTransformer(TinyConfigs.qwenImage(), 6,
                  ScalarType.Float)) {
       FlowMatchEulerScheduler sch = new FlowMatchEulerScheduler(1000, 1.0, true, 0.5, 0.9, 256, 8192, 0.02);
       QwenImagePipeline pipe = new QwenImagePipeline(m, sch);

@@ -82,7 +82,7 @@ class FluxPipelineTest {
 
   @Test
   void generate_isDeterministicAndSeedDependent() {
-    try (FluxTransformer2DModel model = (FluxTransformer2DModel) ModelLoader.random(TinyConfigs.flux(true), 1,
+    try (FluxTransformer2DModel model = (FluxTransformer2DModel) ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 1,
         ScalarType.Float)) {
       FluxPipeline pipe = new FluxPipeline(model, FlowMatchEulerScheduler.flux());
       Tensor a = pipe.generate(request(7, 1.0, false), null);
@@ -99,7 +99,7 @@ class FluxPipelineTest {
 
   @Test
   void caching_onePipelineLine_thresholdZeroIsExact() {
-    try (FluxTransformer2DModel model = (FluxTransformer2DModel) ModelLoader.random(TinyConfigs.flux(true), 2,
+    try (FluxTransformer2DModel model = (FluxTransformer2DModel) ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 2,
         ScalarType.Float)) {
       FluxPipeline pipe = new FluxPipeline(model, FlowMatchEulerScheduler.flux());
       Tensor plain = pipe.generate(request(3, 4.0, false), null);

@@ -1,6 +1,6 @@
 package io.cachedit.testing;
 
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.StepContext;
 import java.util.ArrayList;
@@ -17,6 +17,7 @@ import org.bytedeco.pytorch.Tensor;
  */
 public final class Driver implements AutoCloseable {
   private final SyntheticTransformer model;
+  private final NativeScope owner = NativeScope.owner("test driver");
   private final List<Tensor> outputs = new ArrayList<>();
   private boolean separateCfgCalls;
   private boolean explicitSteps;
@@ -27,8 +28,8 @@ public final class Driver implements AutoCloseable {
 
   public Driver(SyntheticTransformer model) {
     this.model = model;
-    this.hiddenInput = Tensors.keep(SyntheticTransformer.hiddenInput(7));
-    this.encoderInput = Tensors.keep(SyntheticTransformer.encoderInput(7));
+    this.hiddenInput = owner.keep(SyntheticTransformer.hiddenInput(7));
+    this.encoderInput = owner.keep(SyntheticTransformer.encoderInput(7));
   }
 
   /** Two calls per step: cond then uncond. */
@@ -50,8 +51,7 @@ public final class Driver implements AutoCloseable {
   }
 
   public Driver hiddenInput(Tensor hidden) {
-    Tensors.release(hiddenInput);
-    hiddenInput = Tensors.keep(hidden);
+    hiddenInput = owner.replace(hiddenInput, hidden);
     return this;
   }
 
@@ -63,7 +63,7 @@ public final class Driver implements AutoCloseable {
   public List<Tensor> generate(double[] probes, double[] uncondProbes, IntFunction<Tensor> mid) {
     int steps = probes.length;
     List<Tensor> gen = new ArrayList<>();
-    Tensor hidden = Tensors.keep(hiddenInput);
+    Tensor hidden = owner.keep(hiddenInput);
     for (int t = 0; t < steps; t++) {
       StepContext.Branch[] branches = separateCfgCalls
           ? new StepContext.Branch[] {StepContext.Branch.COND, StepContext.Branch.UNCOND}
@@ -76,7 +76,7 @@ public final class Driver implements AutoCloseable {
           SyntheticTransformer.Args args = new SyntheticTransformer.Args(SyntheticTransformer.constant(p),
               mid == null ? null : mid.apply(t));
           BlockIO out = model.forward(hidden, encoderInput, args, step);
-          Tensor kept = Tensors.keep(out.hidden());
+          Tensor kept = owner.keep(out.hidden());
           outputs.add(kept);
           gen.add(kept);
           last = kept;
@@ -84,13 +84,11 @@ public final class Driver implements AutoCloseable {
       }
       if (feedback) {
         try (PointerScope scope = new PointerScope()) {
-          Tensor next = Tensors.keep(hidden.sub(last.mul(new Scalar(0.1))));
-          Tensors.release(hidden);
-          hidden = next;
+          hidden = owner.replace(hidden, hidden.sub(last.mul(new Scalar(0.1))));
         }
       }
     }
-    Tensors.release(hidden);
+    owner.release(hidden);
     generation++;
     return gen;
   }
@@ -103,9 +101,7 @@ public final class Driver implements AutoCloseable {
 
   @Override
   public void close() {
-    outputs.forEach(Tensors::release);
+    owner.close();
     outputs.clear();
-    Tensors.release(hiddenInput);
-    Tensors.release(encoderInput);
   }
 }

@@ -1,6 +1,6 @@
 package io.cachedit.testing;
 
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import io.cachedit.models.common.Block;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
@@ -30,7 +30,7 @@ public class SyntheticTransformer implements Transformer, AutoCloseable {
   public record Args(Tensor probe, Tensor mid) {}
 
   private final List<BlockList<?>> lists = new ArrayList<>();
-  private final List<Tensor> weights = new ArrayList<>();
+  private final NativeScope weights = NativeScope.owner("synthetic transformer weights");
   private final int midBlock;
   private int calls;
 
@@ -56,9 +56,7 @@ public class SyntheticTransformer implements Transformer, AutoCloseable {
   }
 
   private Tensor keep(Tensor t) {
-    Tensor k = Tensors.keep(t);
-    weights.add(k);
-    return k;
+    return weights.keep(t);
   }
 
   private Block<Args> block(ForwardPattern pattern, int index, Tensor w, Tensor v) {
@@ -126,7 +124,6 @@ public class SyntheticTransformer implements Transformer, AutoCloseable {
 
   @Override
   public void close() {
-    weights.forEach(Tensors::release);
-    weights.clear();
+    weights.close();
   }
 }

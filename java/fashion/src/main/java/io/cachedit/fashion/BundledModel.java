@@ -1,11 +1,11 @@
 package io.cachedit.fashion;
 
-import io.cachedit.io.WeightLoadException;
-import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.error.WeightLoadException;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import io.cachedit.pipeline.FlowMatchEulerScheduler;
 import io.cachedit.pipeline.FluxPipeline;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -52,7 +52,7 @@ public final class BundledModel implements AutoCloseable {
       throw new WeightLoadException(dir + " is not a cachedit model folder (no model_index.json); the bundled model"
           + " lives in " + DEFAULT_DIR + " of the repository");
     }
-    DiffusersModel m = ModelLoader.load(dir.resolve("transformer"), ScalarType.Float);
+    DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(dir.resolve("transformer"), ScalarType.Float);
     if (!(m instanceof FluxTransformer2DModel flux)) {
       String name = m.className();
       m.close();
@@ -65,7 +65,7 @@ public final class BundledModel implements AutoCloseable {
   public static void save(FluxTransformer2DModel transformer, ClassTextEncoder textEncoder, Path dir) {
     try {
       Files.createDirectories(dir);
-      ModelLoader.save(transformer, dir.resolve("transformer"));
+      ModelRegistry.save(transformer, dir.resolve("transformer"));
       textEncoder.save(dir.resolve("text_encoder"));
       Files.createDirectories(dir.resolve("scheduler"));
       Files.writeString(dir.resolve("scheduler").resolve("scheduler_config.json"), """
@@ -96,5 +96,6 @@ public final class BundledModel implements AutoCloseable {
   @Override
   public void close() {
     transformer.close();
+    textEncoder.close();
   }
 }

@@ -6,8 +6,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.cachedit.io.SafetensorsFile;
 import io.cachedit.io.SafetensorsWriter;
-import io.cachedit.io.WeightLoadException;
-import io.cachedit.kernels.Tensors;
+import io.cachedit.error.WeightLoadException;
+import io.cachedit.kernels.NativeScope;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,12 +24,40 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Fashion-MNIST class names, plus the empty prompt for classifier-free guidance) to FLUX's two text
  * inputs, {@code prompt_embeds} [tokens, joint_attention_dim] and {@code pooled_prompt_embeds}
  * [pooled_projection_dim]. Saved as {@code text_encoder/config.json} + {@code model.safetensors}.
- *
- * @param promptEmbeds [classes + 1, tokens, dim]; the last row is the empty prompt
- * @param pooledPromptEmbeds [classes + 1, pooled dim]
+ * Holds its own handles on the two tables: close it.
  */
-public record ClassTextEncoder(Tensor promptEmbeds, Tensor pooledPromptEmbeds) {
+public final class ClassTextEncoder implements AutoCloseable {
   public static final String CLASS_NAME = "ClassTextEncoder";
+
+  private final NativeScope owner = NativeScope.owner(CLASS_NAME);
+  private final Tensor promptEmbeds;
+  private final Tensor pooledPromptEmbeds;
+
+  /**
+   * @param promptEmbeds [classes + 1, tokens, dim]; the last row is the empty prompt
+   * @param pooledPromptEmbeds [classes + 1, pooled dim]
+   */
+  public ClassTextEncoder(Tensor promptEmbeds, Tensor pooledPromptEmbeds) {
+    this.promptEmbeds = owner.keep(promptEmbeds);
+    this.pooledPromptEmbeds = owner.keep(pooledPromptEmbeds);
+  }
+
+  /** [classes + 1, tokens, dim]. */
+  public Tensor promptEmbeds() {
+    owner.ensureOpen();
+    return promptEmbeds;
+  }
+
+  /** [classes + 1, pooled dim]. */
+  public Tensor pooledPromptEmbeds() {
+    owner.ensureOpen();
+    return pooledPromptEmbeds;
+  }
+
+  @Override
+  public void close() {
+    owner.close();
+  }
 
   public List<String> prompts() {
     return FashionMnist.CLASSES;
@@ -51,12 +79,12 @@ public record ClassTextEncoder(Tensor promptEmbeds, Tensor pooledPromptEmbeds) {
 
   /** [1, tokens, dim] prompt embeddings of {@code prompt}. */
   public Tensor promptEmbeds(String prompt) {
-    return promptEmbeds.narrow(0, index(prompt), 1);
+    return promptEmbeds().narrow(0, index(prompt), 1);
   }
 
   /** [1, pooled dim]. */
   public Tensor pooledPromptEmbeds(String prompt) {
-    return pooledPromptEmbeds.narrow(0, index(prompt), 1);
+    return pooledPromptEmbeds().narrow(0, index(prompt), 1);
   }
 
   public void save(Path dir) {
@@ -103,8 +131,7 @@ public record ClassTextEncoder(Tensor promptEmbeds, Tensor pooledPromptEmbeds) {
         throw new WeightLoadException(dir.resolve("model.safetensors") + ": expected prompt_embeds [" + rows
             + ", T, D] and pooled_prompt_embeds [" + rows + ", P]");
       }
-      return new ClassTextEncoder(Tensors.keep(prompt.to(ScalarType.Float).clone()),
-          Tensors.keep(pooled.to(ScalarType.Float).clone()));
+      return new ClassTextEncoder(prompt.to(ScalarType.Float).clone(), pooled.to(ScalarType.Float).clone());
     }
   }
 

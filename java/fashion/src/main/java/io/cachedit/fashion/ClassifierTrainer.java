@@ -36,7 +36,8 @@ public final class ClassifierTrainer {
     adam.weight_decay().put(1e-4);
     AdamW optimizer = new AdamW(params, adam);
     Generator gen = torch.createCPUGenerator(o.seed());
-    Tensor images = io.cachedit.kernels.Tensors.keep(FlowMatchingTrainer.normalise(train.images()));
+    io.cachedit.kernels.NativeScope owner = io.cachedit.kernels.NativeScope.owner("classifier training");
+    Tensor images = owner.keep(FlowMatchingTrainer.normalise(train.images()));
     long n = train.size();
     long stepsPerEpoch = n / o.batch();
     long total = stepsPerEpoch * o.epochs();
@@ -46,8 +47,7 @@ public final class ClassifierTrainer {
         double sum = 0;
         Tensor perm;
         try (PointerScope s = new PointerScope()) {
-          perm = io.cachedit.kernels.Tensors.keep(torch.randperm(n, new GeneratorOptional(gen),
-              new TensorOptions(ScalarType.Long)));
+          perm = owner.keep(torch.randperm(n, new GeneratorOptional(gen), new TensorOptions(ScalarType.Long)));
         }
         for (long b = 0; b < stepsPerEpoch; b++, step++) {
           try (PointerScope scope = new PointerScope()) {
@@ -62,11 +62,11 @@ public final class ClassifierTrainer {
             sum += loss.item_double();
           }
         }
-        io.cachedit.kernels.Tensors.release(perm);
+        owner.release(perm);
         log.accept(new double[] {epoch, sum / stepsPerEpoch});
       }
     } finally {
-      io.cachedit.kernels.Tensors.release(images);
+      owner.close();
     }
     for (Tensor p : model.parameters().values()) {
       p.set_requires_grad(false);

@@ -2,9 +2,9 @@ package io.cachedit.fashion;
 
 import io.cachedit.io.SafetensorsFile;
 import io.cachedit.io.SafetensorsWriter;
-import io.cachedit.io.WeightLoadException;
+import io.cachedit.error.WeightLoadException;
 import io.cachedit.kernels.NativeRuntime;
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -49,10 +49,14 @@ public final class FashionClassifier implements AutoCloseable {
     SHAPES.put("fc2.bias", new long[] {10});
   }
 
+  private final NativeScope owner = NativeScope.owner("FashionClassifier");
   private final Map<String, Tensor> params;
 
+  /** Keeps its own handles on {@code params} (the caller's may go). */
   private FashionClassifier(Map<String, Tensor> params) {
-    this.params = params;
+    Map<String, Tensor> kept = new java.util.LinkedHashMap<>();
+    params.forEach((k, v) -> kept.put(k, owner.keep(v)));
+    this.params = java.util.Collections.unmodifiableMap(kept);
   }
 
   /** He-initialised weights, zero biases. */
@@ -73,7 +77,7 @@ public final class FashionClassifier implements AutoCloseable {
         t = torch.randn(s, new GeneratorOptional(g), new TensorOptions(ScalarType.Float))
             .mul(new Scalar(Math.sqrt(2.0 / fanIn)));
       }
-      p.put(e.getKey(), Tensors.keep(t));
+      p.put(e.getKey(), t);
     }
     return new FashionClassifier(p);
   }
@@ -150,7 +154,7 @@ public final class FashionClassifier implements AutoCloseable {
           throw new WeightLoadException(dir.resolve("model.safetensors") + ": " + e.getKey() + " has shape "
               + java.util.Arrays.toString(t.sizes().vec().get()) + ", expected " + java.util.Arrays.toString(e.getValue()));
         }
-        p.put(e.getKey(), Tensors.keep(t.to(ScalarType.Float).clone()));
+        p.put(e.getKey(), t.to(ScalarType.Float).clone());
       }
     }
     return new FashionClassifier(p);
@@ -158,6 +162,6 @@ public final class FashionClassifier implements AutoCloseable {
 
   @Override
   public void close() {
-    params.values().forEach(Tensors::release);
+    owner.close();
   }
 }

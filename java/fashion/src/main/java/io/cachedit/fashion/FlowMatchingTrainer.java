@@ -1,10 +1,10 @@
 package io.cachedit.fashion;
 
 import io.cachedit.kernels.NativeRuntime;
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import io.cachedit.pipeline.FluxPipeline;
-import io.cachedit.pipeline.ModelLoader;
+import io.cachedit.pipeline.ModelRegistry;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -100,21 +100,22 @@ public final class FlowMatchingTrainer {
     Generator gen = torch.createCPUGenerator(options.seed());
     GeneratorOptional g = new GeneratorOptional(gen);
     TensorOptions f32 = new TensorOptions(ScalarType.Float);
-    FluxTransformer2DModel model = (FluxTransformer2DModel) ModelLoader.random(transformerConfig, options.seed(),
+    FluxTransformer2DModel model = (FluxTransformer2DModel) ModelRegistry.defaults().randomTransformer(transformerConfig, options.seed(),
         ScalarType.Float);
-    FluxTransformer2DModel ema = (FluxTransformer2DModel) ModelLoader.random(transformerConfig, options.seed(),
+    FluxTransformer2DModel ema = (FluxTransformer2DModel) ModelRegistry.defaults().randomTransformer(transformerConfig, options.seed(),
         ScalarType.Float);
     if (model.config().inChannels() != PACK * PACK || model.config().guidanceEmbeds()) {
       throw new IllegalArgumentException("the Fashion-MNIST trainer needs in_channels " + PACK * PACK
           + " (28x28 gray packed " + PACK + "x" + PACK + ") and guidance_embeds false");
     }
     int classes = FashionMnist.CLASSES.size();
-    Tensor promptTable = Tensors.keep(torch.randn(new long[] {classes + 1, TEXT_TOKENS,
+    NativeScope owner = NativeScope.owner("flow-matching training");
+    Tensor promptTable = owner.keep(torch.randn(new long[] {classes + 1, TEXT_TOKENS,
         model.config().jointAttentionDim()}, g, f32));
-    Tensor pooledTable = Tensors.keep(torch.randn(new long[] {classes + 1, model.config().pooledProjectionDim()}, g,
+    Tensor pooledTable = owner.keep(torch.randn(new long[] {classes + 1, model.config().pooledProjectionDim()}, g,
         f32));
-    Tensor emaPrompt = Tensors.keep(promptTable.clone());
-    Tensor emaPooled = Tensors.keep(pooledTable.clone());
+    Tensor emaPrompt = owner.keep(promptTable.clone());
+    Tensor emaPooled = owner.keep(pooledTable.clone());
     List<Tensor> params = new ArrayList<>();
     List<Tensor> shadows = new ArrayList<>();
     Map<String, Tensor> emaParams = ema.parameters();
@@ -141,11 +142,11 @@ public final class FlowMatchingTrainer {
     adamOptions.weight_decay().put(options.weightDecay());
     AdamW optimizer = new AdamW(paramVector, adamOptions);
 
-    Tensor images = Tensors.keep(normalise(data.images()));
-    Tensor labels = Tensors.keep(data.labels());
+    Tensor images = owner.keep(normalise(data.images()));
+    Tensor labels = owner.keep(data.labels());
     int side = FashionMnist.SIDE;
-    Tensor imgIds = Tensors.keep(FluxPipeline.imageIds(side / PACK, side / PACK));
-    Tensor txtIds = Tensors.keep(torch.zeros(TEXT_TOKENS, 3));
+    Tensor imgIds = owner.keep(FluxPipeline.imageIds(side / PACK, side / PACK));
+    Tensor txtIds = owner.keep(torch.zeros(TEXT_TOKENS, 3));
     long start = System.nanoTime();
     double lossSum = 0;
     int lossCount = 0;
@@ -187,15 +188,14 @@ public final class FlowMatchingTrainer {
           lossCount = 0;
         }
         if (step % options.checkpointEvery() == 0 || step == options.steps()) {
-          checkpoint.accept(new Result(ema, new ClassTextEncoder(emaPrompt, emaPooled), step));
+          try (ClassTextEncoder te = new ClassTextEncoder(emaPrompt, emaPooled)) {
+            checkpoint.accept(new Result(ema, te, step));
+          }
         }
       }
-      return new Result(ema, new ClassTextEncoder(Tensors.keep(emaPrompt.clone()), Tensors.keep(emaPooled.clone())),
-          options.steps());
+      return new Result(ema, new ClassTextEncoder(emaPrompt.clone(), emaPooled.clone()), options.steps());
     } finally {
-      for (Tensor t : new Tensor[] {images, labels, imgIds, txtIds, promptTable, pooledTable, emaPrompt, emaPooled}) {
-        Tensors.release(t);
-      }
+      owner.close();
       model.close();
     }
   }

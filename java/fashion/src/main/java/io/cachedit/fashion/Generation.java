@@ -4,7 +4,7 @@ import io.cachedit.CacheDit;
 import io.cachedit.CacheHandle;
 import io.cachedit.cache.CacheOptions;
 import io.cachedit.cache.CacheStats;
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import io.cachedit.pipeline.FluxPipeline;
 import java.util.List;
 import java.util.function.IntConsumer;
@@ -16,12 +16,37 @@ import org.bytedeco.pytorch.Tensor;
 public final class Generation {
   private Generation() {}
 
-  /**
-   * @param images [n, 1, 28, 28] in [-1, 1], retained: close the result
-   * @param seconds wall time of the pipeline call
-   * @param stats per cached block list (empty when uncached)
-   */
-  public record Result(Tensor images, double seconds, List<CacheStats> stats) implements AutoCloseable {
+  /** One generation's images (owned: close the result), wall time and per-list cache statistics. */
+  public static final class Result implements AutoCloseable {
+    private final NativeScope owner = NativeScope.owner("generation result");
+    private final Tensor images;
+    private final double seconds;
+    private final List<CacheStats> stats;
+
+    /**
+     * @param images [n, 1, 28, 28] in [-1, 1]; the result keeps its own handle
+     * @param seconds wall time of the pipeline call
+     * @param stats per cached block list (empty when uncached)
+     */
+    public Result(Tensor images, double seconds, List<CacheStats> stats) {
+      this.images = owner.keep(images);
+      this.seconds = seconds;
+      this.stats = List.copyOf(stats);
+    }
+
+    public Tensor images() {
+      owner.ensureOpen();
+      return images;
+    }
+
+    public double seconds() {
+      return seconds;
+    }
+
+    public List<CacheStats> stats() {
+      return stats;
+    }
+
     /** Blocks an uncached run executes over blocks executed (1 when uncached). */
     public double idealSpeedup() {
       long total = stats.stream().mapToLong(CacheStats::blocksTotal).sum();
@@ -35,7 +60,7 @@ public final class Generation {
 
     @Override
     public void close() {
-      Tensors.release(images);
+      owner.close();
     }
   }
 
@@ -58,13 +83,13 @@ public final class Generation {
         long t0 = System.nanoTime();
         Tensor images = model.pipeline().generate(request, onStep);
         double s = (System.nanoTime() - t0) / 1e9;
-        return new Result(Tensors.keep(images), s, List.of());
+        return new Result(images, s, List.of());
       }
       try (CacheHandle cache = CacheDit.enableCache(model.pipeline(), options)) {
         long t0 = System.nanoTime();
         Tensor images = model.pipeline().generate(request, onStep);
         double s = (System.nanoTime() - t0) / 1e9;
-        return new Result(Tensors.keep(images), s, cache.stats());
+        return new Result(images, s, cache.stats());
       }
     }
   }

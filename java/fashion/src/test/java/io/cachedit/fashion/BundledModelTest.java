@@ -40,7 +40,7 @@ class BundledModelTest {
 
       for (String prompt : new String[] {"sneaker", "dress"}) {
         try (Generation.Result base = Generation.run(model, prompt, 4, 7, 28, 4.0, null, null);
-             Generation.Result cached = Generation.run(model, prompt, 4, 7, 28, 4.0, CachePresets.get("dbcache"), null)) {
+             Generation.Result cached = Generation.run(model, prompt, 4, 7, 28, 4.0, CachePresets.require("dbcache"), null)) {
           double psnr = 0;
           for (int i = 0; i < 4; i++) {
             psnr += ImageMetrics.psnr(Images.fromTensor(base.images().select(0, i)),

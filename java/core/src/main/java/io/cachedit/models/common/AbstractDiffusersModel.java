@@ -7,16 +7,16 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * What every diffusers model class shares: its {@code _class_name}, the dtype it was loaded in, the
- * parameters its {@link WeightScope} handed out (owned, released on {@link #close}) and the SDPA
- * backend. Subclasses take their weights in the constructor and end it with {@link #finishLoading}.
+ * What every diffusers model class shares: its {@code _class_name}, the dtype it was loaded in and the
+ * parameters its {@link WeightScope} handed out (owned, released on {@link #close}). Subclasses take
+ * their weights in the constructor, end it with {@link #finishLoading}, and call {@link #ensureOpen()}
+ * first in every public computation.
  */
 public abstract class AbstractDiffusersModel implements DiffusersModel {
   private final String className;
   /** The dtype of the weights (modules diffusers keeps in fp32 may hold fp32 tensors). */
   protected final ScalarType dtype;
   private WeightScope.Parameters parameters;
-  private volatile Attention.Backend backend = Attention.Backend.AUTO;
 
   protected AbstractDiffusersModel(String className, WeightScope w) {
     NativeRuntime.initialize();
@@ -29,14 +29,12 @@ public abstract class AbstractDiffusersModel implements DiffusersModel {
     this.parameters = w.finish();
   }
 
-  /** The backend attention calls should use now. */
-  protected final Attention.Backend backend() {
-    return backend;
-  }
-
-  @Override
-  public final void setAttentionBackend(Attention.Backend backend) {
-    this.backend = backend == null ? Attention.Backend.AUTO : backend;
+  /** Throws {@link IllegalStateException} naming this model if it was closed. */
+  protected final void ensureOpen() {
+    if (parameters == null || parameters.isClosed()) {
+      throw new IllegalStateException(className + " " + (parameters == null ? "is not loaded yet" : "was closed")
+          + "; its weights are gone: load the model again");
+    }
   }
 
   @Override
@@ -46,6 +44,7 @@ public abstract class AbstractDiffusersModel implements DiffusersModel {
 
   @Override
   public final Map<String, Tensor> parameters() {
+    ensureOpen();
     return parameters.asMap();
   }
 
@@ -54,8 +53,11 @@ public abstract class AbstractDiffusersModel implements DiffusersModel {
     return dtype;
   }
 
+  /** Frees the weights; idempotent. */
   @Override
   public void close() {
-    parameters.close();
+    if (parameters != null) {
+      parameters.close();
+    }
   }
 }

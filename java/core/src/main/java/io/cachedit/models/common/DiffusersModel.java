@@ -5,10 +5,12 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * A transformer loaded from (and savable to) a diffusers folder. Owns its weights: close it.
+ * A model loaded from (and savable to) a diffusers or transformers component folder: a transformer,
+ * a text encoder, a VAE. Owns its weights: close it; using it after {@link #close()} is an
+ * {@link IllegalStateException} naming it.
  */
-public interface DiffusersModel extends Transformer, AutoCloseable {
-  /** diffusers' {@code _class_name}. */
+public interface DiffusersModel extends AutoCloseable {
+  /** The {@code _class_name} (diffusers) or {@code architectures[0]} (transformers) of its config. */
   String className();
 
   /** The config.json this model was built from. */
@@ -18,12 +20,6 @@ public interface DiffusersModel extends Transformer, AutoCloseable {
   Map<String, Tensor> parameters();
 
   ScalarType dtype();
-
-  /** The libtorch scaled-dot-product-attention backend this model's attention uses (default AUTO). */
-  void setAttentionBackend(Attention.Backend backend);
-
-  /** One forward from diffusers-named inputs; returns {@code sample}. */
-  Tensor forward(ForwardInputs inputs, StepContext step);
 
   @Override
   void close();

@@ -24,11 +24,11 @@ public final class StandardAttention {
   }
 
   /** Self-attention ({@code context} null) or cross-attention; mask additive or boolean, or null. */
-  public Tensor forward(Tensor x, Tensor context, Tensor mask, Attention.Backend backend) {
+  public Tensor forward(Tensor x, Tensor context, Tensor mask, AttentionBackend backend) {
     Tensor c = context == null ? x : context;
     Tensor q = Attention.heads(toQ.forward(x), heads);
     Tensor k = Attention.heads(toK.forward(c), heads);
     Tensor v = Attention.heads(toV.forward(c), heads);
-    return toOut.forward(Attention.merge(Attention.sdpa(q, k, v, mask, backend)).to(q.scalar_type()));
+    return toOut.forward(Attention.merge(backend.attend(q, k, v, mask)).to(q.scalar_type()));
   }
 }

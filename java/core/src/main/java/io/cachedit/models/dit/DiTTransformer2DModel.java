@@ -5,9 +5,10 @@ import io.cachedit.io.WeightScope;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.AbstractDiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -30,7 +31,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * by block 0's conditioning; diffusers' {@code dit_transformer_2d.py}. Block list
  * {@code transformer_blocks}, pattern 3.
  */
-public final class DiTTransformer2DModel extends AbstractDiffusersModel {
+public final class DiTTransformer2DModel extends AbstractDiffusersTransformer {
   /** config.json of {@code DiTTransformer2DModel}. */
   public record Config(int numAttentionHeads, int attentionHeadDim, int inChannels, int outChannels, int numLayers,
       boolean attentionBias, int sampleSize, int patchSize, String activationFn, int numEmbedsAdaNorm,
@@ -73,7 +74,7 @@ public final class DiTTransformer2DModel extends AbstractDiffusersModel {
     }
   }
 
-  record Args(Tensor timestep, Tensor classLabels, Attention.Backend backend) {}
+  record Args(Tensor timestep, Tensor classLabels, AttentionBackend backend) {}
 
   private final Config config;
   private final PatchEmbed posEmbed;
@@ -120,6 +121,7 @@ public final class DiTTransformer2DModel extends AbstractDiffusersModel {
    * @param step where this call sits (may be null)
    */
   public Tensor forward(Tensor hidden, Tensor timestep, Tensor classLabels, StepContext step) {
+    ensureOpen();
     int p = config.patchSize();
     long b = hidden.size(0);
     long h = hidden.size(2) / p;
@@ -136,7 +138,7 @@ public final class DiTTransformer2DModel extends AbstractDiffusersModel {
           + " is the unconditional class)");
     }
     Tensor x = posEmbed.forward(hidden.to(dtype));
-    x = blocks.forward(x, null, new Args(t, labels, backend()), step).hidden();
+    x = blocks.forward(x, null, new Args(t, labels, attention()), step).hidden();
     Tensor conditioning = blockModules.get(0).conditioning(t, labels);
     TensorVector ss = projOut1.forward(Activations.silu(conditioning)).chunk(2, 1);
     x = AdaLayerNorms.modulate(Norms.layerNorm(x, 1e-6), ss.get(0), ss.get(1));

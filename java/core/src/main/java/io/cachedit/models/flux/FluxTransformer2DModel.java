@@ -1,13 +1,14 @@
 package io.cachedit.models.flux;
 
 import io.cachedit.io.WeightScope;
-import io.cachedit.kernels.Tensors;
+import io.cachedit.kernels.NativeScope;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.AbstractDiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -35,12 +36,12 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * (pattern 3, over text+image tokens). {@link #useFusedBlocks(boolean)} switches to one fused
  * pattern-1 list of all 57 blocks, as cache-dit's FLUX adapter does by default (SPEC 2.5).
  */
-public final class FluxTransformer2DModel extends AbstractDiffusersModel {
+public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
   /**
    * What every block of a forward shares: {@code temb}, and the blocks' adaLN modulations
    * {@code linear(silu(temb))} when the {@link Conditioning} precomputed them (else null).
    */
-  record Args(Tensor temb, Rope.CosSin rope, Attention.Backend backend, List<Tensor> modulations, int index) {
+  record Args(Tensor temb, Rope.CosSin rope, AttentionBackend backend, List<Tensor> modulations, int index) {
     /** Block slot {@code slot}'s modulation at this step: precomputed, or computed from temb now. */
     Tensor modulation(int slot, java.util.function.UnaryOperator<Tensor> compute) {
       return modulations == null ? compute.apply(temb) : modulations.get(slot).select(0, index);
@@ -136,6 +137,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
    */
   public Tensor forward(Tensor hidden, Tensor encoder, Tensor pooled, Tensor timestep, Tensor imgIds, Tensor txtIds,
       Tensor guidance, StepContext step) {
+    ensureOpen();
     return forward(hidden, encoder, pooled, timestep, rotaryEmbedding(imgIds, txtIds), guidance, step);
   }
 
@@ -145,6 +147,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
    * {@link #forward(Tensor, Tensor, Tensor, Tensor, Rope.CosSin, Tensor, StepContext)}.
    */
   public Rope.CosSin rotaryEmbedding(Tensor imgIds, Tensor txtIds) {
+    ensureOpen();
     Tensor ids = torch.cat(new TensorVector(ids2d(txtIds, "txt_ids"), ids2d(imgIds, "img_ids")), 0);
     return Rope.multiAxis(ids, config.axesDimsRope(), 10000);
   }
@@ -152,6 +155,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
   /** The forward with precomputed RoPE tables ({@link #rotaryEmbedding}); text tokens come first in them. */
   public Tensor forward(Tensor hidden, Tensor encoder, Tensor pooled, Tensor timestep, Rope.CosSin rope,
       Tensor guidance, StepContext step) {
+    ensureOpen();
     return forward(hidden, condition(encoder, pooled, timestep.unsqueeze(0), guidance), 0, rope, step);
   }
 
@@ -175,20 +179,10 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
       return (int) temb.size(0);
     }
 
-    /** A copy whose tensors outlive the enclosing {@code PointerScope}: {@link #release()} it. */
-    public Conditioning keep() {
-      return new Conditioning(Tensors.keep(encoder), Tensors.keep(temb), Tensors.keep(outScale1p),
-          Tensors.keep(outShift), blockModulations == null ? null : blockModulations.stream().map(Tensors::keep).toList());
-    }
-
-    /** Releases the tensors of a {@link #keep()} copy. */
-    public void release() {
-      for (Tensor t : new Tensor[] {encoder, temb, outScale1p, outShift}) {
-        Tensors.release(t);
-      }
-      if (blockModulations != null) {
-        blockModulations.forEach(Tensors::release);
-      }
+    /** A copy whose tensors belong to {@code owner} (they outlive inner scopes, freed with it). */
+    public Conditioning keepIn(NativeScope owner) {
+      return new Conditioning(owner.keep(encoder), owner.keep(temb), owner.keep(outScale1p), owner.keep(outShift),
+          blockModulations == null ? null : blockModulations.stream().map(owner::keep).toList());
     }
   }
 
@@ -201,6 +195,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
    * @param guidance [B] guidance scale, or null for models without guidance embeds
    */
   public Conditioning condition(Tensor encoder, Tensor pooled, Tensor timesteps, Tensor guidance) {
+    ensureOpen();
     if (timesteps.dim() != 2 || timesteps.size(1) != pooled.size(0)) {
       throw new IllegalArgumentException("timesteps must be [steps, B] with B = " + pooled.size(0) + ", got "
           + java.util.Arrays.toString(timesteps.sizes().vec().get()));
@@ -241,13 +236,14 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
    * @param hidden packed latents [B, S_img, in_channels]
    */
   public Tensor forward(Tensor hidden, Conditioning cond, int index, Rope.CosSin rope, StepContext step) {
+    ensureOpen();
     Tensor e = cond.encoder();
     if (rope.cos().size(0) != hidden.size(1) + e.size(1)) {
       throw new IllegalArgumentException("RoPE tables cover " + rope.cos().size(0) + " tokens, the inputs "
           + (hidden.size(1) + e.size(1)));
     }
     Tensor h = xEmbedder.forward(hidden.to(dtype));
-    Args args = new Args(cond.temb().select(0, index), rope, backend(), cond.blockModulations(), index);
+    Args args = new Args(cond.temb().select(0, index), rope, attention(), cond.blockModulations(), index);
     long textLen = e.size(1);
     if (fused) {
       BlockIO out = fusedBlocks.forward(h, e, args, step);
@@ -344,7 +340,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
       q = Rope.apply(torch.cat(new TensorVector(cq, q), 2), a.rope());
       k = Rope.apply(torch.cat(new TensorVector(ck, k), 2), a.rope());
       v = torch.cat(new TensorVector(cv, v), 2);
-      Tensor o = Attention.merge(Attention.sdpa(q, k, v, null, a.backend())).to(q.scalar_type());
+      Tensor o = Attention.merge(a.backend().attend(q, k, v, null)).to(q.scalar_type());
       long textLen = ctx.size(1);
       Tensor ctxOut = o.narrow(1, 0, textLen);
       Tensor imgOut = o.narrow(1, textLen, o.size(1) - textLen);
@@ -356,7 +352,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersModel {
       Tensor q = Rope.apply(Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6), a.rope());
       Tensor k = Rope.apply(Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6), a.rope());
       Tensor v = Attention.heads(toV.forward(x), heads);
-      return Attention.merge(Attention.sdpa(q, k, v, null, a.backend())).to(q.scalar_type());
+      return Attention.merge(a.backend().attend(q, k, v, null)).to(q.scalar_type());
     }
   }
 

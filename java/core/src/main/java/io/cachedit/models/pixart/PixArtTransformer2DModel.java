@@ -4,9 +4,10 @@ import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.AbstractDiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -30,7 +31,7 @@ import org.bytedeco.pytorch.global.torch;
  * diffusers' {@code pixart_transformer_2d.py}. Block list {@code transformer_blocks}, pattern 3 (the
  * caption travels in the block arguments, as in cache-dit's adapter).
  */
-public final class PixArtTransformer2DModel extends AbstractDiffusersModel {
+public final class PixArtTransformer2DModel extends AbstractDiffusersTransformer {
   /** config.json of {@code PixArtTransformer2DModel}. */
   public record Config(int numAttentionHeads, int attentionHeadDim, int inChannels, int outChannels, int numLayers,
       int crossAttentionDim, boolean attentionBias, int sampleSize, int patchSize, String activationFn,
@@ -97,7 +98,7 @@ public final class PixArtTransformer2DModel extends AbstractDiffusersModel {
     }
   }
 
-  record Args(Tensor timestep, Tensor encoder, Tensor encoderMask, Tensor selfMask, Attention.Backend backend) {}
+  record Args(Tensor timestep, Tensor encoder, Tensor encoderMask, Tensor selfMask, AttentionBackend backend) {}
 
   private final Config config;
   private final PatchEmbed posEmbed;
@@ -173,6 +174,7 @@ public final class PixArtTransformer2DModel extends AbstractDiffusersModel {
    */
   public Tensor forward(Tensor hidden, Tensor encoder, Tensor timestep, Tensor resolution, Tensor aspectRatio,
       Tensor encoderMask, Tensor selfMask, StepContext step) {
+    ensureOpen();
     int p = config.patchSize();
     long b = hidden.size(0);
     long h = hidden.size(2) / p;
@@ -200,7 +202,7 @@ public final class PixArtTransformer2DModel extends AbstractDiffusersModel {
     if (captionProjection != null) {
       e = captionProjection.forward(e).view(b, -1, x.size(-1));
     }
-    x = blocks.forward(x, null, new Args(modulation, e, bias(encoderMask), bias(selfMask), backend()), step).hidden();
+    x = blocks.forward(x, null, new Args(modulation, e, bias(encoderMask), bias(selfMask), attention()), step).hidden();
     TensorVector ss = scaleShiftTable.unsqueeze(0).add(embedded.unsqueeze(1)).chunk(2, 1);
     x = Norms.layerNorm(x, 1e-6).mul(ss.get(1).add(new Scalar(1.0))).add(ss.get(0));
     x = projOut.forward(x);

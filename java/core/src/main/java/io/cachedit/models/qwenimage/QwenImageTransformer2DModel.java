@@ -5,9 +5,10 @@ import io.cachedit.io.WeightScope;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.AbstractDiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -33,7 +34,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and Qwen's centred 3-axis RoPE, text RMSNorm before the text projection; diffusers'
  * {@code transformer_qwenimage.py}. Block list {@code transformer_blocks}, pattern 1, separate CFG.
  */
-public final class QwenImageTransformer2DModel extends AbstractDiffusersModel {
+public final class QwenImageTransformer2DModel extends AbstractDiffusersTransformer {
   /** config.json of {@code QwenImageTransformer2DModel}. */
   public record Config(int patchSize, int inChannels, int outChannels, int numLayers, int attentionHeadDim,
       int numAttentionHeads, int jointAttentionDim, int[] axesDimsRope) {
@@ -66,7 +67,7 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersModel {
     }
   }
 
-  record Args(Tensor temb, Rope.CosSin imageRope, Rope.CosSin textRope, Tensor mask, Attention.Backend backend) {}
+  record Args(Tensor temb, Rope.CosSin imageRope, Rope.CosSin textRope, Tensor mask, AttentionBackend backend) {}
 
   private final Config config;
   private final Linear imgIn;
@@ -172,6 +173,7 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersModel {
    */
   public Tensor forward(Tensor hidden, Tensor encoder, Tensor encoderMask, Tensor timestep, List<long[]> imgShapes,
       StepContext step) {
+    ensureOpen();
     Tensor h = imgIn.forward(hidden.to(dtype));
     long tokens = 0;
     for (long[] s : imgShapes) {
@@ -190,7 +192,7 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersModel {
       Tensor imageMask = torch.ones(new long[] {h.size(0), h.size(1)}, new TensorOptions(ScalarType.Bool));
       mask = torch.cat(new TensorVector(encoderMask.to(ScalarType.Bool), imageMask), 1).unsqueeze(1).unsqueeze(1);
     }
-    BlockIO out = blocks.forward(h, e, new Args(temb, rope[0], rope[1], mask, backend()), step);
+    BlockIO out = blocks.forward(h, e, new Args(temb, rope[0], rope[1], mask, attention()), step);
     return projOut.forward(normOut.forward(out.hidden(), temb));
   }
 
@@ -322,8 +324,7 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersModel {
       k = Rope.apply(k, a.imageRope());
       tq = Rope.apply(tq, a.textRope());
       tk = Rope.apply(tk, a.textRope());
-      Tensor o = Attention.merge(Attention.sdpa(torch.cat(new TensorVector(tq, q), 2),
-          torch.cat(new TensorVector(tk, k), 2), torch.cat(new TensorVector(tv, v), 2), a.mask(), a.backend()))
+      Tensor o = Attention.merge(a.backend().attend(torch.cat(new TensorVector(tq, q), 2), torch.cat(new TensorVector(tk, k), 2), torch.cat(new TensorVector(tv, v), 2), a.mask()))
           .to(q.scalar_type());
       long textLen = encoder.size(1);
       Tensor imgAttn = toOut.forward(o.narrow(1, textLen, o.size(1) - textLen));

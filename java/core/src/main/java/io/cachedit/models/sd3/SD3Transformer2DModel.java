@@ -5,9 +5,10 @@ import io.cachedit.io.WeightScope;
 import io.cachedit.models.common.AdaLayerNorms;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.AbstractDiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -32,7 +33,7 @@ import org.bytedeco.pytorch.global.torch;
  * diffusers' {@code transformer_sd3.py} and {@code JointTransformerBlock}. Block list
  * {@code transformer_blocks}, pattern 1.
  */
-public final class SD3Transformer2DModel extends AbstractDiffusersModel {
+public final class SD3Transformer2DModel extends AbstractDiffusersTransformer {
   /** config.json of {@code SD3Transformer2DModel}. */
   public record Config(int sampleSize, int patchSize, int inChannels, int numLayers, int attentionHeadDim,
       int numAttentionHeads, int jointAttentionDim, int captionProjectionDim, int pooledProjectionDim,
@@ -71,7 +72,7 @@ public final class SD3Transformer2DModel extends AbstractDiffusersModel {
     }
   }
 
-  record Args(Tensor temb, Set<Integer> skip, Attention.Backend backend) {}
+  record Args(Tensor temb, Set<Integer> skip, AttentionBackend backend) {}
 
   private final Config config;
   private final Tensor projWeight;
@@ -136,6 +137,7 @@ public final class SD3Transformer2DModel extends AbstractDiffusersModel {
    */
   public Tensor forward(Tensor hidden, Tensor encoder, Tensor pooled, Tensor timestep, Set<Integer> skipLayers,
       StepContext step) {
+    ensureOpen();
     int p = config.patchSize();
     long height = hidden.size(2);
     long width = hidden.size(3);
@@ -155,7 +157,7 @@ public final class SD3Transformer2DModel extends AbstractDiffusersModel {
     Tensor temb = timestepEmbedder.forward(Timesteps.embedding(timestep, 256, true, 0).to(dtype))
         .add(textEmbedder.forward(pooled.to(dtype)));
     Tensor e = contextEmbedder.forward(encoder.to(dtype));
-    x = blocks.forward(x, e, new Args(temb, skipLayers, backend()), step).hidden();
+    x = blocks.forward(x, e, new Args(temb, skipLayers, attention()), step).hidden();
     x = projOut.forward(normOut.forward(x, temb));
     return x.reshape(x.size(0), h, w, p, p, config.outChannels()).permute(0, 5, 1, 3, 2, 4)
         .reshape(x.size(0), config.outChannels(), h * p, w * p);
@@ -224,7 +226,7 @@ public final class SD3Transformer2DModel extends AbstractDiffusersModel {
     }
 
     /** Returns {image output, text output or null}. */
-    Tensor[] forward(Tensor x, Tensor ctx, Attention.Backend backend) {
+    Tensor[] forward(Tensor x, Tensor ctx, AttentionBackend backend) {
       Tensor q = project(toQ, x, normQ);
       Tensor k = project(toK, x, normK);
       Tensor v = project(toV, x, null);
@@ -233,7 +235,7 @@ public final class SD3Transformer2DModel extends AbstractDiffusersModel {
         k = torch.cat(new TensorVector(k, project(addK, ctx, normAddedK)), 2);
         v = torch.cat(new TensorVector(v, project(addV, ctx, null)), 2);
       }
-      Tensor o = Attention.merge(Attention.sdpa(q, k, v, null, backend)).to(q.scalar_type());
+      Tensor o = Attention.merge(backend.attend(q, k, v, null)).to(q.scalar_type());
       if (ctx == null) {
         return new Tensor[] {toOut.forward(o), null};
       }

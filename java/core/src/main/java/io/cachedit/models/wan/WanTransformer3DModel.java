@@ -4,9 +4,10 @@ import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.AbstractDiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -32,7 +33,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * and modulation as in diffusers' {@code transformer_wan.py}. The block list {@code blocks} follows
  * pattern 2 (encoder states in, hidden states out). Wan 2.2 MoE pipelines hold two of these.
  */
-public final class WanTransformer3DModel extends AbstractDiffusersModel {
+public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
   /** config.json of {@code WanTransformer3DModel}. */
   public record Config(int[] patchSize, int numAttentionHeads, int attentionHeadDim, int inChannels, int outChannels,
       int textDim, int freqDim, int ffnDim, int numLayers, boolean crossAttnNorm, String qkNorm, double eps,
@@ -72,7 +73,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
     }
   }
 
-  record Args(Tensor timestepProj, Rope.CosSin rope, Attention.Backend backend) {}
+  record Args(Tensor timestepProj, Rope.CosSin rope, AttentionBackend backend) {}
 
   private final Config config;
   private final Tensor patchWeight;
@@ -85,6 +86,8 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
   private final Linear projOut;
   private final Tensor scaleShiftTable;
   private final Rope.CosSin[] ropeTables;  // per axis, [max_seq_len, dim]
+  private final io.cachedit.kernels.NativeScope tables =
+      io.cachedit.kernels.NativeScope.owner("WanTransformer3DModel RoPE tables");
 
   public WanTransformer3DModel(Config config, WeightScope w) {
     super("WanTransformer3DModel", w);
@@ -118,8 +121,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
     Tensor positions = torch.arange(new Scalar(config.ropeMaxSeqLen())).to(ScalarType.Double);
     for (int a = 0; a < 3; a++) {
       Rope.CosSin cs = Rope.rotary1d(dims[a], positions, 10000.0);
-      ropeTables[a] = new Rope.CosSin(io.cachedit.kernels.Tensors.keep(cs.cos()),
-          io.cachedit.kernels.Tensors.keep(cs.sin()));
+      ropeTables[a] = new Rope.CosSin(tables.keep(cs.cos()), tables.keep(cs.sin()));
     }
   }
 
@@ -164,6 +166,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
    * @return [B, out_channels, F, H, W]
    */
   public Tensor forward(Tensor hidden, Tensor timestep, Tensor encoder, Tensor encoderImage, StepContext step) {
+    ensureOpen();
     if (hidden.dim() != 5) {
       throw new IllegalArgumentException("hidden_states must be [B, C, F, H, W], got "
           + Arrays.toString(hidden.sizes().vec().get()));
@@ -190,7 +193,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
       }
       e = torch.cat(new TensorVector(imageEmbedder.forward(encoderImage.to(dtype)), e), 1);
     }
-    x = blocks.forward(x, e, new Args(timestepProj, rope, backend()), step).hidden();
+    x = blocks.forward(x, e, new Args(timestepProj, rope, attention()), step).hidden();
     Tensor ss = scaleShiftTable.add(temb.unsqueeze(1));
     Tensor shift = ss.narrow(1, 0, 1);
     Tensor scale = ss.narrow(1, 1, 1);
@@ -218,10 +221,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
   @Override
   public void close() {
     super.close();
-    for (Rope.CosSin cs : ropeTables) {
-      io.cachedit.kernels.Tensors.release(cs.cos());
-      io.cachedit.kernels.Tensors.release(cs.sin());
-    }
+    tables.close();
   }
 
   /** WanAttention: projections, RMSNorm across heads on q/k, optional image key/value branch. */
@@ -259,7 +259,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
       }
     }
 
-    Tensor forward(Tensor x, Tensor context, Rope.CosSin rope, Attention.Backend backend) {
+    Tensor forward(Tensor x, Tensor context, Rope.CosSin rope, AttentionBackend backend) {
       Tensor ctx = context == null ? x : context;
       Tensor img = null;
       if (addK != null) {
@@ -274,11 +274,11 @@ public final class WanTransformer3DModel extends AbstractDiffusersModel {
         q = Rope.apply(q, rope);
         k = Rope.apply(k, rope);
       }
-      Tensor o = Attention.merge(Attention.sdpa(q, k, v, null, backend)).to(q.scalar_type());
+      Tensor o = Attention.merge(backend.attend(q, k, v, null)).to(q.scalar_type());
       if (img != null) {
         Tensor ki = Attention.heads(Norms.torchRmsNorm(addK.forward(img), normAddedK, eps), heads);
         Tensor vi = Attention.heads(addV.forward(img), heads);
-        o = o.add(Attention.merge(Attention.sdpa(q, ki, vi, null, backend)).to(q.scalar_type()));
+        o = o.add(Attention.merge(backend.attend(q, ki, vi, null)).to(q.scalar_type()));
       }
       return toOut.forward(o);
     }

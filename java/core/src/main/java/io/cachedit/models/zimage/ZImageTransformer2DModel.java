@@ -4,9 +4,10 @@ import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
 import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
+import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
-import io.cachedit.models.common.AbstractDiffusersModel;
+import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
 import io.cachedit.models.common.Linear;
@@ -32,7 +33,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * before the main stack; diffusers' {@code transformer_z_image.py}. Block list {@code layers},
  * pattern 3 (the refiners run uncached, as in cache-dit's adapter).
  */
-public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
+public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer {
   /** Sequences are padded to a multiple of this (diffusers' {@code SEQ_MULTI_OF}). */
   static final int SEQ_MULTIPLE = 32;
   /** Width of the modulation input (diffusers' {@code ADALN_EMBED_DIM}). */
@@ -87,7 +88,7 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
   }
 
   /** Per-call block arguments: keep-mask [B,1,1,S], RoPE tables [B,S,D], modulation input or null. */
-  record Args(Tensor mask, Rope.CosSin rope, Tensor adaln, Attention.Backend backend) {}
+  record Args(Tensor mask, Rope.CosSin rope, Tensor adaln, AttentionBackend backend) {}
 
   /** One patch-size variant: {@code all_x_embedder.{p}-{f}} and {@code all_final_layer.{p}-{f}}. */
   record PatchHead(int patch, int fPatch, Linear embedder, Linear finalModulation, Linear finalLinear) {}
@@ -228,6 +229,7 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
    */
   public List<Tensor> forward(List<Tensor> images, Tensor t, List<Tensor> captions, int patch, int fPatch,
       StepContext step) {
+    ensureOpen();
     int batch = images.size();
     if (captions.size() != batch) {
       throw new IllegalArgumentException("got " + batch + " images but " + captions.size() + " captions");
@@ -289,13 +291,13 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
     // Noise refiner over the image tokens, caption refiner over the caption tokens.
     Rope.CosSin xRope = rope(xIds);
     Tensor x = padSequence(xs);
-    Args xArgs = new Args(keepMask(xLens, x.size(1)), xRope, adaln, backend());
+    Args xArgs = new Args(keepMask(xLens, x.size(1)), xRope, adaln, attention());
     for (ZImageTransformerBlock b : noiseRefiner) {
       x = b.forward(x, xArgs);
     }
     Rope.CosSin capRope = rope(capIds);
     Tensor cap = padSequence(caps);
-    Args capArgs = new Args(keepMask(capLens, cap.size(1)), capRope, null, backend());
+    Args capArgs = new Args(keepMask(capLens, cap.size(1)), capRope, null, attention());
     for (ZImageTransformerBlock b : contextRefiner) {
       cap = b.forward(cap, capArgs);
     }
@@ -315,7 +317,7 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
     }
     Tensor u = padSequence(unified);
     Args uArgs = new Args(keepMask(uLens, u.size(1)), new Rope.CosSin(padSequence(uCos), padSequence(uSin)), adaln,
-        backend());
+        attention());
     u = layers.forward(u, null, uArgs, step).hidden();
 
     // FinalLayer: scale-only modulation, then unpatchify each image's own tokens.
@@ -335,24 +337,42 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
 
   /**
    * Diffusers-named inputs: {@code x} and {@code cap_feats} as stacked tensors or numbered items
-   * ({@code cap_feats.0}, ...), {@code t}; JSON values {@code patch_size}, {@code f_patch_size}.
-   * Returns the predictions stacked to [B, C, F, H, W] (all images must share one size).
+   * ({@code cap_feats.0}, ...), {@code t}; JSON values {@code patch_size}, {@code f_patch_size},
+   * {@code return_dict}. Returns the predictions stacked to [B, C, F, H, W] (all images must share one
+   * size); {@link #outputs} returns them one per image, as diffusers' list output.
    */
   @Override
   public Tensor forward(ForwardInputs in, StepContext step) {
-    int patch = ((Number) in.value("patch_size", 2)).intValue();
-    int fPatch = ((Number) in.value("f_patch_size", 1)).intValue();
-    List<Tensor> out = forward(in.tensorList("x"), in.tensor("t"), in.tensorList("cap_feats"), patch, fPatch, step);
-    in.checkAllUsed("ZImageTransformer2DModel");
+    List<Tensor> out = forwardList(in, step);
     TensorVector v = new TensorVector();
     for (Tensor o : out) {
       if (!Arrays.equals(o.sizes().vec().get(), out.get(0).sizes().vec().get())) {
-        throw new IllegalArgumentException("images of different sizes cannot be stacked into one sample; call"
-            + " forward(List, ...) directly");
+        throw new IllegalArgumentException("images of different sizes cannot be stacked into one sample; use"
+            + " outputs(...) (sample.0, sample.1, ...) or call forward(List, ...) directly");
       }
       v.push_back(o);
     }
     return torch.stack(v, 0);
+  }
+
+  /** diffusers returns {@code sample} as a list: here {@code sample.0}, {@code sample.1}, ... */
+  @Override
+  public java.util.Map<String, Tensor> outputs(ForwardInputs in, StepContext step) {
+    java.util.Map<String, Tensor> m = new java.util.LinkedHashMap<>();
+    List<Tensor> out = forwardList(in, step);
+    for (int i = 0; i < out.size(); i++) {
+      m.put("sample." + i, out.get(i));
+    }
+    return m;
+  }
+
+  private List<Tensor> forwardList(ForwardInputs in, StepContext step) {
+    int patch = ((Number) in.value("patch_size", 2)).intValue();
+    int fPatch = ((Number) in.value("f_patch_size", 1)).intValue();
+    in.value("return_dict", null);
+    List<Tensor> out = forward(in.tensorList("x"), in.tensor("t"), in.tensorList("cap_feats"), patch, fPatch, step);
+    in.checkAllUsed("ZImageTransformer2DModel");
+    return out;
   }
 
   @Override
@@ -411,7 +431,7 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersModel {
       }
       q = Rope.applyBatched(q, a.rope());
       k = Rope.applyBatched(k, a.rope());
-      return toOut.forward(Attention.merge(Attention.sdpa(q, k, v, a.mask(), a.backend())).to(q.scalar_type()));
+      return toOut.forward(Attention.merge(a.backend().attend(q, k, v, a.mask())).to(q.scalar_type()));
     }
 
     private Tensor feedForward(Tensor x) {

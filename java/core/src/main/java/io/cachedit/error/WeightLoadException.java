@@ -1,7 +1,7 @@
-package io.cachedit.io;
+package io.cachedit.error;
 
-/** A weights file or folder cannot be read: names the file, the tensor key and what is wrong. */
-public final class WeightLoadException extends RuntimeException {
+/** A weights file or model folder cannot be used: names the file, the tensor key and what is wrong. */
+public class WeightLoadException extends CacheDitException {
   private static final long serialVersionUID = 1L;
 
   public WeightLoadException(String message) {

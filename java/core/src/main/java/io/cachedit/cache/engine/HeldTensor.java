@@ -1,6 +1,8 @@
-package io.cachedit.cache;
+package io.cachedit.cache.engine;
 
+import io.cachedit.cache.BufferPrecision;
 import io.cachedit.kernels.Kernels;
+import io.cachedit.kernels.NativeScope;
 import io.cachedit.kernels.Tensors;
 import io.cachedit.kernels.Wire;
 import org.bytedeco.javacpp.PointerScope;
@@ -12,36 +14,40 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * {@link #get()} returns it in its original dtype and shape.
  */
 final class HeldTensor implements AutoCloseable {
-  private final Tensor held;       // owned handle (full, bf16 copy, or fp8 rows)
+  private final NativeScope owner;
+  private final Tensor held;       // kept in owner (full, bf16 copy, or fp8 rows)
   private final ScalarType dtype;  // original dtype
   private final long[] shape;
   private final BufferPrecision precision;
   private final long fullBytes;
 
-  private HeldTensor(Tensor held, ScalarType dtype, long[] shape, BufferPrecision precision, long fullBytes) {
-    this.held = held;
+  private HeldTensor(NativeScope owner, Tensor held, ScalarType dtype, long[] shape, BufferPrecision precision,
+      long fullBytes) {
+    this.owner = owner;
+    this.held = owner.keep(held);
     this.dtype = dtype;
     this.shape = shape;
     this.precision = precision;
     this.fullBytes = fullBytes;
   }
 
-  static HeldTensor hold(Tensor t, BufferPrecision precision, Kernels kernels) {
+  /** Holds {@code t} (a copy at reduced precision, or a handle on it at full precision) in {@code owner}. */
+  static HeldTensor hold(Tensor t, BufferPrecision precision, Kernels kernels, NativeScope owner) {
     ScalarType type = t.scalar_type().intern();
     long[] shape = t.sizes().vec().get();
     long full = Tensors.bytes(t);
     boolean floating = type == ScalarType.Float || type == ScalarType.BFloat16 || type == ScalarType.Half;
     if (precision == BufferPrecision.FULL || !floating || t.numel() == 0
         || (precision == BufferPrecision.BF16 && type == ScalarType.BFloat16)) {
-      return new HeldTensor(Tensors.keep(t), type, shape, BufferPrecision.FULL, full);
+      return new HeldTensor(owner, t, type, shape, BufferPrecision.FULL, full);
     }
     try (PointerScope scope = new PointerScope()) {
       if (precision == BufferPrecision.BF16) {
-        return new HeldTensor(Tensors.keep(t.to(ScalarType.BFloat16)), type, shape, precision, full);
+        return new HeldTensor(owner, t.to(ScalarType.BFloat16), type, shape, precision, full);
       }
       long row = shape.length == 0 ? 1 : shape[shape.length - 1];
       Tensor rows = t.reshape(1, t.numel() / row, 1, row);
-      return new HeldTensor(Tensors.keep(kernels.packSeq(rows, 1, Wire.FP8_F32_SCALE)), type, shape, precision, full);
+      return new HeldTensor(owner, kernels.packSeq(rows, 1, Wire.FP8_F32_SCALE), type, shape, precision, full);
     }
   }
 
@@ -90,6 +96,6 @@ final class HeldTensor implements AutoCloseable {
 
   @Override
   public void close() {
-    Tensors.release(held);
+    owner.release(held);
   }
 }

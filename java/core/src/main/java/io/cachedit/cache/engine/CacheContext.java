@@ -1,12 +1,23 @@
-package io.cachedit.cache;
+package io.cachedit.cache.engine;
 
-import io.cachedit.kernels.Kernels;
+import io.cachedit.cache.BasicCacheConfig;
+import io.cachedit.cache.CacheDecision;
+import io.cachedit.cache.CacheStats;
+import io.cachedit.cache.CalibratorConfig;
+import io.cachedit.cache.StepMask;
+import io.cachedit.error.ConfigException;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import io.cachedit.models.common.StepContext;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * Mutable cache state of one block list for one generation (or, transformer-only, until a refresh):
- * step counters (SPEC 3.3), the two CFG branches (SPEC 5) and the resolved step mask. A refresh
- * replaces the whole context; the {@code accumulated*} counters may be carried over (SPEC 8.4).
+ * step counters (docs/algorithms.md section 3.3), the two CFG branches (section 5), the resolved step
+ * mask and the decision trace. A refresh replaces the whole context; the {@code accumulated*} counters
+ * may be carried over (section 8.2).
  */
 final class CacheContext implements AutoCloseable {
   final BasicCacheConfig config;
@@ -17,6 +28,12 @@ final class CacheContext implements AutoCloseable {
   final int warmupLimit;   // W after truncation to the mask's leading run of 1s
   final BranchState cond;    // cache-dit's non-CFG branch
   final BranchState uncond;  // cache-dit's CFG branch
+  /** Every decision of this context, up to {@link #MAX_TRACE} (then only counted). */
+  final List<CacheDecision> decisions = new ArrayList<>();
+  long decisionsDropped;
+
+  /** Decisions kept per context: a generation of 57 pruned blocks x 100 calls fits ten times over. */
+  static final int MAX_TRACE = 65_536;
 
   int transformerExecutedSteps;
   int executedSteps;
@@ -34,15 +51,16 @@ final class CacheContext implements AutoCloseable {
   int currentStep;
   int currentTransformerStep;
   boolean isCfg;
+  StepContext.Branch currentBranch = StepContext.Branch.SINGLE;
   BranchState current;
 
   CacheContext(BasicCacheConfig config, CalibratorConfig calibratorConfig, boolean separateCfg, long generation,
-      int totalSteps, Kernels kernels) {
+      int totalSteps, int slots, String listName) {
     this.config = config;
     this.calibratorConfig = calibratorConfig;
     this.separateCfg = separateCfg;
     this.generation = generation;
-    StepMask stepMask = config.stepsComputationMask();
+    StepMask stepMask = config.stepsComputationMask().orElse(null);
     if (stepMask == null) {
       this.mask = null;
     } else if (totalSteps > 0) {
@@ -62,11 +80,11 @@ final class CacheContext implements AutoCloseable {
       w = Math.min(w, leadingOnes);
     }
     this.warmupLimit = w;
-    this.cond = new BranchState(calibratorConfig, kernels);
-    this.uncond = new BranchState(calibratorConfig, kernels);
+    this.cond = new BranchState(slots, listName);
+    this.uncond = new BranchState(slots, listName + " (uncond)");
   }
 
-  /** Carries the counters that survive a force refresh (SPEC 8.4). */
+  /** Carries the counters that survive a force refresh (docs/algorithms.md section 8.2). */
   void carryAccumulated(CacheContext from) {
     accumulatedTransformerExecutedSteps = from.accumulatedTransformerExecutedSteps;
     accumulatedExecutedSteps = from.accumulatedExecutedSteps;
@@ -86,7 +104,7 @@ final class CacheContext implements AutoCloseable {
     return separateCfg && (config.cfgComputeFirst() ? transformerStep % 2 == 0 : transformerStep % 2 == 1);
   }
 
-  /** SPEC 3.3: advance the counters and pick the branch of this call. */
+  /** Advances the counters and picks the branch of this call (docs/algorithms.md section 3.3). */
   void markStepBegin(StepContext step) {
     transformerExecutedSteps++;
     accumulatedTransformerExecutedSteps++;
@@ -94,6 +112,7 @@ final class CacheContext implements AutoCloseable {
     if (step != null) {
       // our pipelines declare the step and branch; an explicit uncond call always has its own state
       isCfg = step.branch() == StepContext.Branch.UNCOND;
+      currentBranch = step.branch();
       currentStep = step.step();
       if (currentStep != lastExplicitStep) {
         executedSteps++;
@@ -102,6 +121,8 @@ final class CacheContext implements AutoCloseable {
       }
     } else {
       isCfg = isCfgCall(currentTransformerStep);
+      currentBranch = isCfg ? StepContext.Branch.UNCOND
+          : separateCfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE;
       boolean advance = !separateCfg || (config.cfgComputeFirst() ? isCfg : !isCfg);
       if (advance) {
         executedSteps++;
@@ -135,6 +156,38 @@ final class CacheContext implements AutoCloseable {
     } else {
       accumulatedCachedSteps++;
     }
+  }
+
+  void trace(CacheDecision d) {
+    if (decisions.size() < MAX_TRACE) {
+      decisions.add(d);
+    } else {
+      decisionsDropped++;
+    }
+  }
+
+  /** The statistics of this context (the runner's view for {@code summary}). */
+  static CacheStats stats(String name, BasicCacheConfig config, CalibratorConfig calibrator, CacheContext ctx) {
+    String calibTag = calibrator == null ? CalibratorConfig.NONE_TAG : calibrator.strify();
+    if (ctx == null) {
+      return new CacheStats(name, config.asMap(), config.strify(), calibTag, List.of(), Map.of(), List.of(),
+          Map.of(), 0, 0, 0, 0, List.of(), List.of(), List.of(), List.of(), 0, 0, 0, 0, 0, List.of(), 0);
+    }
+    return new CacheStats(name, config.asMap(), config.strify(), calibTag, List.copyOf(ctx.cond.cachedSteps),
+        diffs(ctx.cond), List.copyOf(ctx.uncond.cachedSteps), diffs(ctx.uncond), ctx.accumulatedCachedSteps,
+        ctx.cfgAccumulatedCachedSteps, ctx.accumulatedExecutedSteps, ctx.accumulatedTransformerExecutedSteps,
+        List.copyOf(ctx.cond.prunedBlocks), List.copyOf(ctx.cond.actualBlocks), List.copyOf(ctx.uncond.prunedBlocks),
+        List.copyOf(ctx.uncond.actualBlocks), ctx.blocksComputed, ctx.blocksTotal, ctx.bytesHeld(),
+        ctx.cond.residualBytes() + ctx.uncond.residualBytes(),
+        ctx.cond.residualFullBytes() + ctx.uncond.residualFullBytes(), List.copyOf(ctx.decisions),
+        ctx.decisionsDropped);
+  }
+
+  private static Map<Integer, List<Double>> diffs(BranchState st) {
+    Map<Integer, List<Double>> m = new LinkedHashMap<>();
+    st.residualDiffs.forEach((k, v) -> m.put(k, List.of(v)));
+    st.pruneDiffs.forEach((k, v) -> m.put(k, List.copyOf(v)));
+    return Collections.unmodifiableMap(m);
   }
 
   long bytesHeld() {

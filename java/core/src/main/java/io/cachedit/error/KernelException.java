@@ -1,10 +1,10 @@
-package io.cachedit.kernels;
+package io.cachedit.error;
 
 /** A native kernel refused a call or a CUDA call failed; the message carries the native reason. */
-public final class KernelException extends RuntimeException {
+public class KernelException extends CacheDitException {
   private static final long serialVersionUID = 1L;
 
-  KernelException(String message) {
+  public KernelException(String message) {
     super(message);
   }
 }

@@ -1,0 +1,32 @@
+package io.cachedit.models.common;
+
+import java.util.Map;
+import org.bytedeco.pytorch.Tensor;
+
+/**
+ * A diffusion transformer from a diffusers folder: a {@link DiffusersModel} with block lists (what the
+ * cache engine sees), an {@link AttentionBackend} of its own, and a forward from diffusers-named inputs.
+ */
+public interface DiffusersTransformer extends DiffusersModel, Transformer {
+  /** The attention this instance computes with (default {@link Sdpa#AUTO}). */
+  AttentionBackend attention();
+
+  /** Replaces this instance's attention (context parallelism installs its own); null = {@link Sdpa#AUTO}. */
+  void setAttention(AttentionBackend attention);
+
+  /** Single-device attention with the given libtorch kernel. */
+  default void setAttentionBackend(SdpBackend backend) {
+    setAttention(Sdpa.of(backend));
+  }
+
+  /** One forward from diffusers-named inputs; returns {@code sample} (list outputs stacked). */
+  Tensor forward(ForwardInputs inputs, StepContext step);
+
+  /**
+   * The forward's outputs under diffusers' names: {@code sample}, or {@code sample.0}, {@code sample.1},
+   * ... for models whose forward returns a list.
+   */
+  default Map<String, Tensor> outputs(ForwardInputs inputs, StepContext step) {
+    return Map.of("sample", forward(inputs, step));
+  }
+}

@@ -1,0 +1,161 @@
+package io.cachedit.pipeline;
+
+import io.cachedit.error.UnsupportedModelException;
+import io.cachedit.error.WeightLoadException;
+import io.cachedit.io.DiffusersFolder;
+import io.cachedit.io.JsonConfig;
+import io.cachedit.io.SafetensorsSource;
+import io.cachedit.io.WeightScope;
+import io.cachedit.kernels.NativeRuntime;
+import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.DiffusersTransformer;
+import io.cachedit.models.dit.DiTTransformer2DModel;
+import io.cachedit.models.flux.FluxTransformer2DModel;
+import io.cachedit.models.flux.FluxTransformer2DModelConfig;
+import io.cachedit.models.pixart.PixArtTransformer2DModel;
+import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
+import io.cachedit.models.sd3.SD3Transformer2DModel;
+import io.cachedit.models.wan.WanTransformer3DModel;
+import io.cachedit.models.zimage.ZImageTransformer2DModel;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.ServiceLoader;
+import java.util.TreeMap;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Maps a config's {@code _class_name} to the class that builds it: every component a diffusers folder
+ * can hold that cachedit implements (transformers today; text encoders and VAEs are
+ * {@link DiffusersModel}s too). An instance, not a global: {@link #defaults()} holds the built-in models
+ * plus every {@link ModelProvider} on the class path; tests and applications may build their own.
+ */
+public final class ModelRegistry {
+  private final Map<String, ModelFactory> factories;
+
+  private ModelRegistry(Map<String, ModelFactory> factories) {
+    this.factories = Map.copyOf(factories);
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** The built-in models and those of every {@link ModelProvider} found by {@link ServiceLoader}. */
+  public static ModelRegistry defaults() {
+    Builder b = builder().builtins();
+    for (ModelProvider provider : ServiceLoader.load(ModelProvider.class)) {
+      provider.register(b);
+    }
+    return b.build();
+  }
+
+  /** Class names this registry can build, sorted. */
+  public List<String> supported() {
+    return factories.keySet().stream().sorted().toList();
+  }
+
+  public boolean supports(String className) {
+    return className != null && factories.containsKey(className);
+  }
+
+  /**
+   * Loads the component at {@code path} (a component folder with config.json and safetensors, sharded
+   * or not, or a single safetensors file beside its config.json), converting weights to {@code dtype}.
+   */
+  public DiffusersModel load(Path path, ScalarType dtype) {
+    NativeRuntime.initialize();
+    return load(DiffusersFolder.resolveComponent(path), dtype);
+  }
+
+  /**
+   * Loads the transformer at {@code path}: a pipeline folder (its {@code transformer/}), a transformer
+   * folder or a single safetensors file.
+   */
+  public DiffusersTransformer loadTransformer(Path path, ScalarType dtype) {
+    NativeRuntime.initialize();
+    DiffusersFolder folder = DiffusersFolder.resolve(path);
+    DiffusersModel m = load(folder, dtype);
+    return asTransformer(m, folder.configFile().toString());
+  }
+
+  private DiffusersModel load(DiffusersFolder folder, ScalarType dtype) {
+    JsonConfig config = folder.config();
+    ModelFactory factory = factory(config, folder.configFile().toString());
+    try (SafetensorsSource weights = folder.openWeights()) {
+      return factory.create(config, WeightScope.load(weights, dtype));
+    } catch (IllegalArgumentException e) {
+      throw new WeightLoadException(folder.configFile() + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** A model with generated (seeded) weights from a config: tests, training from scratch. */
+  public DiffusersModel random(String configJson, long seed, ScalarType dtype) {
+    NativeRuntime.initialize();
+    JsonConfig config = JsonConfig.parse(configJson, "config");
+    return factory(config, "config").create(config, WeightScope.random(seed, dtype));
+  }
+
+  /** {@link #random} for a transformer config. */
+  public DiffusersTransformer randomTransformer(String configJson, long seed, ScalarType dtype) {
+    return asTransformer(random(configJson, seed, dtype), "config");
+  }
+
+  /** Saves a model as a diffusers folder (one file up to 5 GB per shard, as diffusers does). */
+  public static void save(DiffusersModel model, Path dir) {
+    DiffusersFolder.save(dir, model.configJson(), model.parameters(), 5L << 30);
+  }
+
+  private ModelFactory factory(JsonConfig config, String origin) {
+    String cls = config.className();
+    ModelFactory factory = cls == null ? null : factories.get(cls);
+    if (factory == null) {
+      throw new UnsupportedModelException(origin + ": _class_name " + (cls == null ? "is missing" : "\"" + cls
+          + "\" is not supported") + "; supported: " + supported());
+    }
+    return factory;
+  }
+
+  private static DiffusersTransformer asTransformer(DiffusersModel m, String origin) {
+    if (m instanceof DiffusersTransformer t) {
+      return t;
+    }
+    String name = m.className();
+    m.close();
+    throw new UnsupportedModelException(origin + ": " + name + " is not a diffusion transformer");
+  }
+
+  /** Collects registrations; a later registration of a class name replaces an earlier one. */
+  public static final class Builder {
+    private final Map<String, ModelFactory> factories = new TreeMap<>();
+
+    private Builder() {}
+
+    public Builder register(String className, ModelFactory factory) {
+      if (className == null || className.isBlank() || factory == null) {
+        throw new IllegalArgumentException("a model registration needs a class name and a factory");
+      }
+      factories.put(className, factory);
+      return this;
+    }
+
+    /** The seven transformer families of cachedit. */
+    public Builder builtins() {
+      register("FluxTransformer2DModel", (c, w) -> new FluxTransformer2DModel(FluxTransformer2DModelConfig.fromJson(c), w));
+      register("WanTransformer3DModel", (c, w) -> new WanTransformer3DModel(WanTransformer3DModel.Config.fromJson(c), w));
+      register("QwenImageTransformer2DModel", (c, w) -> new QwenImageTransformer2DModel(
+          QwenImageTransformer2DModel.Config.fromJson(c), w));
+      register("SD3Transformer2DModel", (c, w) -> new SD3Transformer2DModel(SD3Transformer2DModel.Config.fromJson(c), w));
+      register("ZImageTransformer2DModel", (c, w) -> new ZImageTransformer2DModel(
+          ZImageTransformer2DModel.Config.fromJson(c), w));
+      register("DiTTransformer2DModel", (c, w) -> new DiTTransformer2DModel(DiTTransformer2DModel.Config.fromJson(c), w));
+      register("PixArtTransformer2DModel", (c, w) -> new PixArtTransformer2DModel(
+          PixArtTransformer2DModel.Config.fromJson(c), w));
+      return this;
+    }
+
+    public ModelRegistry build() {
+      return new ModelRegistry(factories);
+    }
+  }
+}
