@@ -22,7 +22,7 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The residual diff every cached step computes (SPEC 3.5): {@code sum|a-b| / sum|a|}.
+ * The residual diff every cached step computes (docs/algorithms.md section 3.5): {@code sum|a-b| / sum|a|}.
  *
  * <ul>
  *   <li>{@code fused}: our one-pass kernel, reading a and b once.</li>

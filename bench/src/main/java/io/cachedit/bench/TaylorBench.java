@@ -23,7 +23,7 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The TaylorSeer prediction on a cached step (SPEC 6.1), order 2: {@code f + d1*k + d2*k^2/2}.
+ * The TaylorSeer prediction on a cached step (docs/algorithms.md section 6.1), order 2: {@code f + d1*k + d2*k^2/2}.
  *
  * <ul>
  *   <li>{@code fused}: our kernel, writing into a preallocated buffer (what the engine does).</li>

@@ -69,6 +69,54 @@ class ArchitectureTest {
     assertTrue(violations.isEmpty(), "forbidden dependencies:\n" + String.join("\n", violations));
   }
 
+  /**
+   * Code and docs explain the behaviour in our words and cite docs/algorithms.md, not the reference's
+   * spec (not part of the product); every cited section exists.
+   */
+  @Test
+  void codeAndDocsCiteOurAlgorithmsPage() throws IOException {
+    Path docs = Path.of("../../docs");
+    String algorithms = Files.readString(docs.resolve("algorithms.md"));
+    java.util.Set<String> sections = new java.util.TreeSet<>();
+    Matcher h = Pattern.compile("^#{2,3} (\\d+(?:\\.\\d+)?)\\.? ", Pattern.MULTILINE).matcher(algorithms);
+    while (h.find()) {
+      sections.add(h.group(1));
+    }
+    assertTrue(sections.containsAll(List.of("1.2", "3.4", "3.5", "6.3", "8.3")), sections.toString());
+    Pattern spec = Pattern.compile("\\bSPEC\\b");
+    Pattern cite = Pattern.compile("docs/algorithms\\.md sections? (\\d+(?:\\.\\d+)?)");
+    List<Path> roots = new ArrayList<>(sourceRoots());
+    roots.addAll(List.of(Path.of("src/test/java"), Path.of("../fashion/src/test/java"), Path.of("../cli/src/test/java"),
+        docs));
+    List<String> problems = new ArrayList<>();
+    for (Path root : roots) {
+      try (Stream<Path> paths = Files.walk(root)) {
+        for (Path p : (Iterable<Path>) paths.filter(f -> f.toString().endsWith(".java")
+            || f.toString().endsWith(".md"))::iterator) {
+          if (p.getFileName().toString().equals("ArchitectureTest.java")) {
+            continue;  // this test names what it looks for
+          }
+          String text = Files.readString(p);
+          if (spec.matcher(text).find()) {
+            problems.add(p + " cites SPEC");
+          }
+          Matcher c = cite.matcher(text);
+          while (c.find()) {
+            if (!sections.contains(c.group(1))) {
+              problems.add(p + " cites docs/algorithms.md section " + c.group(1) + ", which does not exist");
+            }
+          }
+        }
+      }
+    }
+    for (Path readme : List.of(Path.of("../../README.md"), Path.of("../../bench/README.md"))) {
+      if (spec.matcher(Files.readString(readme)).find()) {
+        problems.add(readme + " cites SPEC");
+      }
+    }
+    assertTrue(problems.isEmpty(), String.join("\n", problems));
+  }
+
   private static List<String> violations(Path p, String src) {
     Matcher pm = PACKAGE.matcher(src);
     if (!pm.find()) {

@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
 
 /** {@code cachedit forward}: one transformer forward on saved inputs, for checking numbers. */
 @Command(name = "forward", mixinStandardHelpOptions = true,
-    description = "Runs one transformer forward on inputs saved as safetensors and writes the output as 'sample'.")
+    description = "Runs one transformer forward on inputs saved as safetensors and writes its outputs under diffusers' names (sample, or sample.0, sample.1, ... for list outputs).")
 final class ForwardCommand implements Callable<Integer> {
   @Option(names = "--model", required = true, description = "diffusers folder (pipeline or transformer) or .safetensors")
   Path model;
@@ -48,7 +48,7 @@ final class ForwardCommand implements Callable<Integer> {
     if (args != null) {
       Object parsed = new ObjectMapper().readValue(Files.readString(args), Object.class);
       if (!(parsed instanceof Map<?, ?> m)) {
-        throw new IllegalArgumentException(args + " must hold a JSON object");
+        throw io.cachedit.error.ConfigException.forField("--args", args + " must hold a JSON object");
       }
       m.forEach((k, v) -> values.put(String.valueOf(k), v));
     }
@@ -63,11 +63,14 @@ final class ForwardCommand implements Callable<Integer> {
         tensors.put(k, in.tensor(k));
       }
       long loaded = System.nanoTime();
-      Tensor sample = m.forward(new ForwardInputs(tensors, values), null);
+      // diffusers' output names: sample, or sample.0, sample.1, ... where the forward returns a list
+      Map<String, Tensor> outputs = m.outputs(new ForwardInputs(tensors, values), null);
       long done = System.nanoTime();
-      SafetensorsWriter.write(out, Map.of("sample", sample), Map.of("model", m.className(), "dtype", dtype));
-      System.out.printf("%s: sample %s %s, load %.2f s, forward %.3f s -> %s%n", m.className(),
-          java.util.Arrays.toString(sample.sizes().vec().get()), sample.scalar_type(), (loaded - start) / 1e9,
+      SafetensorsWriter.write(out, outputs, Map.of("model", m.className(), "dtype", dtype));
+      Tensor first = outputs.values().iterator().next();
+      System.out.printf("%s: %s %s %s, load %.2f s, forward %.3f s -> %s%n", m.className(),
+          outputs.size() == 1 ? outputs.keySet().iterator().next() : outputs.size() + " outputs, first",
+          java.util.Arrays.toString(first.sizes().vec().get()), first.scalar_type(), (loaded - start) / 1e9,
           (done - loaded) / 1e9, out);
     }
     return 0;

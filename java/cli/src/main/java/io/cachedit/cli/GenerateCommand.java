@@ -52,12 +52,20 @@ final class GenerateCommand implements Callable<Integer> {
   double guidance = 4.0;
 
   static final class CacheChoice {
-    @Option(names = "--cache", description = "cache preset: none, dbcache, dbcache-fast, taylorseer, scm-slow,"
-        + " scm-medium, scm-fast, scm-ultra, dbprune (default none)")
+    @Option(names = "--cache", completionCandidates = PresetNames.class,
+        description = "cache preset: ${COMPLETION-CANDIDATES} (default none)")
     String preset;
 
     @Option(names = "--cache-config", description = "cache settings file (YAML or JSON, see docs/caching.md)")
     Path file;
+  }
+
+  /** The preset names, from {@link CachePresets#NAMES}, for --help and shell completion. */
+  static final class PresetNames implements Iterable<String> {
+    @Override
+    public java.util.Iterator<String> iterator() {
+      return CachePresets.NAMES.iterator();
+    }
   }
 
   @ArgGroup(exclusive = true)
@@ -174,6 +182,7 @@ final class GenerateCommand implements Callable<Integer> {
         o.put("blocks_computed", s.blocksComputed());
         o.put("blocks_total", s.blocksTotal());
         o.set("cache_options", new ObjectMapper().valueToTree(s.cacheOptions()));
+        o.set("decisions", decisions(s));
       }
       if (json) {
         System.out.println(new ObjectMapper().writeValueAsString(stats));
@@ -201,6 +210,33 @@ final class GenerateCommand implements Callable<Integer> {
       run.close();
     }
     return 0;
+  }
+
+  /** The decision trace as JSON: one object per decision, diff and threshold null where none was used. */
+  static ArrayNode decisions(CacheStats s) {
+    ArrayNode a = new ObjectMapper().createArrayNode();
+    for (io.cachedit.cache.CacheDecision d : s.decisions()) {
+      ObjectNode o = a.addObject();
+      o.put("call", d.call());
+      o.put("step", d.step());
+      o.put("branch", d.branch().name().toLowerCase(Locale.ROOT));
+      if (d.block() >= 0) {
+        o.put("block", d.block());
+      }
+      o.put("cached", d.cached());
+      o.put("reason", d.reason().name().toLowerCase(Locale.ROOT));
+      if (Double.isFinite(d.diff())) {
+        o.put("diff", d.diff());
+      } else {
+        o.putNull("diff");
+      }
+      if (Double.isFinite(d.threshold())) {
+        o.put("threshold", d.threshold());
+      } else {
+        o.putNull("threshold");
+      }
+    }
+    return a;
   }
 
   static Path comparePath(Path out) {

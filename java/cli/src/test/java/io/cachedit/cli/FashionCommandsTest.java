@@ -77,6 +77,16 @@ class FashionCommandsTest {
         assertTrue(j.has(key), key + " missing in " + r.out());
       }
       assertEquals("transformer_blocks", j.get("summary").get(0).get("name").asText());
+      // the decision trace: one entry per transformer call of the 8 steps, each with its reason
+      JsonNode decisions = j.get("summary").get(0).get("decisions");
+      assertEquals(8, decisions.size(), decisions.toString());
+      assertEquals("warmup", decisions.get(0).get("reason").asText());
+      assertTrue(decisions.get(0).get("diff").isNull());
+      long cachedDecisions = 0;
+      for (JsonNode d : decisions) {
+        cachedDecisions += d.get("cached").asBoolean() ? 1 : 0;
+      }
+      assertEquals(j.get("cached_steps").asLong(), cachedDecisions);
       assertTrue(Files.size(dir.resolve("out/grid.png")) > 0);
       assertTrue(Files.size(dir.resolve("out/grid-compare.png")) > 0);
       assertTrue(Files.exists(dir.resolve("imgs/ankle_boot_002.png")));
@@ -98,6 +108,14 @@ class FashionCommandsTest {
       Run noCache = run("generate", "--prompt", "bag", "--compare", "--out", dir.resolve("x.png").toString());
       assertEquals(1, noCache.code());
       assertTrue(noCache.err().contains("--cache"), noCache.err());
+      // --help lists every preset, from the preset table
+      Run help = run("generate", "--help");
+      for (String name : io.cachedit.cache.CachePresets.NAMES) {
+        assertTrue(help.out().contains(name), name + " missing from generate --help:\n" + help.out());
+      }
+      Run badPreset = run("generate", "--prompt", "bag", "--cache", "turbo", "--out", dir.resolve("x.png").toString());
+      assertEquals(1, badPreset.code());
+      assertTrue(badPreset.err().contains("turbo") && badPreset.err().contains("quadratic-7"), badPreset.err());
       Run unknown = run("metrics", "lpips", "-i1", "a", "-i2", "b");
       assertEquals(1, unknown.code());
       assertTrue(unknown.err().contains("lpips"), unknown.err());

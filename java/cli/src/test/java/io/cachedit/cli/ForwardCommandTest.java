@@ -1,5 +1,6 @@
 package io.cachedit.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -56,6 +57,35 @@ class ForwardCommandTest {
           "--attention", "math"));
       try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("math.safetensors"))) {
         assertTrue(expected.sub(out.tensor("sample")).abs().max().item_double() < 1e-4);
+      }
+    }
+  }
+
+  @Test
+  void zImage_writesOneSamplePerImageAsDiffusersReturnsAList(@TempDir Path dir) throws Exception {
+    try (PointerScope scope = new PointerScope();
+         DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.zImage(), 3,
+             ScalarType.Float)) {
+      ModelRegistry.save(model, dir.resolve("model/transformer"));
+      torch.manual_seed(4);
+      Map<String, Tensor> inputs = new java.util.LinkedHashMap<>();
+      inputs.put("x.0", torch.randn(4, 1, 8, 12));
+      inputs.put("x.1", torch.randn(4, 1, 8, 8));  // another size: a list, not a batch
+      inputs.put("t", torch.full(new long[] {2}, new org.bytedeco.pytorch.Scalar(0.5)));
+      inputs.put("cap_feats.0", torch.randn(5, 10));
+      inputs.put("cap_feats.1", torch.randn(37, 10));
+      SafetensorsWriter.write(dir.resolve("in.safetensors"), inputs, Map.of());
+      Files.writeString(dir.resolve("args.json"), "{\"return_dict\": false, \"patch_size\": 2}");
+      assertEquals(0, Main.run("forward", "--model", dir.resolve("model").toString(), "--inputs",
+          dir.resolve("in.safetensors").toString(), "--args", dir.resolve("args.json").toString(), "--out",
+          dir.resolve("out.safetensors").toString()));
+      Map<String, Tensor> expected = model.outputs(new ForwardInputs(inputs, Map.of("patch_size", 2)), null);
+      assertEquals(java.util.Set.of("sample.0", "sample.1"), expected.keySet());
+      try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("out.safetensors"))) {
+        assertEquals(java.util.Set.copyOf(expected.keySet()), java.util.Set.copyOf(out.keys()));
+        assertTrue(torch.equal(expected.get("sample.0"), out.tensor("sample.0")));
+        assertTrue(torch.equal(expected.get("sample.1"), out.tensor("sample.1")));
+        assertArrayEquals(new long[] {4, 1, 8, 8}, out.tensor("sample.1").sizes().vec().get());
       }
     }
   }

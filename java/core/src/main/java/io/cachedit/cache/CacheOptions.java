@@ -16,7 +16,7 @@ import java.util.Map;
 /**
  * Everything {@code CacheDit.enableCache} takes: the cache config, an optional calibrator config and
  * per-block-list {@link ParamsModifier}s. Loadable from a YAML or JSON file with cache-dit's sections
- * (SPEC 8.9):
+ * (docs/algorithms.md section 8.5):
  *
  * <pre>
  * cache_config:

@@ -2,9 +2,9 @@ package io.cachedit.cache;
 
 /** The caching algorithm of a config. */
 public enum CacheType {
-  /** Dual Block Cache: Fn probe blocks, cached middle residual, Bn corrector blocks (SPEC 3). */
+  /** Dual Block Cache: Fn probe blocks, cached middle residual, Bn corrector blocks (docs/algorithms.md section 3). */
   DBCACHE("DBCache"),
-  /** Dynamic Block Prune: skips individual blocks whose input barely changed (SPEC 4). */
+  /** Dynamic Block Prune: skips individual blocks whose input barely changed (docs/algorithms.md section 4). */
   DBPRUNE("DBPrune");
 
   private final String label;

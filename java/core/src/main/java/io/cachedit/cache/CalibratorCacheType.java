@@ -1,6 +1,6 @@
 package io.cachedit.cache;
 
-/** What a calibrator extrapolates (SPEC 6). */
+/** What a calibrator extrapolates (docs/algorithms.md section 6). */
 public enum CalibratorCacheType {
   /** The middle blocks' residual, added to this step's Fn output on cached steps (default). */
   RESIDUAL,

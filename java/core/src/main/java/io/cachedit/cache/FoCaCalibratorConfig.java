@@ -2,7 +2,7 @@ package io.cachedit.cache;
 
 import io.cachedit.error.ConfigException;
 /**
- * FoCa, "forecast then calibrate" (SPEC 6.2): a Heun-style forecast from the last two computed values
+ * FoCa, "forecast then calibrate" (docs/algorithms.md section 6.2): a Heun-style forecast from the last two computed values
  * and the last two (possibly predicted) values, rolled forward over consecutive cached steps.
  *
  * @param enableCalibrator calibrate the hidden-states stream

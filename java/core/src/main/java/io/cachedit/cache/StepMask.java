@@ -7,7 +7,7 @@ import java.util.Locale;
 import io.cachedit.error.ConfigException;
 
 /**
- * A steps computation mask (SCM, SPEC 7): per denoising step, 1 = must compute, 0 = may be cached
+ * A steps computation mask (SCM, docs/algorithms.md section 7): per denoising step, 1 = must compute, 0 = may be cached
  * (unconditionally with {@link StepsPolicy#STATIC}, through the normal gates with
  * {@link StepsPolicy#DYNAMIC}). Either explicit bits, or a named policy ({@code slow}, {@code medium},
  * {@code fast}, {@code ultra}, or ours: {@code quadratic:N}) resolved for each generation's step count.
@@ -169,7 +169,7 @@ public final class StepMask {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // bin arithmetic (SPEC 7), ported literally and pinned by the table in the SPEC
+  // bin arithmetic (docs/algorithms.md section 7), ported literally and pinned by its table in StepMaskTest
   // ---------------------------------------------------------------------------------------------
 
   /**

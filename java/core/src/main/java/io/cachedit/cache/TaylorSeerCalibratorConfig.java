@@ -2,7 +2,7 @@ package io.cachedit.cache;
 
 import io.cachedit.error.ConfigException;
 /**
- * TaylorSeer (SPEC 6.1): on cached steps, predict the residual by a Taylor series from divided
+ * TaylorSeer (docs/algorithms.md section 6.1): on cached steps, predict the residual by a Taylor series from divided
  * differences of the last computed steps. Order 1-4 (default 1); both streams enabled by default.
  *
  * @param enableCalibrator calibrate the hidden-states stream

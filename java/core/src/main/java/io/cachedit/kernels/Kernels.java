@@ -98,7 +98,7 @@ public final class Kernels {
 
   /**
    * The sums of {@link #relL1Sums} where the current value is the residual {@code after - before},
-   * computed on the fly in one pass (the DBCache probe, SPEC 3.2) instead of materialised first.
+   * computed on the fly in one pass (the DBCache probe, docs/algorithms.md section 3.2) instead of materialised first.
    */
   public RelL1Sums relL1ResidualSums(Tensor prev, Tensor after, Tensor before) {
     Device device = checkPair("prev", prev, "after", after);
@@ -126,7 +126,7 @@ public final class Kernels {
     }
   }
 
-  /** {@code sum|prev-cur| / sum|prev|}: the residual diff of SPEC 3.5 (0 for two zero tensors). */
+  /** {@code sum|prev-cur| / sum|prev|}: the residual diff of docs/algorithms.md section 3.5 (0 for two zero tensors). */
   public double relL1(Tensor prev, Tensor cur) {
     return relL1Sums(prev, cur).ratio();
   }
@@ -240,7 +240,7 @@ public final class Kernels {
   /**
    * Updates a derivative ladder in place from a new value {@code y} observed {@code gap} steps after
    * the previous one: {@code L[0] = y}, {@code L[i+1] = (L[i] - old L[i]) / gap} for the
-   * {@code validLevels} levels that held values (SPEC 6.1). {@code ladder} holds all levels, each a
+   * {@code validLevels} levels that held values (docs/algorithms.md section 6.1). {@code ladder} holds all levels, each a
    * contiguous tensor shaped like {@code y}; levels above the returned count are left untouched.
    *
    * @return the number of valid levels afterwards, {@code min(validLevels + 1, ladder.size())}
@@ -287,7 +287,7 @@ public final class Kernels {
 
   /**
    * Sender side of the Q/K/V all-to-all: {@code x [B, S, H, D]} to {@code [P, S, B, Hl, row]}, where
-   * {@code Hl = ceil(H / P)} and heads {@code >= H} are zero rows (uneven heads, SPEC 9.3). Chunk
+   * {@code Hl = ceil(H / P)} and heads {@code >= H} are zero rows (uneven heads, docs/kernels.md section 3). Chunk
    * {@code p} of dim 0 goes to rank {@code p}. For {@link Wire#RAW} the result keeps x's dtype and
    * {@code row = D}; for the FP8 wires it is uint8 with {@code row = D + scale bytes}.
    */

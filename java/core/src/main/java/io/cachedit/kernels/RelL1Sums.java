@@ -4,7 +4,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * The two sums of the relative L1 difference (SPEC 3.5): {@code sumAbsDiff = sum|prev - cur|} and
+ * The two sums of the relative L1 difference (docs/algorithms.md section 3.5): {@code sumAbsDiff = sum|prev - cur|} and
  * {@code sumAbsPrev = sum|prev|}. Ranks all-reduce both before dividing, so every rank decides alike.
  *
  * @param sumAbsDiff sum of absolute differences

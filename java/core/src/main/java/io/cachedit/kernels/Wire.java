@@ -1,7 +1,7 @@
 package io.cachedit.kernels;
 
 /**
- * How rows of {@code D} values travel in a Ulysses all-to-all buffer (SPEC 9.5).
+ * How rows of {@code D} values travel in a Ulysses all-to-all buffer (docs/kernels.md section 3).
  *
  * <p>{@link #RAW} keeps the input dtype. The two FP8 formats store each row as {@code D} float8
  * e4m3fn bytes followed by the row's scale: fp32 (4 bytes, {@code max(absmax/448, 1e-6)}) for Q and

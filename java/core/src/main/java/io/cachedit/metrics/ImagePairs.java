@@ -13,7 +13,7 @@ import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
- * Which images a metric compares (cache-dit's rules, SPEC 11): file with file, or directory with
+ * Which images a metric compares (cache-dit's rules, docs/fashion.md): file with file, or directory with
  * directory: images collected recursively, sorted by the trailing integer of the file name, paired
  * by index, and only pairs with identical base names kept.
  */

@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-/** DBCache behaviour of SPEC 3, 5, 6, 8.4 pinned on synthetic block stacks with predictable decisions. */
+/** DBCache behaviour of docs/algorithms.md sections 3, 5, 6, 8.2 pinned on synthetic block stacks with predictable decisions. */
 class DBCacheEngineTest {
   private PointerScope scope;
 
@@ -119,7 +119,7 @@ class DBCacheEngineTest {
     assertEquals(all.get(0), all.get(1));
   }
 
-  // ---- the decision procedure (SPEC 3.4-3.7) ---------------------------------------------------------
+  // ---- the decision procedure (docs/algorithms.md sections 3.4-3.7) ---------------------------------------------------------
 
   @Test
   void decisions_probeIsFnResidualAgainstLastComputedStep() {
@@ -172,7 +172,7 @@ class DBCacheEngineTest {
 
   @Test
   void gates_warmupWithInterval() {
-    // W=8, I=3: steps 0, 3, 6 are forced to compute; 1, 2, 4, 5, 7 are eligible (SPEC 3.4)
+    // W=8, I=3: steps 0, 3, 6 are forced to compute; 1, 2, 4, 5, 7 are eligible (docs/algorithms.md section 3.4)
     List<Integer> steps = cachedSteps(DBCacheConfig.builder().maxWarmupSteps(8).warmupInterval(3),
         Driver.constantProbes(10, 1.0));
     assertEquals(List.of(1, 2, 4, 5, 7, 8, 9), steps);
@@ -245,7 +245,7 @@ class DBCacheEngineTest {
     }
   }
 
-  // ---- CFG (SPEC 5) ------------------------------------------------------------------------------
+  // ---- CFG (docs/algorithms.md section 5) ------------------------------------------------------------------------------
 
   @Test
   void cfg_separateBranchesByParityOrByStepContextAgree() {
@@ -314,7 +314,7 @@ class DBCacheEngineTest {
     }
   }
 
-  // ---- calibrators (SPEC 6) ------------------------------------------------------------------------
+  // ---- calibrators (docs/algorithms.md section 6) ------------------------------------------------------------------------
 
   /**
    * The prediction a calibrator makes for the middle residual {@code C + t^2} at {@code step}, read as
@@ -413,7 +413,7 @@ class DBCacheEngineTest {
     }
   }
 
-  // ---- step masks in the engine (SPEC 7) -----------------------------------------------------------
+  // ---- step masks in the engine (docs/algorithms.md section 7) -----------------------------------------------------------
 
   @Test
   void stepMask_staticCachesZeroStepsDynamicGatesThem() {
@@ -451,7 +451,7 @@ class DBCacheEngineTest {
     }
   }
 
-  // ---- refresh (SPEC 8.4) --------------------------------------------------------------------------
+  // ---- refresh (docs/algorithms.md section 8.2) --------------------------------------------------------------------------
 
   @Test
   void transformerOnly_numInferenceStepsRefreshesWithoutDrift() {

@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
-/** DBPrune (SPEC 4) on every forward pattern, including 3-5 where the reference fails. */
+/** DBPrune (docs/algorithms.md section 4) on every forward pattern, including 3-5 where the reference fails. */
 class DBPruneEngineTest {
   private PointerScope scope;
 

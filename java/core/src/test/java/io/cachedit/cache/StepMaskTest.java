@@ -12,7 +12,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
-/** Step masks bit-exact against the table of SPEC 7 (computed by executing the reference). */
+/** Step masks bit-exact against the table of docs/algorithms.md section 7 (computed by executing the reference). */
 class StepMaskTest {
   static Stream<Arguments> specTable() {
     String[][] rows = {

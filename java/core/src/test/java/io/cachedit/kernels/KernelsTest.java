@@ -198,7 +198,7 @@ class KernelsTest {
 
   @Test
   void taylorSeer_specExample() {
-    // SPEC 6.1: Y = t^2 computed at steps 0..3 then 6 (order 1): 14, 19 at 4, 5; 45, 54, 63 at 7, 8, 9.
+    // docs/algorithms.md section 6.1: Y = t^2 computed at steps 0..3 then 6 (order 1): 14, 19 at 4, 5; 45, 54, 63 at 7, 8, 9.
     Tensor l0 = torch.zeros(1);
     Tensor l1 = torch.zeros(1);
     int valid = 0;

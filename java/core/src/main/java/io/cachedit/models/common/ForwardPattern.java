@@ -1,7 +1,7 @@
 package io.cachedit.models.common;
 
 /**
- * The input/output contract of the blocks of one block list (SPEC 2.1). Cache-dit names six
+ * The input/output contract of the blocks of one block list (docs/algorithms.md section 1.2). Cache-dit names six
  * patterns; with typed {@link BlockIO} the return order only matters for documentation, but the
  * other two properties decide how the engine runs and caches a list:
  *

@@ -34,7 +34,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  *
  * <p>Block lists: {@code transformer_blocks} (pattern 1) and {@code single_transformer_blocks}
  * (pattern 3, over text+image tokens). {@link #useFusedBlocks(boolean)} switches to one fused
- * pattern-1 list of all 57 blocks, as cache-dit's FLUX adapter does by default (SPEC 2.5).
+ * pattern-1 list of all 57 blocks, as cache-dit's FLUX adapter does by default (docs/algorithms.md section 2).
  */
 public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
   /**
