@@ -76,54 +76,16 @@ public final class Kernels {
 
   /** {@code sum|prev-cur|} and {@code sum|prev|} (fp64), over tensors of equal shape and dtype. */
   public RelL1Sums relL1Sums(Tensor prev, Tensor cur) {
-    Device device = checkPair("prev", prev, "cur", cur);
-    int dtype = dtypeCode("prev", prev);
-    long n = prev.numel();
-    try (PointerScope scope = new PointerScope()) {
-      Tensor a = prev.contiguous();
-      Tensor b = cur.contiguous();
-      if (device.cuda) {
-        Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
-            new MemoryFormatOptional());
-        cudaRelL1(dtype, a, b, n, sums, device);
-        Tensor host = sums.cpu();
-        return new RelL1Sums(host.data_ptr_double().get(0), host.data_ptr_double().get(1), n);
-      }
-      double[] diff = new double[1];
-      double[] abs = new double[1];
-      check(NativeKernels.relL1Sums(dtype, address(a), address(b), n, threads, diff, abs), "relL1Sums");
-      return new RelL1Sums(diff[0], abs[0], n);
-    }
+    return sums(prev, cur, null, false).host();
   }
 
   /**
    * The sums of {@link #relL1Sums} where the current value is the residual {@code after - before},
-   * computed on the fly in one pass (the DBCache probe, docs/algorithms.md section 3.2) instead of materialised first.
+   * computed on the fly in one pass (the DBCache probe, docs/algorithms.md section 3.2) instead of
+   * materialised first.
    */
   public RelL1Sums relL1ResidualSums(Tensor prev, Tensor after, Tensor before) {
-    Device device = checkPair("prev", prev, "after", after);
-    checkPair("after", after, "before", before);
-    int dtype = dtypeCode("prev", prev);
-    long n = prev.numel();
-    try (PointerScope scope = new PointerScope()) {
-      Tensor p = prev.contiguous();
-      Tensor a = after.contiguous();
-      Tensor b = before.contiguous();
-      if (device.cuda) {
-        requireCuda();
-        Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
-            new MemoryFormatOptional());
-        checkCuda(CudaNativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, address(sums),
-            CudaStreams.current(device.index)), "relL1ResidualSums");
-        Tensor host = sums.cpu();
-        return new RelL1Sums(host.data_ptr_double().get(0), host.data_ptr_double().get(1), n);
-      }
-      double[] diff = new double[1];
-      double[] abs = new double[1];
-      check(NativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, threads, diff, abs),
-          "relL1ResidualSums");
-      return new RelL1Sums(diff[0], abs[0], n);
-    }
+    return sums(prev, after, before, false).host();
   }
 
   /** {@code sum|prev-cur| / sum|prev|}: the residual diff of docs/algorithms.md section 3.5 (0 for two zero tensors). */
@@ -133,27 +95,10 @@ public final class Kernels {
 
   /**
    * The two sums as a float64 tensor {@code [sum|prev-cur|, sum|prev|]} on the inputs' device, ready
-   * for an all-reduce; on CUDA this does not synchronise with the host.
+   * for an all-reduce; on CUDA this does not synchronise with the host. Read it with {@link RelL1Sums#read}.
    */
   public Tensor relL1SumsTensor(Tensor prev, Tensor cur) {
-    Device device = checkPair("prev", prev, "cur", cur);
-    int dtype = dtypeCode("prev", prev);
-    long n = prev.numel();
-    Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
-        new MemoryFormatOptional());
-    try (PointerScope scope = new PointerScope()) {
-      Tensor a = prev.contiguous();
-      Tensor b = cur.contiguous();
-      if (device.cuda) {
-        cudaRelL1(dtype, a, b, n, sums, device);
-      } else {
-        double[] diff = new double[1];
-        double[] abs = new double[1];
-        check(NativeKernels.relL1Sums(dtype, address(a), address(b), n, threads, diff, abs), "relL1Sums");
-        sums.data_ptr_double().put(0, diff[0]).put(1, abs[0]);
-      }
-    }
-    return sums;
+    return sums(prev, cur, null, true).device();
   }
 
   /**
@@ -162,35 +107,49 @@ public final class Kernels {
    * on CUDA this does not synchronise with the host. Read it with {@link RelL1Sums#read}.
    */
   public Tensor relL1ResidualSumsTensor(Tensor prev, Tensor after, Tensor before) {
-    Device device = checkPair("prev", prev, "after", after);
-    checkPair("after", after, "before", before);
-    int dtype = dtypeCode("prev", prev);
-    long n = prev.numel();
-    Tensor sums = torch.empty(new long[] {2}, prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)),
-        new MemoryFormatOptional());
-    try (PointerScope scope = new PointerScope()) {
-      Tensor p = prev.contiguous();
-      Tensor a = after.contiguous();
-      Tensor b = before.contiguous();
-      if (device.cuda) {
-        requireCuda();
-        checkCuda(CudaNativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, address(sums),
-            CudaStreams.current(device.index)), "relL1ResidualSums");
-      } else {
-        double[] diff = new double[1];
-        double[] abs = new double[1];
-        check(NativeKernels.relL1ResidualSums(dtype, address(p), address(a), address(b), n, threads, diff, abs),
-            "relL1ResidualSums");
-        sums.data_ptr_double().put(0, diff[0]).put(1, abs[0]);
-      }
-    }
-    return sums;
+    return sums(prev, after, before, true).device();
   }
 
-  private static void cudaRelL1(int dtype, Tensor a, Tensor b, long n, Tensor sums, Device device) {
-    requireCuda();
-    checkCuda(CudaNativeKernels.relL1Sums(dtype, address(a), address(b), n, address(sums),
-        CudaStreams.current(device.index)), "relL1Sums");
+  /** Sums computed on the host (CPU tensors, or read back from the GPU) or kept on the device. */
+  private record Sums(RelL1Sums host, Tensor device) {}
+
+  /**
+   * The one implementation of the four diff entry points: {@code cur} is the current value, or with
+   * {@code before} set the residual {@code cur - before}; {@code onDevice} returns a float64 [2]
+   * tensor on the inputs' device instead of host numbers.
+   */
+  private Sums sums(Tensor prev, Tensor cur, Tensor before, boolean onDevice) {
+    Device device = checkPair("prev", prev, before == null ? "cur" : "after", cur);
+    if (before != null) {
+      checkPair("after", cur, "before", before);
+    }
+    int dtype = dtypeCode("prev", prev);
+    long n = prev.numel();
+    Tensor deviceSums = onDevice || device.cuda ? torch.empty(new long[] {2},
+        prev.options().dtype(new ScalarTypeOptional(ScalarType.Double)), new MemoryFormatOptional()) : null;
+    try (PointerScope scope = new PointerScope()) {
+      long p = address(prev.contiguous());
+      long c = address(cur.contiguous());
+      long b = before == null ? 0 : address(before.contiguous());
+      if (device.cuda) {
+        requireCuda();
+        long stream = CudaStreams.current(device.index);
+        checkCuda(before == null ? CudaNativeKernels.relL1Sums(dtype, p, c, n, address(deviceSums), stream)
+            : CudaNativeKernels.relL1ResidualSums(dtype, p, c, b, n, address(deviceSums), stream),
+            before == null ? "relL1Sums" : "relL1ResidualSums");
+        return onDevice ? new Sums(null, deviceSums) : new Sums(RelL1Sums.read(deviceSums, n), null);
+      }
+      double[] diff = new double[1];
+      double[] abs = new double[1];
+      check(before == null ? NativeKernels.relL1Sums(dtype, p, c, n, threads, diff, abs)
+          : NativeKernels.relL1ResidualSums(dtype, p, c, b, n, threads, diff, abs),
+          before == null ? "relL1Sums" : "relL1ResidualSums");
+      if (onDevice) {
+        deviceSums.data_ptr_double().put(0, diff[0]).put(1, abs[0]);
+        return new Sums(null, deviceSums);
+      }
+      return new Sums(new RelL1Sums(diff[0], abs[0], n), null);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
