@@ -14,7 +14,13 @@ import io.cachedit.cache.StepMask;
 import io.cachedit.error.ConfigException;
 import io.cachedit.models.common.BlockList;
 import io.cachedit.models.common.BlockRunner;
+import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.DiffusionPipeline;
+import io.cachedit.models.common.SequenceParallel;
+import io.cachedit.parallel.ContextParallel;
+import io.cachedit.parallel.DistributedEnvironment;
+import io.cachedit.parallel.ParallelismConfig;
+import io.cachedit.parallel.ProcessGroups;
 import io.cachedit.models.common.Transformer;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
@@ -100,6 +106,25 @@ public final class CacheDit {
         }
       }
     }
+    List<AutoCloseable> parallel = new ArrayList<>();  // what this call set up for context parallelism
+    ParallelismConfig pc = opts.parallelismConfig();
+    if (pc != null && activeSequenceParallel(adapter.transformers()) == null) {
+      // validated against WORLD_SIZE before joining, so a bad config never reaches a collective
+      DistributedEnvironment env = DistributedEnvironment.fromEnvironment();
+      ContextParallel.validate(pc, env.worldSize(), adapter.transformers());
+      ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
+      parallel.add(groups);
+      try {
+        parallel.add(0, ContextParallel.apply(adapter.transformers(), pc, groups));
+      } catch (RuntimeException e) {
+        groups.close();
+        throw e;
+      }
+    }
+    SequenceParallel sp = activeSequenceParallel(adapter.transformers());
+    if (sp != null && engine.reducer() == io.cachedit.cache.DiffReducer.LOCAL) {
+      engine = engine.withReducer(sp::allReduceSum);  // every rank of the group takes the same decision
+    }
     PatchFunctor functor = adapter.patchFunctor();
     List<Transformer> patched = new ArrayList<>();
     List<CacheHandle.Installed> installed = new ArrayList<>();
@@ -148,13 +173,49 @@ public final class CacheDit {
       for (Transformer t : patched) {
         functor.revert(t);
       }
+      closeAll(parallel);
       throw e;
     }
     if (adapter.pipeline() == null && opts.cacheConfig().numInferenceSteps().isEmpty()) {
       LOG.info("transformer-only caching without num_inference_steps: contexts persist across generations "
           + "unless calls carry a StepContext or CacheDit.refreshContext is called per generation");
     }
-    return new CacheHandle(adapter, installed, patched);
+    return new CacheHandle(adapter, installed, patched, parallel);
+  }
+
+  /**
+   * Runs {@code pipeline}'s transformers context-parallel over {@code groups} (docs/parallelism.md):
+   * every rank calls it with the same config. Caching enabled afterwards decides alike on all ranks.
+   * Close the result to run on one rank again; the groups stay open (their owner closes them).
+   */
+  public static ContextParallel enableParallelism(DiffusionPipeline pipeline, ParallelismConfig config,
+      ProcessGroups groups) {
+    return ContextParallel.apply(transformersOf(pipeline), config, groups);
+  }
+
+  /** Runs one transformer context-parallel over {@code groups}. */
+  public static ContextParallel enableParallelism(Transformer transformer, ParallelismConfig config,
+      ProcessGroups groups) {
+    return ContextParallel.apply(List.of(requireTarget(transformer)), config, groups);
+  }
+
+  private static SequenceParallel activeSequenceParallel(List<? extends Transformer> transformers) {
+    for (Transformer t : transformers) {
+      if (t instanceof DiffusersTransformer d && d.sequenceParallel().active()) {
+        return d.sequenceParallel();
+      }
+    }
+    return null;
+  }
+
+  static void closeAll(List<AutoCloseable> resources) {
+    for (AutoCloseable c : resources) {
+      try {
+        c.close();
+      } catch (Exception e) {
+        LOG.warn("closing {} failed: {}", c, e.toString());
+      }
+    }
   }
 
   /**

@@ -13,7 +13,8 @@ import java.util.List;
 /**
  * Caching enabled on one pipeline or transformer instance. {@link #close()} restores the original
  * block runners (outputs are bit-identical to never having enabled), reverts what the patch functor
- * changed and frees all cache buffers. Idempotent.
+ * changed and frees all cache buffers; context parallelism the options asked for (and the process
+ * groups joined for it) ends with it. Idempotent.
  */
 public final class CacheHandle implements AutoCloseable {
   record Installed(Transformer transformer, BlockList<?> list, CachedBlockRunner runner) {}
@@ -21,12 +22,15 @@ public final class CacheHandle implements AutoCloseable {
   private final BlockAdapter adapter;
   private final List<Installed> installed;
   private final List<Transformer> patched;
+  private final List<AutoCloseable> parallel;
   private boolean closed;
 
-  CacheHandle(BlockAdapter adapter, List<Installed> installed, List<Transformer> patched) {
+  CacheHandle(BlockAdapter adapter, List<Installed> installed, List<Transformer> patched,
+      List<AutoCloseable> parallel) {
     this.adapter = adapter;
     this.installed = List.copyOf(installed);
     this.patched = List.copyOf(patched);
+    this.parallel = List.copyOf(parallel);
     for (Installed i : this.installed) {
       i.runner().setOwner(this);
     }
@@ -84,5 +88,6 @@ public final class CacheHandle implements AutoCloseable {
         functor.revert(t);
       }
     }
+    CacheDit.closeAll(parallel);  // context parallelism this handle set up, then its process groups
   }
 }

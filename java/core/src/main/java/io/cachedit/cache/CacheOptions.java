@@ -1,6 +1,8 @@
 package io.cachedit.cache;
 
 import io.cachedit.error.ConfigException;
+import io.cachedit.parallel.DistributedEnvironment;
+import io.cachedit.parallel.ParallelismConfig;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -31,6 +33,9 @@ import java.util.Map;
  * params_modifiers:                # one per cached block list, in order, or each named
  *   - cache_config: {residual_diff_threshold: 0.16}
  *     blocks_name: single_transformer_blocks
+ * parallelism_config:              # context parallelism over the processes (docs/parallelism.md)
+ *   ulysses_size: auto             # auto: WORLD_SIZE over the other sizes
+ *   ulysses_anything: true
  * </pre>
  *
  * A file without a {@code cache_config} key is read as a flat cache section. Unknown keys are errors;
@@ -40,14 +45,31 @@ import java.util.Map;
  * @param cacheConfig the cache settings (DBCache or DBPrune)
  * @param calibratorConfig the calibrator, or null
  * @param paramsModifiers per-list overrides (may be empty)
+ * @param parallelismConfig how the generation is split across processes, or null for one process
  */
 public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibratorConfig,
-    List<ParamsModifier> paramsModifiers) {
+    List<ParamsModifier> paramsModifiers, ParallelismConfig parallelismConfig) {
   public CacheOptions {
     if (cacheConfig == null) {
       cacheConfig = DBCacheConfig.defaults();
     }
     paramsModifiers = paramsModifiers == null ? List.of() : List.copyOf(paramsModifiers);
+  }
+
+  /** Options for one process. */
+  public CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibratorConfig,
+      List<ParamsModifier> paramsModifiers) {
+    this(cacheConfig, calibratorConfig, paramsModifiers, null);
+  }
+
+  /** These options with {@code config}'s parallelism (null: one process). */
+  public CacheOptions withParallelism(ParallelismConfig config) {
+    return new CacheOptions(cacheConfig, calibratorConfig, paramsModifiers, config);
+  }
+
+  /** The parallelism, if any. */
+  public java.util.Optional<ParallelismConfig> parallelism() {
+    return java.util.Optional.ofNullable(parallelismConfig);
   }
 
   /** The reference defaults: DBCache F8B0, W8, threshold 0.08, no calibrator. */
@@ -64,7 +86,7 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
   }
 
   public CacheOptions withParamsModifiers(List<ParamsModifier> modifiers) {
-    return new CacheOptions(cacheConfig, calibratorConfig, modifiers);
+    return new CacheOptions(cacheConfig, calibratorConfig, modifiers, parallelismConfig);
   }
 
   /** Reads a YAML ({@code .yaml}/{@code .yml}) or JSON file; errors name the file and the key. */
@@ -105,16 +127,30 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
    * {@code cache} object): the sections of a config file, or a flat cache section.
    */
   public static CacheOptions fromMap(Map<String, Object> doc) {
+    return fromMap(doc, DistributedEnvironment.fromEnvironment().worldSize());
+  }
+
+  /**
+   * As {@link #fromMap(Map)}, resolving an {@code auto} size of {@code parallelism_config} against
+   * {@code worldSize} processes (the one-argument form uses this process's {@code WORLD_SIZE}).
+   */
+  public static CacheOptions fromMap(Map<String, Object> doc, int worldSize) {
     Map<String, Object> cacheSection;
-    boolean sectioned = doc.containsKey("cache_config");
+    boolean sectioned = doc.containsKey("cache_config") || doc.containsKey("parallelism_config");
+    ParallelismConfig parallelism = null;
     if (sectioned) {
       for (String key : doc.keySet()) {
         switch (key) {
           case "cache_config", "calibrator_config", "params_modifiers" -> { }
-          case "parallelism_config", "quantize_config", "attention_backend" -> throw ConfigException.forField(key,
+          case "parallelism_config" -> {
+            if (doc.get(key) != null) {
+              parallelism = ParallelismConfig.fromMap(map(doc.get(key), key), worldSize);
+            }
+          }
+          case "quantize_config", "attention_backend" -> throw ConfigException.forField(key,
               "section " + key + " is not supported by this version of cachedit; remove it to load the cache settings");
           default -> throw ConfigException.forField(key, "unknown section \"" + key
-              + "\"; known sections: cache_config, calibrator_config, params_modifiers");
+              + "\"; known sections: cache_config, calibrator_config, params_modifiers, parallelism_config");
         }
       }
       cacheSection = doc.get("cache_config") == null ? Map.of() : map(doc.get("cache_config"), "cache_config");
@@ -141,7 +177,7 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
         modifiers.add(modifier(map(item, "a params_modifiers entry")));
       }
     }
-    return new CacheOptions(cache, calibrator, modifiers);
+    return new CacheOptions(cache, calibrator, modifiers, parallelism);
   }
 
   private static BasicCacheConfig cacheConfig(Map<String, Object> values) {

@@ -145,9 +145,13 @@ class CacheConfigTest {
     Files.writeString(bad, "cache_config: {max_warmup_steps: [1\n");
     e = assertThrows(ConfigException.class, () -> CacheOptions.load(bad));
     assertTrue(e.getMessage().contains("invalid YAML"), e.getMessage());
-    Files.writeString(bad, "cache_config: {}\nparallelism_config: {ulysses_size: 2}\n");
+    Files.writeString(bad, "cache_config: {}\nparallelism_config: {ring_size: 2, ulysses_size: 2, ulysses_anything: true}\n");
     e = assertThrows(ConfigException.class, () -> CacheOptions.load(bad));
-    assertTrue(e.getMessage().contains("parallelism_config"), e.getMessage());
+    assertTrue(e.getMessage().contains("bad.yaml") && e.getMessage().contains("ulysses_anything")
+        && e.getMessage().contains("ring"), e.getMessage());
+    Files.writeString(bad, "cache_config: {}\nquantize_config: {quant_type: fp8}\n");
+    e = assertThrows(ConfigException.class, () -> CacheOptions.load(bad));
+    assertTrue(e.getMessage().contains("quantize_config"), e.getMessage());
     Files.writeString(bad, "enable_dynamic_prune_threshold: true\n");
     e = assertThrows(ConfigException.class, () -> CacheOptions.load(bad));
     assertTrue(e.getMessage().contains("DBPrune"), e.getMessage());

@@ -19,6 +19,20 @@ public interface DiffusersTransformer extends DiffusersModel, Transformer {
     setAttention(Sdpa.of(backend));
   }
 
+  /** How this instance splits its sequence across ranks (default {@link SequenceParallel#NONE}). */
+  SequenceParallel sequenceParallel();
+
+  /** Replaces this instance's sequence sharing (context parallelism installs its own); null = none. */
+  void setSequenceParallel(SequenceParallel sequenceParallel);
+
+  /**
+   * Where this model class splits and gathers its sequence under context parallelism, or empty if it
+   * cannot run context-parallel.
+   */
+  default java.util.Optional<ContextParallelPlan> contextParallelPlan() {
+    return java.util.Optional.empty();
+  }
+
   /** One forward from diffusers-named inputs; returns {@code sample} (list outputs stacked). */
   Tensor forward(ForwardInputs inputs, StepContext step);
 

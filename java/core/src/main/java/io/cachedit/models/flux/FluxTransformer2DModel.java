@@ -8,6 +8,8 @@ import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.ContextParallelPlan;
+import io.cachedit.models.common.SequenceParallel;
 import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
@@ -238,9 +240,17 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
   public Tensor forward(Tensor hidden, Conditioning cond, int index, Rope.CosSin rope, StepContext step) {
     ensureOpen();
     Tensor e = cond.encoder();
-    if (rope.cos().size(0) != hidden.size(1) + e.size(1)) {
+    long imageLen = hidden.size(1);
+    long fullTextLen = e.size(1);
+    if (rope.cos().size(0) != imageLen + fullTextLen) {
       throw new IllegalArgumentException("RoPE tables cover " + rope.cos().size(0) + " tokens, the inputs "
-          + (hidden.size(1) + e.size(1)));
+          + (imageLen + fullTextLen));
+    }
+    SequenceParallel sp = sequenceParallel();
+    if (sp.active()) {  // this rank's text and image tokens, and their rows of the RoPE tables
+      hidden = CONTEXT_PARALLEL_PLAN.split(sp, "hidden_states", hidden);
+      e = CONTEXT_PARALLEL_PLAN.split(sp, "encoder_hidden_states", e);
+      rope = new Rope.CosSin(splitRope(sp, rope.cos(), fullTextLen), splitRope(sp, rope.sin(), fullTextLen));
     }
     Tensor h = xEmbedder.forward(hidden.to(dtype));
     Args args = new Args(cond.temb().select(0, index), rope, attention(), cond.blockModulations(), index);
@@ -256,7 +266,32 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
     }
     // norm_out: layer_norm(h) * (1 + scale) + shift, modulation precomputed
     h = torch.addcmul(cond.outShift().select(0, index), Norms.layerNorm(h, 1e-6), cond.outScale1p().select(0, index));
-    return projOut.forward(h);
+    return CONTEXT_PARALLEL_PLAN.gather(sp, "proj_out", projOut.forward(h), imageLen);
+  }
+
+  /**
+   * Where FLUX's sequence is split under context parallelism (diffusers' {@code _cp_plan}): text and
+   * image tokens each split along the sequence, with the RoPE rows of {@code txt_ids} and
+   * {@code img_ids}; {@code proj_out}'s image tokens gathered. Each rank's attention sees its text
+   * part followed by its image part; attention without a mask does not depend on the tokens' order,
+   * and each token keeps its own rotary position.
+   */
+  public static final ContextParallelPlan CONTEXT_PARALLEL_PLAN = ContextParallelPlan.of("FluxTransformer2DModel",
+      List.of(ContextParallelPlan.split("hidden_states", 1, 3, "image tokens [B, S_img, C]"),
+          ContextParallelPlan.split("encoder_hidden_states", 1, 3, "text tokens [B, S_txt, inner]"),
+          ContextParallelPlan.split("txt_ids", 0, 2, "RoPE rows of the text tokens [S_txt, D]"),
+          ContextParallelPlan.split("img_ids", 0, 2, "RoPE rows of the image tokens [S_img, D]"),
+          ContextParallelPlan.gather("proj_out", 1, 3, "the prediction for the image tokens [B, S_img, C_out]")));
+
+  @Override
+  public java.util.Optional<ContextParallelPlan> contextParallelPlan() {
+    return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
+  }
+
+  private static Tensor splitRope(SequenceParallel sp, Tensor table, long textLen) {
+    Tensor text = CONTEXT_PARALLEL_PLAN.split(sp, "txt_ids", table.narrow(0, 0, textLen));
+    Tensor image = CONTEXT_PARALLEL_PLAN.split(sp, "img_ids", table.narrow(0, textLen, table.size(0) - textLen));
+    return torch.cat(new TensorVector(text, image), 0);
   }
 
   private static Tensor ids2d(Tensor ids, String name) {
@@ -331,28 +366,32 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
 
     /** Joint attention; returns {image output, text output} (projected). */
     Tensor[] joint(Tensor x, Tensor ctx, Args a) {
-      Tensor q = Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6);
-      Tensor k = Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6);
-      Tensor v = Attention.heads(toV.forward(x), heads);
-      Tensor cq = Norms.rmsNorm(Attention.heads(addQ.forward(ctx), heads), normAddedQ, 1e-6);
-      Tensor ck = Norms.rmsNorm(Attention.heads(addK.forward(ctx), heads), normAddedK, 1e-6);
-      Tensor cv = Attention.heads(addV.forward(ctx), heads);
-      q = Rope.apply(torch.cat(new TensorVector(cq, q), 2), a.rope());
-      k = Rope.apply(torch.cat(new TensorVector(ck, k), 2), a.rope());
-      v = torch.cat(new TensorVector(cv, v), 2);
-      Tensor o = Attention.merge(a.backend().attend(q, k, v, null)).to(q.scalar_type());
+      Tensor o = Attention.merge(a.backend().attendDeferred(
+          () -> torch.cat(new TensorVector(Attention.heads(addV.forward(ctx), heads), Attention.heads(toV.forward(x),
+              heads)), 2),
+          () -> Rope.apply(torch.cat(new TensorVector(
+              Norms.rmsNorm(Attention.heads(addQ.forward(ctx), heads), normAddedQ, 1e-6),
+              Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6)), 2), a.rope()),
+          () -> Rope.apply(torch.cat(new TensorVector(
+              Norms.rmsNorm(Attention.heads(addK.forward(ctx), heads), normAddedK, 1e-6),
+              Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6)), 2), a.rope()),
+          null).get()).to(x.scalar_type());
       long textLen = ctx.size(1);
       Tensor ctxOut = o.narrow(1, 0, textLen);
       Tensor imgOut = o.narrow(1, textLen, o.size(1) - textLen);
       return new Tensor[] {toOut.forward(imgOut), toAddOut.forward(ctxOut)};
     }
 
-    /** Self-attention over the joint sequence, unprojected (pre_only). */
-    Tensor self(Tensor x, Args a) {
-      Tensor q = Rope.apply(Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6), a.rope());
-      Tensor k = Rope.apply(Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6), a.rope());
-      Tensor v = Attention.heads(toV.forward(x), heads);
-      return Attention.merge(a.backend().attend(q, k, v, null)).to(q.scalar_type());
+    /**
+     * Self-attention over the joint sequence, unprojected (pre_only), possibly still in flight: the
+     * single-stream block computes its MLP meanwhile.
+     */
+    AttentionBackend.Result self(Tensor x, Args a) {
+      return a.backend().attendDeferred(
+          () -> Attention.heads(toV.forward(x), heads),
+          () -> Rope.apply(Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6), a.rope()),
+          () -> Rope.apply(Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6), a.rope()),
+          null);
     }
   }
 
@@ -411,8 +450,9 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
 
     Tensor forward(Tensor hidden, Args a) {
       Tensor[] n = norm.apply(hidden, a.modulation(slot, norm::modulation));
-      Tensor mlp = Activations.geluTanh(projMlp.forward(n[0]));
-      Tensor attnOut = attn.self(n[0], a);
+      AttentionBackend.Result attention = attn.self(n[0], a);
+      Tensor mlp = Activations.geluTanh(projMlp.forward(n[0]));  // while the attention output travels
+      Tensor attnOut = Attention.merge(attention.get()).to(hidden.scalar_type());
       return clipHalf(AdaLayerNorms.addGated(hidden, n[1], projOut.forward(torch.cat(new TensorVector(attnOut, mlp), 2))));
     }
 

@@ -8,6 +8,8 @@ import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.ContextParallelPlan;
+import io.cachedit.models.common.SequenceParallel;
 import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
@@ -187,13 +189,44 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersTransfor
     Tensor temb = timestepEmbedder.forward(Timesteps.embedding(t, 256, true, 0, 1000, 10000).to(dtype));
     Tensor e = txtIn.forward(Norms.rmsNorm(encoder.to(dtype), txtNorm, 1e-6));
     Rope.CosSin[] rope = rope(imgShapes, e.size(1));
+    SequenceParallel sp = sequenceParallel();
+    if (sp.active()) {  // this rank's image and text tokens, their RoPE rows and text mask
+      h = CONTEXT_PARALLEL_PLAN.split(sp, "hidden_states", h);
+      e = CONTEXT_PARALLEL_PLAN.split(sp, "encoder_hidden_states", e);
+      encoderMask = CONTEXT_PARALLEL_PLAN.split(sp, "encoder_hidden_states_mask", encoderMask);
+      rope = new Rope.CosSin[] {
+          new Rope.CosSin(CONTEXT_PARALLEL_PLAN.split(sp, "pos_embed.0", rope[0].cos()),
+              CONTEXT_PARALLEL_PLAN.split(sp, "pos_embed.0", rope[0].sin())),
+          new Rope.CosSin(CONTEXT_PARALLEL_PLAN.split(sp, "pos_embed.1", rope[1].cos()),
+              CONTEXT_PARALLEL_PLAN.split(sp, "pos_embed.1", rope[1].sin()))};
+    }
     Tensor mask = null;
     if (encoderMask != null) {
       Tensor imageMask = torch.ones(new long[] {h.size(0), h.size(1)}, new TensorOptions(ScalarType.Bool));
       mask = torch.cat(new TensorVector(encoderMask.to(ScalarType.Bool), imageMask), 1).unsqueeze(1).unsqueeze(1);
     }
     BlockIO out = blocks.forward(h, e, new Args(temb, rope[0], rope[1], mask, attention()), step);
-    return projOut.forward(normOut.forward(out.hidden(), temb));
+    return CONTEXT_PARALLEL_PLAN.gather(sp, "proj_out", projOut.forward(normOut.forward(out.hidden(), temb)), tokens);
+  }
+
+  /**
+   * Where Qwen-Image splits its sequence under context parallelism (diffusers' {@code _cp_plan}):
+   * image tokens, text tokens and the text mask along the sequence, and the rows of both RoPE tables
+   * ({@code pos_embed}'s two outputs); {@code proj_out}'s image tokens gathered. Each rank's keys are
+   * its text part then its image part, and the mask covers them in that order.
+   */
+  public static final ContextParallelPlan CONTEXT_PARALLEL_PLAN = ContextParallelPlan.of(
+      "QwenImageTransformer2DModel",
+      List.of(ContextParallelPlan.split("hidden_states", 1, 3, "image tokens [B, S_img, inner]"),
+          ContextParallelPlan.split("encoder_hidden_states", 1, 3, "text tokens [B, S_txt, inner]"),
+          ContextParallelPlan.split("encoder_hidden_states_mask", 1, 2, "text mask [B, S_txt]"),
+          ContextParallelPlan.split("pos_embed.0", 0, 2, "RoPE rows of the image tokens [S_img, D]"),
+          ContextParallelPlan.split("pos_embed.1", 0, 2, "RoPE rows of the text tokens [S_txt, D]"),
+          ContextParallelPlan.gather("proj_out", 1, 3, "the prediction for the image tokens [B, S_img, C]")));
+
+  @Override
+  public java.util.Optional<ContextParallelPlan> contextParallelPlan() {
+    return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
   }
 
   private static String describe(List<long[]> shapes) {

@@ -8,6 +8,8 @@ import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.ContextParallelPlan;
+import io.cachedit.models.common.SequenceParallel;
 import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
@@ -157,10 +159,31 @@ public final class SD3Transformer2DModel extends AbstractDiffusersTransformer {
     Tensor temb = timestepEmbedder.forward(Timesteps.embedding(timestep, 256, true, 0).to(dtype))
         .add(textEmbedder.forward(pooled.to(dtype)));
     Tensor e = contextEmbedder.forward(encoder.to(dtype));
+    long tokens = x.size(1);
+    SequenceParallel sp = sequenceParallel();
+    x = CONTEXT_PARALLEL_PLAN.split(sp, "hidden_states", x);
+    e = CONTEXT_PARALLEL_PLAN.split(sp, "encoder_hidden_states", e);
     x = blocks.forward(x, e, new Args(temb, skipLayers, attention()), step).hidden();
-    x = projOut.forward(normOut.forward(x, temb));
+    x = CONTEXT_PARALLEL_PLAN.gather(sp, "proj_out", projOut.forward(normOut.forward(x, temb)), tokens);
     return x.reshape(x.size(0), h, w, p, p, config.outChannels()).permute(0, 5, 1, 3, 2, 4)
         .reshape(x.size(0), config.outChannels(), h * p, w * p);
+  }
+
+  /**
+   * Where SD3 splits its sequence under context parallelism (cachedit's plan; SD3 has none upstream):
+   * the patch tokens after the positional embedding and the projected text tokens, each along the
+   * sequence; {@code proj_out}'s patch tokens gathered. Joint attention has no mask and no rotary
+   * positions, so each rank's [image; text] parts attend as the whole sequence does; SD3.5's second,
+   * image-only attention runs over the split image tokens.
+   */
+  public static final ContextParallelPlan CONTEXT_PARALLEL_PLAN = ContextParallelPlan.of("SD3Transformer2DModel",
+      List.of(ContextParallelPlan.split("hidden_states", 1, 3, "patch tokens with pos_embed [B, S_img, inner]"),
+          ContextParallelPlan.split("encoder_hidden_states", 1, 3, "context_embedder's tokens [B, S_txt, inner]"),
+          ContextParallelPlan.gather("proj_out", 1, 3, "the prediction per patch token [B, S_img, p*p*C]")));
+
+  @Override
+  public java.util.Optional<ContextParallelPlan> contextParallelPlan() {
+    return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
   }
 
   @Override

@@ -7,6 +7,8 @@ import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.ContextParallelPlan;
+import io.cachedit.models.common.SequenceParallel;
 import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.FeedForward;
 import io.cachedit.models.common.ForwardInputs;
@@ -183,6 +185,13 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
     Tensor x = torch.conv3d(hidden.to(dtype), patchWeight, new TensorOptional(patchBias),
         new long[] {p[0], p[1], p[2]}, new long[] {0, 0, 0}, new long[] {1, 1, 1}, 1);
     x = x.flatten(2, -1).transpose(1, 2);
+    long tokens = x.size(1);
+    SequenceParallel sp = sequenceParallel();
+    if (sp.active()) {  // this rank's video tokens and their RoPE rows; the text stays whole
+      x = CONTEXT_PARALLEL_PLAN.split(sp, "hidden_states", x);
+      rope = new Rope.CosSin(CONTEXT_PARALLEL_PLAN.split(sp, "rotary_emb", rope.cos()),
+          CONTEXT_PARALLEL_PLAN.split(sp, "rotary_emb", rope.sin()));
+    }
     Tensor e = encoder.to(dtype);
     Tensor temb = timeEmbedder.forward(Timesteps.embedding(timestep, config.freqDim(), true, 0).to(dtype)).to(dtype);
     Tensor timestepProj = timeProj.forward(Activations.silu(temb)).unflatten(1, new long[] {6, -1});
@@ -198,9 +207,24 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
     Tensor shift = ss.narrow(1, 0, 1);
     Tensor scale = ss.narrow(1, 1, 1);
     x = Norms.fp32LayerNorm(x, null, null, config.eps()).mul(scale.add(new Scalar(1.0))).add(shift).to(x.scalar_type());
-    x = projOut.forward(x);
+    x = CONTEXT_PARALLEL_PLAN.gather(sp, "proj_out", projOut.forward(x), tokens);
     return x.reshape(b, ppf, pph, ppw, p[0], p[1], p[2], -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
         .flatten(6, 7).flatten(4, 5).flatten(2, 3);
+  }
+
+  /**
+   * Where Wan splits its sequence under context parallelism (diffusers' {@code _cp_plan}): the patch
+   * tokens entering {@code blocks.0} and the rows of the RoPE tables; {@code proj_out}'s output
+   * gathered. Cross-attention keys (text, CLIP image) are not split: each rank attends to them whole.
+   */
+  public static final ContextParallelPlan CONTEXT_PARALLEL_PLAN = ContextParallelPlan.of("WanTransformer3DModel",
+      List.of(ContextParallelPlan.split("hidden_states", 1, 3, "patch tokens entering blocks.0 [B, S, inner]"),
+          ContextParallelPlan.split("rotary_emb", 0, 2, "RoPE rows of the patch tokens [S, head_dim]"),
+          ContextParallelPlan.gather("proj_out", 1, 3, "the prediction per patch token [B, S, C_out * patch]")));
+
+  @Override
+  public java.util.Optional<ContextParallelPlan> contextParallelPlan() {
+    return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
   }
 
   @Override
@@ -274,11 +298,13 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
         q = Rope.apply(q, rope);
         k = Rope.apply(k, rope);
       }
-      Tensor o = Attention.merge(backend.attend(q, k, v, null)).to(q.scalar_type());
+      // self-attention over the (possibly split) sequence; cross-attention to a context every rank holds whole
+      Tensor o = Attention.merge(context == null ? backend.attend(q, k, v, null)
+          : backend.attendCross(q, k, v, null)).to(q.scalar_type());
       if (img != null) {
         Tensor ki = Attention.heads(Norms.torchRmsNorm(addK.forward(img), normAddedK, eps), heads);
         Tensor vi = Attention.heads(addV.forward(img), heads);
-        o = o.add(Attention.merge(backend.attend(q, ki, vi, null)).to(q.scalar_type()));
+        o = o.add(Attention.merge(backend.attendCross(q, ki, vi, null)).to(q.scalar_type()));
       }
       return toOut.forward(o);
     }

@@ -7,6 +7,8 @@ import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
 import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.ContextParallelPlan;
+import io.cachedit.models.common.SequenceParallel;
 import io.cachedit.models.common.AbstractDiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.ForwardPattern;
@@ -291,16 +293,11 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
     // Noise refiner over the image tokens, caption refiner over the caption tokens.
     Rope.CosSin xRope = rope(xIds);
     Tensor x = padSequence(xs);
-    Args xArgs = new Args(keepMask(xLens, x.size(1)), xRope, adaln, attention());
-    for (ZImageTransformerBlock b : noiseRefiner) {
-      x = b.forward(x, xArgs);
-    }
+    x = refine(noiseRefiner, "noise_refiner", x, new Args(keepMask(xLens, x.size(1)), xRope, adaln, attention()));
     Rope.CosSin capRope = rope(capIds);
     Tensor cap = padSequence(caps);
-    Args capArgs = new Args(keepMask(capLens, cap.size(1)), capRope, null, attention());
-    for (ZImageTransformerBlock b : contextRefiner) {
-      cap = b.forward(cap, capArgs);
-    }
+    cap = refine(contextRefiner, "context_refiner", cap, new Args(keepMask(capLens, cap.size(1)), capRope, null,
+        attention()));
 
     // Unified [image; caption] stream through the cached main stack.
     List<Tensor> unified = new ArrayList<>();
@@ -318,11 +315,15 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
     Tensor u = padSequence(unified);
     Args uArgs = new Args(keepMask(uLens, u.size(1)), new Rope.CosSin(padSequence(uCos), padSequence(uSin)), adaln,
         attention());
-    u = layers.forward(u, null, uArgs, step).hidden();
+    long unifiedLen = u.size(1);
+    SequenceParallel sp = sequenceParallel();
+    u = CONTEXT_PARALLEL_PLAN.split(sp, "layers.x", u);
+    u = layers.forward(u, null, split(sp, "layers", uArgs), step).hidden();
 
     // FinalLayer: scale-only modulation, then unpatchify each image's own tokens.
     Tensor scale = head.finalModulation().forward(Activations.silu(adaln)).add(new Scalar(1.0));
     u = head.finalLinear().forward(Norms.layerNorm(u, 1e-6).mul(scale.unsqueeze(1)));
+    u = CONTEXT_PARALLEL_PLAN.gather(sp, "all_final_layer", u, unifiedLen);
     List<Tensor> out = new ArrayList<>();
     for (int i = 0; i < batch; i++) {
       long[] s = sizes.get(i);
@@ -333,6 +334,58 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
           .permute(6, 0, 3, 1, 4, 2, 5).reshape(c, s[1], s[2], s[3]));
     }
     return out;
+  }
+
+  /** A refiner stage: split at its first block, gathered after its last (whole again for the unified stream). */
+  private Tensor refine(List<ZImageTransformerBlock> stage, String name, Tensor x, Args args) {
+    if (stage.isEmpty()) {
+      return x;
+    }
+    SequenceParallel sp = sequenceParallel();
+    long length = x.size(1);
+    Args local = split(sp, name, args);
+    Tensor h = CONTEXT_PARALLEL_PLAN.split(sp, name + ".x", x);
+    for (ZImageTransformerBlock b : stage) {
+      h = b.forward(h, local);
+    }
+    return CONTEXT_PARALLEL_PLAN.gather(sp, name + ".out", h, length);
+  }
+
+  /** This rank's rows of a stage's RoPE tables and key mask. */
+  private static Args split(SequenceParallel sp, String stage, Args a) {
+    if (!sp.active()) {
+      return a;
+    }
+    return new Args(CONTEXT_PARALLEL_PLAN.split(sp, stage + ".attn_mask", a.mask()),
+        new Rope.CosSin(CONTEXT_PARALLEL_PLAN.split(sp, stage + ".freqs_cis", a.rope().cos()),
+            CONTEXT_PARALLEL_PLAN.split(sp, stage + ".freqs_cis", a.rope().sin())), a.adaln(), a.backend());
+  }
+
+  /**
+   * Where Z-Image splits its sequences under context parallelism (cache-dit's plan): each stage's
+   * padded token batch at its first block, with the rows of its RoPE table and key mask
+   * ({@code noise_refiner}, {@code context_refiner}, then the unified {@code layers}); the refiners'
+   * outputs gathered after their last block, the main stack's after {@code all_final_layer}.
+   */
+  public static final ContextParallelPlan CONTEXT_PARALLEL_PLAN;
+
+  static {
+    List<ContextParallelPlan.Point> points = new ArrayList<>();
+    for (String stage : List.of("noise_refiner", "context_refiner", "layers")) {
+      points.add(ContextParallelPlan.split(stage + ".x", 1, 3, stage + "'s tokens [B, S, dim]"));
+      points.add(ContextParallelPlan.split(stage + ".freqs_cis", 1, 3, stage + "'s RoPE rows [B, S, head_dim]"));
+      points.add(ContextParallelPlan.split(stage + ".attn_mask", 3, 4, stage + "'s key mask [B, 1, 1, S]"));
+      if (!stage.equals("layers")) {
+        points.add(ContextParallelPlan.gather(stage + ".out", 1, 3, stage + "'s output [B, S, dim]"));
+      }
+    }
+    points.add(ContextParallelPlan.gather("all_final_layer", 1, 3, "the final layer's output [B, S, patch*C]"));
+    CONTEXT_PARALLEL_PLAN = ContextParallelPlan.of("ZImageTransformer2DModel", points);
+  }
+
+  @Override
+  public java.util.Optional<ContextParallelPlan> contextParallelPlan() {
+    return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
   }
 
   /**

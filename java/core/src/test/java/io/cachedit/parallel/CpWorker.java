@@ -1,0 +1,334 @@
+package io.cachedit.parallel;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.cachedit.CacheDit;
+import io.cachedit.CacheHandle;
+import io.cachedit.cache.CacheOptions;
+import io.cachedit.cache.CacheStats;
+import io.cachedit.cache.DBCacheConfig;
+import io.cachedit.kernels.NativeRuntime;
+import io.cachedit.kernels.NativeScope;
+import io.cachedit.models.FluxModelTestSupport;
+import io.cachedit.models.ModelSpec;
+import io.cachedit.models.ModelSpecs;
+import io.cachedit.models.common.DiffusersTransformer;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.models.common.StepContext;
+import io.cachedit.pipeline.ModelRegistry;
+import java.io.IOException;
+import java.io.Writer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * One rank of a multi-process test ({@link ContextParallelTest} starts it with torchrun's variables):
+ * runs a suite of scenarios, each first on this process alone (the single-process reference) and then
+ * context-parallel, and writes one JSON line per scenario to {@code <dir>/rank<r>.jsonl}.
+ *
+ * <p>Arguments: {@code <dir> <suite>}. Suites: {@code modes-2}, {@code modes-3}, {@code modes-4},
+ * {@code cache}, {@code fault}, {@code memory}.
+ */
+public final class CpWorker {
+  static final String[] MODELS = {"FLUX.1", "Qwen-Image", "Z-Image", "Wan2.1-T2V", "SD3.5"};
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private final int rank;
+  private final int world;
+  private final Writer out;
+
+  private CpWorker(int rank, int world, Writer out) {
+    this.rank = rank;
+    this.world = world;
+    this.out = out;
+  }
+
+  public static void main(String[] args) throws Exception {
+    NativeRuntime.initialize();
+    torch.set_num_threads(1);
+    DistributedEnvironment env = DistributedEnvironment.fromEnvironment();
+    Path dir = Path.of(args[0]);
+    String suite = args[1];
+    try (Writer w = Files.newBufferedWriter(dir.resolve("rank" + env.rank() + ".jsonl"), StandardOpenOption.CREATE,
+        StandardOpenOption.TRUNCATE_EXISTING)) {
+      CpWorker worker = new CpWorker(env.rank(), env.worldSize(), w);
+      try {
+        switch (suite) {
+          case "cache" -> worker.cache();
+          case "fault" -> worker.fault(env);
+          case "memory" -> worker.memory();
+          case "close-early" -> worker.closeEarly(env);
+          default -> worker.modes(env, suite);
+        }
+      } catch (RuntimeException e) {
+        worker.record(Map.of("error", e.getClass().getSimpleName(), "message", String.valueOf(e.getMessage())));
+        w.flush();
+        e.printStackTrace();
+        System.exit(3);
+      }
+    }
+    System.exit(0);  // the JVM's native threads (Gloo, OpenMP) need no orderly shutdown
+  }
+
+  private void record(Map<String, Object> line) {
+    try {
+      Map<String, Object> m = new LinkedHashMap<>(line);
+      m.put("rank", rank);
+      out.write(JSON.writeValueAsString(m));
+      out.write('\n');
+      out.flush();
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Every mode against single-process outputs
+
+  /** The parallel configs of a suite: {config spec, inputs ("uneven" or "even")}. */
+  static List<String[]> configs(String suite) {
+    return switch (suite) {
+      case "modes-2" -> List.of(
+          new String[] {"ulysses=2", "uneven"},
+          new String[] {"ulysses=2,anything", "uneven"},
+          new String[] {"ulysses=2,float8", "uneven"},
+          new String[] {"ulysses=2,async", "uneven"},
+          new String[] {"ulysses=2,anything,float8,async", "uneven"},
+          new String[] {"ring=2", "even"},
+          new String[] {"ring=2,allgather", "even"});
+      case "modes-3" -> List.of(
+          new String[] {"ulysses=3", "uneven"},
+          new String[] {"ulysses=3,anything,float8", "uneven"},
+          new String[] {"ulysses=3,async", "uneven"});
+      case "modes-4" -> List.of(
+          new String[] {"ulysses=2,ring=2", "even"},
+          new String[] {"ulysses=4,anything", "uneven"});
+      default -> throw new IllegalArgumentException("unknown suite " + suite);
+    };
+  }
+
+  private void modes(DistributedEnvironment env, String suite) {
+    try (ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment())) {
+      for (String[] c : configs(suite)) {
+        ParallelismConfig config = ParallelismConfig.parse(c[0]);
+        for (String name : MODELS) {
+          try (PointerScope scope = new PointerScope();
+               DiffusersTransformer model = model(name)) {
+            Map<String, Tensor> in = inputs(name, c[1].equals("even") ? 4 * 3 : 5, c[1].equals("even"));
+            ModelSpec spec = spec(name);
+            List<Tensor> reference = loop(model, spec, in, 3);
+            long bytesBefore = groups.world().bytesSent();
+            List<Tensor> parallel;
+            try (ContextParallel cp = ContextParallel.apply(model, config, groups)) {
+              parallel = loop(model, spec, in, 3);
+            }
+            double maxDiff = 0;
+            double maxAbs = 0;
+            for (int i = 0; i < reference.size(); i++) {
+              maxDiff = Math.max(maxDiff, reference.get(i).sub(parallel.get(i)).abs().max().item_double());
+              maxAbs = Math.max(maxAbs, reference.get(i).abs().max().item_double());
+            }
+            List<Tensor> after = loop(model, spec, in, 1);
+            record(Map.of("config", c[0], "model", name, "maxDiff", maxDiff, "maxAbs", maxAbs,
+                "firstDiff", reference.get(0).sub(parallel.get(0)).abs().max().item_double(),
+                "firstAbs", reference.get(0).abs().max().item_double(),
+                "restored", torch.equal(after.get(0), reference.get(0)),
+                "bytes", groups.world().bytesSent() - bytesBefore));
+          }
+        }
+      }
+    }
+  }
+
+  static DiffusersTransformer model(String name) {
+    return ModelRegistry.defaults().randomTransformer(spec(name).configJson(), 4, ScalarType.Float);
+  }
+
+  static ModelSpec spec(String name) {
+    return ModelSpecs.all().stream().filter(s -> s.name().equals(name)).findFirst().orElseThrow();
+  }
+
+  /**
+   * Forward inputs whose text has {@code textLen} tokens; {@code even} picks image sizes every tested
+   * group size divides (for ring attention), otherwise sizes 2, 3 and 4 ranks do not all divide.
+   */
+  static Map<String, Tensor> inputs(String name, int textLen, boolean even) {
+    Map<String, Tensor> in = new LinkedHashMap<>(spec(name).inputs().apply(7));
+    torch.manual_seed(17);
+    switch (name) {
+      case "FLUX.1" -> {
+        in.put("encoder_hidden_states", torch.randn(2, textLen, 12));
+        in.put("txt_ids", torch.zeros(textLen, 3));
+        if (!even) {  // 15 image tokens
+          in.put("hidden_states", torch.randn(2, 15, 8));
+          in.put("img_ids", FluxModelTestSupport.inputs(7, 0.5).get("img_ids").narrow(0, 0, 15));
+        }
+      }
+      case "Qwen-Image" -> {
+        in.put("encoder_hidden_states", torch.randn(2, textLen, 12));
+        Tensor mask = torch.ones(2, textLen);
+        mask.select(0, 1).narrow(0, textLen - 2, 2).zero_();  // the second prompt is shorter
+        in.put("encoder_hidden_states_mask", mask);
+      }
+      case "SD3.5" -> in.put("encoder_hidden_states", torch.randn(2, textLen, 12));
+      case "Wan2.1-T2V" -> {
+        if (!even) {
+          in.put("hidden_states", torch.randn(1, 4, 3, 6, 10));  // 45 patch tokens
+        }
+      }
+      default -> { }  // Z-Image pads every sequence to a multiple of 32
+    }
+    return in;
+  }
+
+  /** {@code steps} forwards of a toy denoising loop (timestep falls, latents move by the prediction). */
+  static List<Tensor> loop(DiffusersTransformer model, ModelSpec spec, Map<String, Tensor> inputs, int steps) {
+    List<Tensor> outs = new ArrayList<>();
+    Map<String, Tensor> in = new LinkedHashMap<>(inputs);
+    Tensor x = in.get(spec.hiddenKey());
+    for (int t = 0; t < steps; t++) {
+      double sigma = 1.0 - (double) t / steps;
+      Tensor ts = in.get(spec.timestepKey());
+      in.put(spec.timestepKey(), torch.full(ts.sizes().vec().get(), new Scalar(sigma * spec.timestepScale()))
+          .to(ts.scalar_type()));
+      in.put(spec.hiddenKey(), x);
+      Tensor v = model.forward(new ForwardInputs(in, spec.values()),
+          new StepContext(1, t, steps, StepContext.Branch.SINGLE));
+      outs.add(v);
+      if (java.util.Arrays.equals(v.sizes().vec().get(), x.sizes().vec().get())) {
+        x = x.sub(v.to(x.scalar_type()).mul(new Scalar(1.0 / steps)));
+      }
+    }
+    return outs;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Caching under context parallelism, through the facade (options with a parallelism section)
+
+  /** DBCache F1B0 with a threshold no diff of the tiny model's 12 steps lies within 3% of. */
+  static CacheOptions cacheOptions(String model) {
+    return CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(1).bnComputeBlocks(0).maxWarmupSteps(2)
+        .residualDiffThreshold(model.equals("FLUX.1") ? 0.65 : 0.41).build());
+  }
+
+  private void cache() {
+    for (String name : List.of("FLUX.1", "Wan2.1-T2V")) {
+      try (PointerScope scope = new PointerScope();
+           DiffusersTransformer model = model(name)) {
+        ModelSpec spec = spec(name);
+        Map<String, Tensor> in = inputs(name, 5, false);
+        List<Tensor> reference;
+        CacheStats single;
+        try (CacheHandle h = CacheDit.enableCache(model, cacheOptions(name))) {
+          reference = loop(model, spec, in, 12);
+          single = h.stats().get(0);
+        }
+        List<Tensor> parallel;
+        CacheStats multi;
+        try (CacheHandle h = CacheDit.enableCache(model, cacheOptions(name).withParallelism(
+            ParallelismConfig.parse("ulysses=" + world + ",anything")))) {
+          parallel = loop(model, spec, in, 12);
+          multi = h.stats().get(0);
+        }
+        double maxDiff = 0;
+        for (int i = 0; i < reference.size(); i++) {
+          maxDiff = Math.max(maxDiff, reference.get(i).sub(parallel.get(i)).abs().max().item_double());
+        }
+        record(Map.of("model", name, "singleCached", single.cachedSteps(), "parallelCached", multi.cachedSteps(),
+            "singleDiffs", single.allDiffs(false), "parallelDiffs", multi.allDiffs(false),
+            "maxDiff", maxDiff));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // A rank lost mid-generation
+
+  private void fault(DistributedEnvironment env) {
+    try (ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
+         PointerScope scope = new PointerScope();
+         DiffusersTransformer model = model("FLUX.1");
+         ContextParallel cp = ContextParallel.apply(model, ParallelismConfig.parse("ulysses=" + world), groups)) {
+      ModelSpec spec = spec("FLUX.1");
+      Map<String, Tensor> in = inputs("FLUX.1", 5, false);
+      loop(model, spec, in, 2);
+      record(Map.of("phase", "first generation done"));
+      if (rank == 1) {
+        Runtime.getRuntime().halt(17);  // dies without closing anything, as a killed process does
+      }
+      long t0 = System.nanoTime();
+      try {
+        loop(model, spec, in, 2);
+        record(Map.of("phase", "second generation done (unexpected)"));
+      } catch (io.cachedit.error.DistributedException e) {
+        record(Map.of("phase", "failed", "message", e.getMessage(), "lostRank", e.rank().orElse(-1),
+            "ms", (System.nanoTime() - t0) / 1_000_000));
+      }
+    }
+  }
+
+  /** Rank 0 leaves (closes its groups) while the others are inside a collective with it. */
+  private void closeEarly(DistributedEnvironment env) {
+    ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
+    try (PointerScope scope = new PointerScope()) {
+      CommGroup sub = groups.subgroup("early", List.of(0, 1));
+      sub.allReduceSum(torch.ones(4));
+      if (rank == 0) {
+        try {
+          Thread.sleep(1000);  // rank 1's data for the next collective is already here
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        groups.close();
+        record(Map.of("phase", "closed"));
+        return;
+      }
+      try {
+        Tensor in = torch.ones(1 << 20);
+        sub.startAllToAll(torch.empty(1 << 20), in, null, null).waitFor();
+        record(Map.of("phase", "reduced (unexpected)"));
+      } catch (io.cachedit.error.DistributedException e) {
+        record(Map.of("phase", "failed", "message", e.getMessage()));
+      }
+    }
+    groups.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Native memory over many parallel generations
+
+  private void memory() {
+    try (PointerScope outer = new PointerScope();
+         DiffusersTransformer model = model("FLUX.1");
+         CacheHandle h = CacheDit.enableCache(model, cacheOptions("FLUX.1").withParallelism(
+             ParallelismConfig.parse("ulysses=" + world + ",anything,float8")))) {
+      ModelSpec spec = spec("FLUX.1");
+      Map<String, Tensor> in = inputs("FLUX.1", 5, false);
+      long after10 = 0;
+      long kept10 = 0;
+      for (int g = 1; g <= 50; g++) {
+        try (PointerScope s = new PointerScope()) {
+          loop(model, spec, in, 6);
+        }
+        if (g == 10) {
+          System.gc();
+          after10 = Pointer.physicalBytes();
+          kept10 = NativeScope.liveKeptHandles();
+        }
+      }
+      System.gc();
+      record(Map.of("after10", after10, "after50", Pointer.physicalBytes(), "kept10", kept10,
+          "kept50", NativeScope.liveKeptHandles()));
+    }
+  }
+}
