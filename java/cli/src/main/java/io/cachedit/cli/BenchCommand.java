@@ -83,6 +83,10 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--test-images", description = "test images in the Frechet reference (default ${DEFAULT-VALUE})")
   int testImages = 10_000;
 
+  @Option(names = "--parallel", paramLabel = "SPEC", description = "run every generation context-parallel across the "
+      + "processes of cachedit launch (e.g. ulysses=2); rank 0 writes the table and the plot")
+  String parallel;
+
   /** The sweep. */
   static Map<String, CacheOptions> configs() {
     Map<String, CacheOptions> c = new LinkedHashMap<>();
@@ -129,6 +133,8 @@ final class BenchCommand implements Callable<Integer> {
     }
   }
 
+  private boolean root = true;
+
   @Override
   public Integer call() throws IOException {
     Path dir = model != null ? model : GenerateCommand.home().resolve(BundledModel.DEFAULT_DIR);
@@ -137,7 +143,9 @@ final class BenchCommand implements Callable<Integer> {
     Files.createDirectories(out);
     List<Row> rows = new ArrayList<>();
     try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard();
-         BundledModel m = BundledModel.load(dir); FashionClassifier classifier = FashionClassifier.load(classifierPath)) {
+         BundledModel m = BundledModel.load(dir); FashionClassifier classifier = FashionClassifier.load(classifierPath);
+         ParallelRun pr = ParallelRun.start(ParallelRun.config(parallel, null), m.pipeline())) {
+      root = pr.root();
       for (String p : prompts) {
         m.textEncoder().index(p);
       }
@@ -160,6 +168,9 @@ final class BenchCommand implements Callable<Integer> {
       for (int s : steps) {
         rows.addAll(sweepSteps(m, sweep, s, testFeatures, classifier));
       }
+    }
+    if (!root) {
+      return 0;
     }
     writeMarkdown(rows);
     plot(rows, out.resolve("speedup-psnr.png"));
@@ -297,10 +308,11 @@ final class BenchCommand implements Callable<Integer> {
   void writeMarkdown(List<Row> rows) throws IOException {
     StringBuilder md = new StringBuilder();
     md.append("# Speed vs quality on the bundled model\n\n");
-    md.append(String.format(Locale.ROOT, "Command: `./cachedit bench --steps %s --seeds %s --n %d%s%s`. Machine: %s, %d"
+    md.append(String.format(Locale.ROOT, "Command: `./cachedit bench --steps %s --seeds %s --n %d%s%s%s`. Machine: %s, %d"
             + " cores, %s %s, %s. Prompts: %s; %d images per prompt and seed (%d per row), guidance %.1f.%n%n",
         join(steps), join(seeds), n, prompts.equals(FashionMnist.CLASSES) ? "" : " --prompts \"" + String.join(",",
-            prompts) + "\"", only == null ? "" : " --only \"" + only + "\"", System.getProperty("os.arch"),
+            prompts) + "\"", only == null ? "" : " --only \"" + only + "\"", parallel == null ? ""
+            : " --parallel " + parallel + " (under cachedit launch)", System.getProperty("os.arch"),
         Runtime.getRuntime().availableProcessors(), System.getProperty("java.vm.name"),
         System.getProperty("java.version"), System.getProperty("os.name"), String.join(", ", prompts), n,
         n * prompts.size() * seeds.size(), guidance));

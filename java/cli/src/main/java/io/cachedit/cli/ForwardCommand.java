@@ -41,9 +41,15 @@ final class ForwardCommand implements Callable<Integer> {
       description = "SDPA backend: auto, math, flash, efficient, cudnn (default ${DEFAULT-VALUE})")
   String attention;
 
+  @Option(names = "--parallel", paramLabel = "SPEC", description = "context parallelism across the processes of "
+      + "cachedit launch: ulysses=N, ring=N, anything, float8, async, allgather (docs/parallelism.md); rank 0 writes "
+      + "--out")
+  String parallel;
+
   @Override
   public Integer call() throws Exception {
     io.cachedit.models.common.Sdpa backend = parseBackend(attention);
+    io.cachedit.parallel.ParallelismConfig parallelism = ParallelRun.config(parallel, null);
     Map<String, Object> values = new LinkedHashMap<>();
     if (args != null) {
       Object parsed = new ObjectMapper().readValue(Files.readString(args), Object.class);
@@ -57,16 +63,24 @@ final class ForwardCommand implements Callable<Integer> {
          SafetensorsFile in = SafetensorsFile.open(inputs);
          PointerScope scope = new PointerScope();
          NoGradGuard noGrad = new NoGradGuard()) {
-      m.setAttention(backend);
+      m.setAttention(backend);  // the backend each rank's parallel attention runs locally
       Map<String, Tensor> tensors = new LinkedHashMap<>();
       for (String k : in.keys()) {
         tensors.put(k, in.tensor(k));
       }
       long loaded = System.nanoTime();
       // diffusers' output names: sample, or sample.0, sample.1, ... where the forward returns a list
-      Map<String, Tensor> outputs = m.outputs(new ForwardInputs(tensors, values), null);
+      Map<String, Tensor> outputs;
+      ParallelRun pr = ParallelRun.start(parallelism, java.util.List.of(m));
+      try (pr) {
+        outputs = m.outputs(new ForwardInputs(tensors, values), null);
+      }
       long done = System.nanoTime();
-      SafetensorsWriter.write(out, outputs, Map.of("model", m.className(), "dtype", dtype));
+      if (!pr.root()) {
+        return 0;
+      }
+      SafetensorsWriter.write(out, outputs, pr.active() ? Map.of("model", m.className(), "dtype", dtype, "parallel",
+          pr.config().strify()) : Map.of("model", m.className(), "dtype", dtype));
       Tensor first = outputs.values().iterator().next();
       System.out.printf("%s: %s %s %s, load %.2f s, forward %.3f s -> %s%n", m.className(),
           outputs.size() == 1 ? outputs.keySet().iterator().next() : outputs.size() + " outputs, first",

@@ -86,6 +86,12 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "print statistics as one JSON object instead of text")
   boolean json;
 
+  @Option(names = "--parallel", paramLabel = "SPEC", description = "context parallelism across the processes of "
+      + "cachedit launch (or torchrun's environment): a comma list of ulysses=N, ring=N and the flags anything, "
+      + "float8, async, allgather, e.g. ulysses=2,anything,float8 (docs/parallelism.md). Rank 0 writes --out and "
+      + "prints; with --compare the baseline is one process on all cores")
+  String parallel;
+
   static Path home() {
     return Path.of(System.getProperty("cachedit.home", "."));
   }
@@ -102,13 +108,16 @@ final class GenerateCommand implements Callable<Integer> {
     if (n < 1 || n > 1024 || steps < 1 || steps > 1000 || guidance < 0) {
       throw new IllegalArgumentException("--n must be 1..1024, --steps 1..1000, --guidance >= 0");
     }
-    CacheOptions options = options();
+    CacheOptions fileOptions = options();
+    io.cachedit.parallel.ParallelismConfig parallelism = ParallelRun.config(parallel, fileOptions);
+    CacheOptions options = ParallelRun.withoutParallelism(fileOptions);
     if (compare && options == null) {
       throw new IllegalArgumentException("--compare needs --cache or --cache-config (there is nothing to compare)");
     }
     Path dir = model != null ? model : home().resolve(BundledModel.DEFAULT_DIR);
     PrintStream err = System.err;
-    try (PointerScope scope = new PointerScope(); BundledModel m = BundledModel.load(dir)) {
+    try (PointerScope scope = new PointerScope(); BundledModel m = BundledModel.load(dir);
+         ParallelRun pr = ParallelRun.start(parallelism, m.pipeline())) {
       m.textEncoder().index(prompt);  // validate before any work
       // warm-up at the real batch shape, uncached and through the cache engine: JIT, allocator and thread pools
       // settle before anything is timed (otherwise the first timed run, the uncached one, pays for them)
@@ -118,11 +127,25 @@ final class GenerateCommand implements Callable<Integer> {
         Generation.run(m, prompt, n, seed, warmSteps, guidance, CachePresets.require("dbcache"), null).close();
       }
       Generation.Result base = null;
+      Generation.Result singleCached = null;  // under --parallel: the same cached generation on one process
       if (compare) {
-        base = Generation.run(m, prompt, n, seed, steps, guidance, null, progress("uncached", steps, err));
+        base = pr.singleProcessOnRoot(() -> {
+          if (pr.active()) {  // one process on all cores: warm it up as well
+            Generation.run(m, prompt, n, seed, warmSteps, guidance, null, null).close();
+          }
+          return Generation.run(m, prompt, n, seed, steps, guidance, null, progress("uncached", steps, err));
+        });
+        if (pr.active()) {
+          singleCached = pr.singleProcessOnRoot(() -> Generation.run(m, prompt, n, seed, steps, guidance, options,
+              progress("1 process", steps, err)));
+        }
       }
       Generation.Result run = Generation.run(m, prompt, n, seed, steps, guidance, options,
           progress(options == null ? "uncached" : "cached", steps, err));
+      if (!pr.root()) {  // rank 0 writes and reports
+        run.close();
+        return 0;
+      }
       List<Image8> images = images(run.images());
       Images.writePng(Images.upscale(Images.grid(images, columns(n), 1), 4), out);
       if (saveImages != null) {
@@ -142,6 +165,28 @@ final class GenerateCommand implements Callable<Integer> {
       stats.put("seconds", run.seconds());
       stats.put("cached_steps", run.cachedSteps());
       stats.put("ideal_speedup", run.idealSpeedup());
+      if (pr.active()) {
+        stats.put("parallel", pr.config().strify());
+        stats.put("world_size", pr.worldSize());
+      }
+      if (singleCached != null) {
+        boolean sameDecisions = singleCached.stats().stream().map(CacheStats::cachedSteps).toList()
+            .equals(run.stats().stream().map(CacheStats::cachedSteps).toList());
+        List<Image8> single = images(singleCached.images());
+        long differing = 0;
+        for (int i = 0; i < single.size(); i++) {
+          int[] a = single.get(i).data();
+          int[] b = images.get(i).data();
+          for (int j = 0; j < a.length; j++) {
+            differing += a[j] != b[j] ? 1 : 0;
+          }
+        }
+        stats.put("single_process_cached_seconds", singleCached.seconds());
+        stats.put("same_decisions_as_single_process", sameDecisions);
+        stats.put("max_abs_diff_vs_single_process", singleCached.images().sub(run.images()).abs().max().item_double());
+        stats.put("pixels_differing_vs_single_process", differing);
+        singleCached.close();
+      }
       Path comparePng = null;
       if (base != null) {
         List<Image8> ref = images(base.images());
@@ -194,9 +239,20 @@ final class GenerateCommand implements Callable<Integer> {
               run.stats().stream().mapToLong(CacheStats::blocksComputed).sum(),
               run.stats().stream().mapToLong(CacheStats::blocksTotal).sum(), run.idealSpeedup());
         }
+        if (pr.active()) {
+          System.out.printf(Locale.ROOT, "parallel: %s on %d processes%n", pr.config().strify(), pr.worldSize());
+        }
+        if (stats.has("same_decisions_as_single_process")) {
+          System.out.printf(Locale.ROOT, "vs the same cached generation on 1 process (%.2f s): %s decisions, max |diff| "
+              + "%.2e, %d of %d 8-bit pixels differ%n", stats.get("single_process_cached_seconds").asDouble(),
+              stats.get("same_decisions_as_single_process").asBoolean() ? "same" : "DIFFERENT",
+              stats.get("max_abs_diff_vs_single_process").asDouble(),
+              stats.get("pixels_differing_vs_single_process").asLong(), (long) n * 28 * 28);
+        }
         if (comparePng != null) {
-          System.out.printf(Locale.ROOT, "uncached %.2f s, cached %.2f s: speedup %.2fx%n",
-              stats.get("uncached_seconds").asDouble(), run.seconds(), stats.get("speedup").asDouble());
+          System.out.printf(Locale.ROOT, "uncached%s %.2f s, cached%s %.2f s: speedup %.2fx%n",
+              pr.active() ? " (1 process)" : "", stats.get("uncached_seconds").asDouble(),
+              pr.active() ? " (" + pr.worldSize() + " processes)" : "", run.seconds(), stats.get("speedup").asDouble());
           System.out.printf(Locale.ROOT, "cached vs uncached: PSNR %.2f dB, SSIM %.4f (side by side: %s)%n",
               stats.get("psnr").asDouble(), stats.get("ssim").asDouble(), comparePng);
         } else {

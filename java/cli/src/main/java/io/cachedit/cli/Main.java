@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code cachedit} command line. */
 @Command(name = "cachedit", mixinStandardHelpOptions = true, version = "cachedit 0.1.0",
     description = "Hybrid block caching for Diffusion Transformers on the JVM.",
-    subcommands = {ForwardCommand.class, TrainCommand.class, TrainClassifierCommand.class,
+    subcommands = {ForwardCommand.class, TrainCommand.class, TrainClassifierCommand.class, LaunchCommand.class,
         MetricsCommand.class, GenerateCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
   @Override

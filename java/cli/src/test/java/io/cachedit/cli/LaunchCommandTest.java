@@ -1,0 +1,125 @@
+package io.cachedit.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cachedit.io.SafetensorsFile;
+import io.cachedit.io.SafetensorsWriter;
+import io.cachedit.kernels.NativeRuntime;
+import io.cachedit.models.FluxModelTestSupport;
+import io.cachedit.models.TinyConfigs;
+import io.cachedit.models.common.DiffusersTransformer;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.pipeline.ModelRegistry;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Map;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code cachedit launch}: real processes on 127.0.0.1 running a parallel command. */
+class LaunchCommandTest {
+  record Output(int code, String out, String err) {}
+
+  static Output run(String... args) {
+    PrintStream out = System.out;
+    PrintStream err = System.err;
+    ByteArrayOutputStream o = new ByteArrayOutputStream();
+    ByteArrayOutputStream e = new ByteArrayOutputStream();
+    System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+    System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+    try {
+      int code = Main.run(args);
+      return new Output(code, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+    } finally {
+      System.setOut(out);
+      System.setErr(err);
+    }
+  }
+
+  @Test
+  void forwardOnTwoRanks_rankZeroWritesTheSingleProcessResult(@TempDir Path dir) {
+    NativeRuntime.initialize();
+    try (PointerScope scope = new PointerScope();
+         DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.flux(true), 3,
+             ScalarType.Float)) {
+      ModelRegistry.save(model, dir.resolve("model/transformer"));
+      Map<String, Tensor> inputs = FluxModelTestSupport.inputs(2, 0.75);  // 5 text tokens: uneven on 2 ranks
+      SafetensorsWriter.write(dir.resolve("in.safetensors"), inputs, Map.of());
+      Output r = run("launch", "--nproc", "2", "--", "forward", "--model", dir.resolve("model").toString(),
+          "--inputs", dir.resolve("in.safetensors").toString(), "--out", dir.resolve("out.safetensors").toString(),
+          "--parallel", "ulysses=2,anything");
+      assertEquals(0, r.code(), r.out() + r.err());
+      assertTrue(r.out().contains("[rank 0] FluxTransformer2DModel: sample"), r.out());
+      assertTrue(!r.out().contains("[rank 1] FluxTransformer2DModel"), "only rank 0 reports: " + r.out());
+      Tensor expected = model.forward(ForwardInputs.of(inputs), null);
+      try (SafetensorsFile out = SafetensorsFile.open(dir.resolve("out.safetensors"))) {
+        assertTrue(expected.sub(out.tensor("sample")).abs().max().item_double() < 1e-5);
+        assertEquals("Ulysses2_UAA_", out.metadata().get("parallel"));
+      }
+    }
+  }
+
+  /** The main job under context parallelism: same decisions and images as one process, compared in one run. */
+  @Test
+  void generateUnderLaunch_decidesAndDrawsAsOneProcess(@TempDir Path dir) throws Exception {
+    Path home = FashionCommandsTest.tinyHome(dir);
+    // the parallelism from the config file, its size resolved against WORLD_SIZE
+    java.nio.file.Files.writeString(dir.resolve("cache.yaml"), """
+        cache_config: {Fn_compute_blocks: 1, residual_diff_threshold: 1.5, max_warmup_steps: 4,
+                       max_continuous_cached_steps: 2}
+        parallelism_config: {ulysses_size: auto}
+        """);
+    Output r = run("launch", "--nproc", "2", "--", "generate", "--prompt", "sneaker", "--n", "2", "--steps", "10",
+        "--cache-config", dir.resolve("cache.yaml").toString(), "--compare", "--json", "--model",
+        home.resolve(io.cachedit.fashion.BundledModel.DEFAULT_DIR).toString(), "--out",
+        dir.resolve("grid.png").toString());
+    assertEquals(0, r.code(), r.out() + r.err());
+    String line = r.out().lines().filter(l -> l.startsWith("[rank 0] {")).findFirst().orElseThrow(
+        () -> new AssertionError("no JSON from rank 0: " + r.out()));
+    com.fasterxml.jackson.databind.JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+        line.substring("[rank 0] ".length()));
+    assertEquals("Ulysses2_", j.get("parallel").asText());
+    assertEquals(2, j.get("world_size").asInt());
+    assertTrue(j.get("same_decisions_as_single_process").asBoolean(), line);
+    assertTrue(j.get("max_abs_diff_vs_single_process").asDouble() < 1e-4, line);
+    assertTrue(j.get("cached_steps").asInt() > 0, line);
+    for (String key : new String[] {"speedup", "psnr", "uncached_seconds", "single_process_cached_seconds"}) {
+      assertTrue(j.has(key), key + " missing: " + line);
+    }
+    assertTrue(java.nio.file.Files.size(dir.resolve("grid-compare.png")) > 0);
+    assertTrue(r.out().lines().noneMatch(l -> l.startsWith("[rank 1] {")), "rank 1 prints nothing: " + r.out());
+  }
+
+  @Test
+  void aFailingRankStopsTheLaunchAndIsNamed(@TempDir Path dir) {
+    try (PointerScope scope = new PointerScope();
+         DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.dit(), 3,
+             ScalarType.Float)) {
+      ModelRegistry.save(model, dir.resolve("model/transformer"));
+      SafetensorsWriter.write(dir.resolve("in.safetensors"), Map.of("x", org.bytedeco.pytorch.global.torch.ones(1)),
+          Map.of());
+      // DiT has no context-parallel plan: every rank refuses before joining the group
+      Output r = run("launch", "--nproc", "2", "--", "forward", "--model", dir.resolve("model").toString(),
+          "--inputs", dir.resolve("in.safetensors").toString(), "--out", dir.resolve("o.safetensors").toString(),
+          "--parallel", "ulysses=2");
+      assertNotEquals(0, r.code());
+      assertTrue(r.err().matches("(?s).*cachedit launch: rank [01] exited with code 1; stopped the other ranks.*"),
+          r.err());
+      assertTrue(r.err().contains("DiTTransformer2DModel has no context-parallel plan"), r.err());
+      // a size that does not fit the world fails naming the field and WORLD_SIZE
+      r = run("launch", "--nproc", "2", "--", "forward", "--model", dir.resolve("model").toString(),
+          "--inputs", dir.resolve("in.safetensors").toString(), "--out", dir.resolve("o.safetensors").toString(),
+          "--parallel", "ulysses=3");
+      assertNotEquals(0, r.code());
+      assertTrue(r.err().contains("ulysses_size") && r.err().contains("WORLD_SIZE"), r.err());
+      assertEquals(1, run("launch", "--nproc", "0", "--", "forward").code());
+    }
+  }
+}
