@@ -32,6 +32,7 @@ public final class CommGroup {
   private volatile Backend nccl;
   private final AtomicLong bytesSent = new AtomicLong();
   private final AtomicLong calls = new AtomicLong();
+  private final AtomicLong waitNanos = new AtomicLong();
 
   CommGroup(ProcessGroups owner, String name, List<Integer> ranks, int globalRank) {
     this.owner = owner;
@@ -67,6 +68,14 @@ public final class CommGroup {
   /** Bytes this rank has sent to other members so far. */
   public long bytesSent() {
     return bytesSent.get();
+  }
+
+  /**
+   * Nanoseconds this rank spent blocked waiting for operations of this group to complete: the
+   * communication that computation did not hide.
+   */
+  public long waitNanos() {
+    return waitNanos.get();
   }
 
   /** Collectives and point-to-point operations issued so far. */
@@ -227,12 +236,14 @@ public final class CommGroup {
       if (done) {
         return;
       }
+      long t0 = System.nanoTime();
       try {
         work._wait();
         done = true;
       } catch (RuntimeException e) {
         throw group.failure(op, e, start);
       } finally {
+        group.waitNanos.addAndGet(System.nanoTime() - t0);
         if (done) {
           work.close();
         }

@@ -34,10 +34,12 @@ public final class ContextParallel implements AutoCloseable {
   private final ProcessGroups groups;
   private final CommGroup contextGroup;
   private final List<Installed> installed;
+  private final WireBytes wireBytes;
   private boolean closed;
 
   private ContextParallel(ParallelismConfig config, ProcessGroups groups, CommGroup contextGroup,
-      List<Installed> installed) {
+      List<Installed> installed, WireBytes wireBytes) {
+    this.wireBytes = wireBytes;
     this.config = config;
     this.groups = groups;
     this.contextGroup = contextGroup;
@@ -105,6 +107,7 @@ public final class ContextParallel implements AutoCloseable {
     SequenceSplitter splitter = new SequenceSplitter(cp, groups.host(), config.ulyssesAnything());
     Kernels kernels = Kernels.withThreads(Math.max(1, torch.get_num_threads()));
     List<Installed> installed = new ArrayList<>();
+    WireBytes wireBytes = new WireBytes();
     for (Transformer t : models) {
       DiffusersTransformer m = (DiffusersTransformer) t;
       AttentionBackend own = m.attention();
@@ -114,14 +117,14 @@ public final class ContextParallel implements AutoCloseable {
       }
       if (u > 1) {
         backend = new UlyssesAttention(ulysses, splitter, backend, kernels, config.ulyssesFloat8(),
-            config.ulyssesAsync());
+            config.ulyssesAsync(), wireBytes);
       }
       installed.add(new Installed(m, own, m.sequenceParallel()));
       m.setAttention(backend);
       m.setSequenceParallel(splitter);
       LOG.info("rank {}: {} runs context-parallel ({}) with {}", rank, m.className(), config.strify(), backend);
     }
-    return new ContextParallel(config, groups, cp, installed);
+    return new ContextParallel(config, groups, cp, installed, wireBytes);
   }
 
   /** Installs context parallelism on one model. */
@@ -156,6 +159,11 @@ public final class ContextParallel implements AutoCloseable {
   /** The ranks that share one sequence: cache decisions are all-reduced over them. */
   public CommGroup contextGroup() {
     return contextGroup;
+  }
+
+  /** Bytes this rank sent in Ulysses exchanges, per tensor, since this was applied. */
+  public WireBytes wireBytes() {
+    return wireBytes;
   }
 
   /** The models this runs on. */

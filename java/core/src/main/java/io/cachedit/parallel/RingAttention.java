@@ -3,6 +3,10 @@ package io.cachedit.parallel;
 import io.cachedit.error.ConfigException;
 import io.cachedit.models.common.AttentionBackend;
 import java.util.Arrays;
+import org.bytedeco.pytorch.Dispatcher;
+import org.bytedeco.pytorch.IValue;
+import org.bytedeco.pytorch.IValueVector;
+import org.bytedeco.pytorch.OperatorHandle;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
@@ -80,7 +84,7 @@ final class RingAttention implements AttentionBackend {
         Tensor merged = torch.logaddexp(lse, part[1]);
         Tensor wAcc = finite(torch.exp(lse.sub(merged))).unsqueeze(-1);
         Tensor wPart = finite(torch.exp(part[1].sub(merged))).unsqueeze(-1);
-        acc = acc.mul(wAcc).add(part[0].mul(wPart));
+        acc = acc.mul(wAcc).add(part[0].to(acc.scalar_type()).mul(wPart));
         lse = merged;
       }
       if (recv != null) {
@@ -118,10 +122,47 @@ final class RingAttention implements AttentionBackend {
 
   /**
    * Attention of {@code q} over one block of keys, and the log-sum-exp of its scores per query:
-   * {out [B, H, Sq, D], lse [B, H, Sq]}, computed in fp32 when {@code fp32} (else the input dtype).
-   * Queries with every key masked get output 0 and lse minus infinity, which the merge ignores.
+   * {out [B, H, Sq, D], lse [B, H, Sq]}, the output in fp32 when {@code fp32} (else the input dtype),
+   * the lse in fp32. On the CPU this is libtorch's fused flash-attention kernel (the one SDPA runs,
+   * called through the dispatcher for its second output); elsewhere the composite below. Queries
+   * whose keys are all masked get output 0 and lse minus infinity, which the merge weighs as nothing.
    */
-  static Tensor[] attendWithLse(Tensor q, Tensor k, Tensor v, Tensor mask, boolean fp32) {
+  Tensor[] attendWithLse(Tensor q, Tensor k, Tensor v, Tensor mask, boolean fp32) {
+    OperatorHandle flash = q.is_cuda() ? null : flashForCpu();  // a lookup per call: the handle lives in its scope
+    if (flash == null) {
+      return attendWithLseComposite(q, k, v, mask, fp32);
+    }
+    Tensor additive = mask == null ? null : mask.scalar_type().intern() == ScalarType.Bool
+        ? torch.zeros_like(mask, new org.bytedeco.pytorch.TensorOptions(q.scalar_type()),
+            new org.bytedeco.pytorch.MemoryFormatOptional()).masked_fill(mask.logical_not(),
+            new Scalar(Double.NEGATIVE_INFINITY))
+        : mask.to(q.scalar_type());
+    IValueVector stack = new IValueVector(new IValue(q), new IValue(k), new IValue(v), new IValue(0.0),
+        new IValue(false), additive == null ? new IValue() : new IValue(additive), new IValue());
+    flash.callBoxed(stack);
+    Tensor out = stack.get(0).toTensor();
+    Tensor lse = stack.get(1).toTensor().to(ScalarType.Float);
+    if (mask != null) {
+      // the kernel gives a query that sees no key of this block output 0 and lse 0; its lse is -inf
+      Tensor seesAKey = (mask.scalar_type().intern() == ScalarType.Bool ? mask
+          : mask.gt(new Scalar(Double.NEGATIVE_INFINITY))).any(-1).expand(lse.sizes().vec().get());
+      lse = lse.masked_fill(seesAKey.logical_not(), new Scalar(Double.NEGATIVE_INFINITY));
+      out = finite(out);
+    }
+    return new Tensor[] {fp32 ? out.to(ScalarType.Float) : out, lse};
+  }
+
+  /** libtorch's CPU flash attention with log-sum-exp, or null if this build lacks it. */
+  private static OperatorHandle flashForCpu() {
+    try {
+      return Dispatcher.singleton().findSchemaOrThrow("aten::_scaled_dot_product_flash_attention_for_cpu", "");
+    } catch (RuntimeException e) {
+      return null;
+    }
+  }
+
+  /** {@link #attendWithLse} from matmuls: the reference the fused path is tested against. */
+  static Tensor[] attendWithLseComposite(Tensor q, Tensor k, Tensor v, Tensor mask, boolean fp32) {
     ScalarType t = fp32 ? ScalarType.Float : q.scalar_type().intern();
     Tensor qf = q.to(t);
     Tensor scores = qf.matmul(k.to(t).transpose(-2, -1)).mul(new Scalar(1.0 / Math.sqrt(q.size(-1))));
@@ -132,9 +173,8 @@ final class RingAttention implements AttentionBackend {
     }
     Tensor lse = scores.logsumexp(new long[] {-1}, true);
     Tensor probs = torch.exp(scores.sub(lse));
-    Tensor out = torch.nan_to_num(probs.matmul(v.to(t)), new org.bytedeco.pytorch.DoubleOptional(0.0),
-        new org.bytedeco.pytorch.DoubleOptional(), new org.bytedeco.pytorch.DoubleOptional());
-    return new Tensor[] {out, lse.squeeze(-1)};
+    Tensor out = finite(probs.matmul(v.to(t)));
+    return new Tensor[] {out, lse.squeeze(-1).to(ScalarType.Float)};
   }
 
   @Override

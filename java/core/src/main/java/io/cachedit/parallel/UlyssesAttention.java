@@ -30,6 +30,7 @@ final class UlyssesAttention implements AttentionBackend {
   private final Kernels kernels;
   private final boolean float8;
   private final boolean async;
+  private final WireBytes wireBytes;
 
   /**
    * @param group the ranks that exchange heads (the Ulysses group), in sequence order
@@ -37,8 +38,9 @@ final class UlyssesAttention implements AttentionBackend {
    * @param inner attention over the whole sequence for this rank's heads
    */
   UlyssesAttention(CommGroup group, SequenceSplitter splitter, AttentionBackend inner, Kernels kernels,
-      boolean float8, boolean async) {
+      boolean float8, boolean async, WireBytes wireBytes) {
     this.group = group;
+    this.wireBytes = wireBytes;
     this.splitter = splitter;
     this.inner = inner;
     this.kernels = kernels;
@@ -72,9 +74,9 @@ final class UlyssesAttention implements AttentionBackend {
     Tensor v = vs.get();
     long local = v.size(2);
     long[] lengths = memberLengths(local);
-    Exchange vx = new Exchange(v, lengths, float8 ? Wire.FP8_F32_SCALE : Wire.RAW, false);
+    Exchange vx = new Exchange(v, lengths, float8 ? Wire.FP8_F32_SCALE : Wire.RAW, false, WireBytes.Kind.V);
     Tensor q = qs.get();
-    Exchange qx = new Exchange(q, lengths, float8 ? Wire.FP8_F32_SCALE : Wire.RAW, false);
+    Exchange qx = new Exchange(q, lengths, float8 ? Wire.FP8_F32_SCALE : Wire.RAW, false, WireBytes.Kind.Q);
     Tensor k = ks.get();
     long heads = q.size(1);
     if (q.size(2) != local || k.size(2) != local) {
@@ -85,7 +87,7 @@ final class UlyssesAttention implements AttentionBackend {
       throw new IllegalArgumentException("Ulysses attention needs as many key and value heads as query heads, got "
           + k.size(1) + ", " + v.size(1) + " and " + heads);
     }
-    Exchange kx = new Exchange(k, lengths, Wire.RAW, float8);
+    Exchange kx = new Exchange(k, lengths, Wire.RAW, float8, WireBytes.Kind.K);
     Tensor vAll = vx.result();
     Tensor qAll = qx.result();
     Tensor kAll = kx.result();
@@ -124,7 +126,7 @@ final class UlyssesAttention implements AttentionBackend {
     final ScalarType wireDtype;
     final CommGroup.Pending pending;
 
-    Exchange(Tensor x, long[] lengths, Wire wire, boolean sixteenBit) {
+    Exchange(Tensor x, long[] lengths, Wire wire, boolean sixteenBit, WireBytes.Kind kind) {
       int p = group.size();
       long b = x.size(0);
       long h = x.size(1);
@@ -145,7 +147,9 @@ final class UlyssesAttention implements AttentionBackend {
           new MemoryFormatOptional());
       long[] inSplits = new long[p];
       java.util.Arrays.fill(inSplits, s);
+      long before = group.bytesSent();
       this.pending = group.startAllToAll(received, packed.view(p * s, b, headsPerRank, row), lengths, inSplits);
+      wireBytes.add(kind, group.bytesSent() - before);
     }
 
     /** [B, keep, S_all, D] in the input's dtype. */
@@ -175,7 +179,9 @@ final class UlyssesAttention implements AttentionBackend {
         new MemoryFormatOptional());
     long[] outSplits = new long[p];
     java.util.Arrays.fill(outSplits, local);
+    long before = group.bytesSent();
     CommGroup.Pending pending = group.startAllToAll(received, packed, outSplits, lengths);
+    wireBytes.add(WireBytes.Kind.O, group.bytesSent() - before);
     return new Result() {
       private Tensor out;
 

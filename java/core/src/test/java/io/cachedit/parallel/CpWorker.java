@@ -215,10 +215,15 @@ public final class CpWorker {
   // ---------------------------------------------------------------------------------------------
   // Caching under context parallelism, through the facade (options with a parallelism section)
 
-  /** DBCache F1B0 with a threshold no diff of the tiny model's 12 steps lies within 3% of. */
+  /**
+   * DBCache F1B0 with a threshold no diff of the tiny model's 12 steps lies within 3% of; Wan also with
+   * a TaylorSeer calibrator (its state is per shard under context parallelism).
+   */
   static CacheOptions cacheOptions(String model) {
-    return CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(1).bnComputeBlocks(0).maxWarmupSteps(2)
-        .residualDiffThreshold(model.equals("FLUX.1") ? 0.65 : 0.41).build());
+    DBCacheConfig config = DBCacheConfig.builder().fnComputeBlocks(1).bnComputeBlocks(0).maxWarmupSteps(2)
+        .residualDiffThreshold(model.equals("FLUX.1") ? 0.65 : 0.41).build();
+    return model.equals("FLUX.1") ? CacheOptions.of(config)
+        : CacheOptions.of(config, io.cachedit.cache.TaylorSeerCalibratorConfig.ofOrder(1));
   }
 
   private void cache() {

@@ -347,18 +347,19 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersTransfor
       Tensor[] txtParams = chunks(txtMod.forward(Activations.silu(a.temb())), 2);
       Tensor[] img1 = modulate(Norms.layerNorm(hidden, 1e-6), imgParams[0]);
       Tensor[] txt1 = modulate(Norms.layerNorm(encoder, 1e-6), txtParams[0]);
-      Tensor q = Norms.rmsNorm(heads(toQ.forward(img1[0])), normQ, 1e-6).transpose(1, 2);
-      Tensor k = Norms.rmsNorm(heads(toK.forward(img1[0])), normK, 1e-6).transpose(1, 2);
-      Tensor v = heads(toV.forward(img1[0])).transpose(1, 2);
-      Tensor tq = Norms.rmsNorm(heads(addQ.forward(txt1[0])), normAddedQ, 1e-6).transpose(1, 2);
-      Tensor tk = Norms.rmsNorm(heads(addK.forward(txt1[0])), normAddedK, 1e-6).transpose(1, 2);
-      Tensor tv = heads(addV.forward(txt1[0])).transpose(1, 2);
-      q = Rope.apply(q, a.imageRope());
-      k = Rope.apply(k, a.imageRope());
-      tq = Rope.apply(tq, a.textRope());
-      tk = Rope.apply(tk, a.textRope());
-      Tensor o = Attention.merge(a.backend().attend(torch.cat(new TensorVector(tq, q), 2), torch.cat(new TensorVector(tk, k), 2), torch.cat(new TensorVector(tv, v), 2), a.mask()))
-          .to(q.scalar_type());
+      Tensor x = img1[0];
+      Tensor c = txt1[0];
+      // [text; image] values, queries, keys, in the order a parallel backend overlaps their exchanges with
+      Tensor o = Attention.merge(a.backend().attendDeferred(
+          () -> torch.cat(new TensorVector(heads(addV.forward(c)).transpose(1, 2),
+              heads(toV.forward(x)).transpose(1, 2)), 2),
+          () -> torch.cat(new TensorVector(
+              Rope.apply(Norms.rmsNorm(heads(addQ.forward(c)), normAddedQ, 1e-6).transpose(1, 2), a.textRope()),
+              Rope.apply(Norms.rmsNorm(heads(toQ.forward(x)), normQ, 1e-6).transpose(1, 2), a.imageRope())), 2),
+          () -> torch.cat(new TensorVector(
+              Rope.apply(Norms.rmsNorm(heads(addK.forward(c)), normAddedK, 1e-6).transpose(1, 2), a.textRope()),
+              Rope.apply(Norms.rmsNorm(heads(toK.forward(x)), normK, 1e-6).transpose(1, 2), a.imageRope())), 2),
+          a.mask()).get()).to(x.scalar_type());
       long textLen = encoder.size(1);
       Tensor imgAttn = toOut.forward(o.narrow(1, textLen, o.size(1) - textLen));
       Tensor txtAttn = toAddOut.forward(o.narrow(1, 0, textLen));

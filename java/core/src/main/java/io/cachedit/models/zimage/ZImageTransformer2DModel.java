@@ -475,16 +475,17 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
     }
 
     private Tensor attention(Tensor x, Args a) {
-      Tensor q = Attention.heads(toQ.forward(x), heads);
-      Tensor k = Attention.heads(toK.forward(x), heads);
-      Tensor v = Attention.heads(toV.forward(x), heads);
-      if (normQ != null) {
-        q = Norms.rmsNorm(q, normQ, 1e-5);
-        k = Norms.rmsNorm(k, normK, 1e-5);
-      }
-      q = Rope.applyBatched(q, a.rope());
-      k = Rope.applyBatched(k, a.rope());
-      return toOut.forward(Attention.merge(a.backend().attend(q, k, v, a.mask())).to(q.scalar_type()));
+      // values, queries, keys in the order a parallel backend overlaps their exchanges with
+      Tensor o = a.backend().attendDeferred(
+          () -> Attention.heads(toV.forward(x), heads),
+          () -> Rope.applyBatched(qkNorm(Attention.heads(toQ.forward(x), heads), normQ), a.rope()),
+          () -> Rope.applyBatched(qkNorm(Attention.heads(toK.forward(x), heads), normK), a.rope()),
+          a.mask()).get();
+      return toOut.forward(Attention.merge(o).to(x.scalar_type()));
+    }
+
+    private static Tensor qkNorm(Tensor t, Tensor weight) {
+      return weight == null ? t : Norms.rmsNorm(t, weight, 1e-5);
     }
 
     private Tensor feedForward(Tensor x) {
