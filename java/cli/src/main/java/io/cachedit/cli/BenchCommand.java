@@ -83,7 +83,7 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--test-images", description = "test images in the Frechet reference (default ${DEFAULT-VALUE})")
   int testImages = 10_000;
 
-  @Option(names = "--parallel", paramLabel = "SPEC", description = "run every generation context-parallel across the "
+  @Option(names = "--parallel", paramLabel = "<modes>", description = "run every generation context-parallel across the "
       + "processes of cachedit launch (e.g. ulysses=2); rank 0 writes the table and the plot")
   String parallel;
 

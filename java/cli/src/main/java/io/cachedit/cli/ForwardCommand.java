@@ -41,7 +41,7 @@ final class ForwardCommand implements Callable<Integer> {
       description = "SDPA backend: auto, math, flash, efficient, cudnn (default ${DEFAULT-VALUE})")
   String attention;
 
-  @Option(names = "--parallel", paramLabel = "SPEC", description = "context parallelism across the processes of "
+  @Option(names = "--parallel", paramLabel = "<modes>", description = "context parallelism across the processes of "
       + "cachedit launch: ulysses=N, ring=N, anything, float8, async, allgather (docs/parallelism.md); rank 0 writes "
       + "--out")
   String parallel;

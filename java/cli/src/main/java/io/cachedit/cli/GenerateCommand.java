@@ -86,7 +86,7 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "print statistics as one JSON object instead of text")
   boolean json;
 
-  @Option(names = "--parallel", paramLabel = "SPEC", description = "context parallelism across the processes of "
+  @Option(names = "--parallel", paramLabel = "<modes>", description = "context parallelism across the processes of "
       + "cachedit launch (or torchrun's environment): a comma list of ulysses=N, ring=N and the flags anything, "
       + "float8, async, allgather, e.g. ulysses=2,anything,float8 (docs/parallelism.md). Rank 0 writes --out and "
       + "prints; with --compare the baseline is one process on all cores")
