@@ -4,6 +4,8 @@ import io.cachedit.error.ConfigException;
 import io.cachedit.error.UnsupportedModelException;
 import io.cachedit.kernels.Kernels;
 import io.cachedit.models.common.AttentionBackend;
+import io.cachedit.models.common.BlockList;
+import io.cachedit.models.common.BlockRunner;
 import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.SequenceParallel;
 import io.cachedit.models.common.Transformer;
@@ -49,7 +51,8 @@ public final class ContextParallel implements AutoCloseable {
   /**
    * Checks, without any communication, that {@code config} can run context-parallel on
    * {@code worldSize} ranks for {@code models}: the sizes fit the world, tensor and CFG parallelism
-   * are not asked for, and every model declares a plan. Errors name the field or the model.
+   * are not asked for, every model declares a plan and none is cached yet (caching goes on after
+   * parallelism, so that it decides for the whole group). Errors name the field or the model.
    */
   public static void validate(ParallelismConfig config, int worldSize, List<? extends Transformer> models) {
     config.validateFor(worldSize);
@@ -61,6 +64,10 @@ public final class ContextParallel implements AutoCloseable {
       throw new ConfigException("cfg_size", config.cfg(), "CFG parallelism is not available in this version of "
           + "cachedit; use ulysses_size and ring_size (context parallelism)");
     }
+    if (!config.extraParallelModules().isEmpty()) {
+      throw new ConfigException("extra_parallel_modules", config.extraParallelModules(), "is not available in this "
+          + "version of cachedit: text encoders and VAEs run whole on every rank; remove the setting");
+    }
     if (!config.contextParallel()) {
       throw new ConfigException("ulysses_size and ring_size are both 1: nothing to split the sequence over");
     }
@@ -71,6 +78,14 @@ public final class ContextParallel implements AutoCloseable {
       if (!(t instanceof DiffusersTransformer d)) {
         throw new UnsupportedModelException(t.getClass().getSimpleName() + " cannot run context-parallel: only "
             + "diffusers transformers declare where their sequence is split");
+      }
+      for (BlockList<?> list : d.blockLists()) {
+        // a cache enabled before would decide from this rank's shard alone: ranks would diverge and hang
+        if (list.runner() != BlockRunner.SEQUENTIAL) {
+          throw new IllegalStateException("caching is already enabled on " + d.className() + "." + list.name()
+              + ": enable context parallelism first and caching after it (or pass the parallelism with the cache "
+              + "options), so that every rank takes the same cache decisions");
+        }
       }
       if (d.contextParallelPlan().isEmpty()) {
         throw new UnsupportedModelException(d.className() + " has no context-parallel plan (where its sequence "

@@ -69,6 +69,14 @@ class ParallelismConfigTest {
           "tp_size", "not available");
       assertMessage(() -> ContextParallel.validate(ParallelismConfig.parse("ulysses=2"), 4, List.of(flux)),
           "WORLD_SIZE");
+      assertMessage(() -> ContextParallel.validate(ParallelismConfig.builder().ulysses(2)
+          .extraParallelModules(List.of("vae")).build(), 2, List.of(flux)), "extra_parallel_modules", "not available");
+      try (io.cachedit.CacheHandle h = io.cachedit.CacheDit.enableCache(flux)) {
+        IllegalStateException cached = assertThrows(IllegalStateException.class,
+            () -> ContextParallel.validate(ParallelismConfig.parse("ulysses=2"), 2, List.of(flux)));
+        assertTrue(cached.getMessage().contains("caching is already enabled") && cached.getMessage()
+            .contains("enable context parallelism first"), cached.getMessage());
+      }
     }
   }
 
