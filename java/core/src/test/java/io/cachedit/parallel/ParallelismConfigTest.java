@@ -71,7 +71,8 @@ class ParallelismConfigTest {
           "WORLD_SIZE");
       assertMessage(() -> ContextParallel.validate(ParallelismConfig.builder().ulysses(2)
           .extraParallelModules(List.of("vae")).build(), 2, List.of(flux)), "extra_parallel_modules", "not available");
-      try (io.cachedit.CacheHandle h = io.cachedit.CacheDit.enableCache(flux)) {
+      try (io.cachedit.CacheHandle h = io.cachedit.CacheDit.enableCache(flux, CacheOptions.of(
+          io.cachedit.cache.DBCacheConfig.builder().fnComputeBlocks(1).build()))) {
         IllegalStateException cached = assertThrows(IllegalStateException.class,
             () -> ContextParallel.validate(ParallelismConfig.parse("ulysses=2"), 2, List.of(flux)));
         assertTrue(cached.getMessage().contains("caching is already enabled") && cached.getMessage()
