@@ -98,6 +98,22 @@ class LaunchCommandTest {
   }
 
   @Test
+  void benchUnderLaunch_rankZeroWritesTheTable(@TempDir Path dir) throws Exception {
+    Path home = FashionCommandsTest.tinyHome(dir);
+    io.cachedit.fashion.FashionTestData.writeIdx(io.cachedit.fashion.FashionTestData.bands(40, 1), dir.resolve("data"),
+        "t10k");
+    Output r = run("launch", "--nproc", "2", "--", "bench", "--steps", "6", "--prompts", "bag", "--seeds", "0", "--n",
+        "2", "--only", "F1B0 R0.24 MC5", "--parallel", "ulysses=2", "--data", dir.resolve("data").toString(),
+        "--model", home.resolve(io.cachedit.fashion.BundledModel.DEFAULT_DIR).toString(), "--classifier",
+        home.resolve(io.cachedit.fashion.FashionClassifier.DEFAULT_DIR).toString(), "--out",
+        dir.resolve("bench").toString());
+    assertEquals(0, r.code(), r.out() + r.err());
+    String md = java.nio.file.Files.readString(dir.resolve("bench/bench.md"));
+    assertTrue(md.contains("--parallel ulysses=2") && md.contains("| uncached | 6 |"), md);
+    assertTrue(r.out().contains("[rank 0] wrote ") && !r.out().contains("[rank 1] wrote "), r.out());
+  }
+
+  @Test
   void aFailingRankStopsTheLaunchAndIsNamed(@TempDir Path dir) {
     try (PointerScope scope = new PointerScope();
          DiffusersTransformer model = ModelRegistry.defaults().randomTransformer(TinyConfigs.dit(), 3,
