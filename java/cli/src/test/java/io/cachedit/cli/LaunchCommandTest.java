@@ -12,9 +12,6 @@ import io.cachedit.models.TinyConfigs;
 import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.pipeline.ModelRegistry;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Map;
 import org.bytedeco.javacpp.PointerScope;
@@ -28,19 +25,8 @@ class LaunchCommandTest {
   record Output(int code, String out, String err) {}
 
   static Output run(String... args) {
-    PrintStream out = System.out;
-    PrintStream err = System.err;
-    ByteArrayOutputStream o = new ByteArrayOutputStream();
-    ByteArrayOutputStream e = new ByteArrayOutputStream();
-    System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-    System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-    try {
-      int code = Main.run(args);
-      return new Output(code, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-    } finally {
-      System.setOut(out);
-      System.setErr(err);
-    }
+    FashionCommandsTest.Run r = FashionCommandsTest.run(args);
+    return new Output(r.code(), r.out(), r.err());
   }
 
   @Test

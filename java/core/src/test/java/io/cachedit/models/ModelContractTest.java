@@ -16,16 +16,13 @@ import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.SdpBackend;
 import io.cachedit.models.common.Sdpa;
-import io.cachedit.models.common.StepContext;
 import io.cachedit.pipeline.ModelRegistry;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -58,27 +55,10 @@ class ModelContractTest {
   }
 
   static List<Tensor> loop(DiffusersTransformer model, ModelSpec spec, int steps) {
-    List<Tensor> outs = new ArrayList<>();
-    Map<String, Tensor> in = new LinkedHashMap<>(spec.inputs().apply(11));
-    Tensor x = in.get(spec.hiddenKey());
-    for (int t = 0; t < steps; t++) {
-      double sigma = 1.0 - (double) t / steps;
-      Tensor ts = in.get(spec.timestepKey());
-      in.put(spec.timestepKey(), torch.full(ts.sizes().vec().get(), new Scalar(sigma * spec.timestepScale()))
-          .to(ts.scalar_type()));
-      in.put(spec.hiddenKey(), x);
-      Tensor v = model.forward(new ForwardInputs(in, spec.values()), new StepContext(1, t, steps, StepContext.Branch.SINGLE));
-      outs.add(v);
-      if (Tensors_sameShape(v, x)) {
-        x = x.sub(v.to(x.scalar_type()).mul(new Scalar(1.0 / steps)));
-      }
-    }
-    return outs;
+    return ModelSpecs.loop(model, spec, spec.inputs().apply(11), steps);
   }
 
-  private static boolean Tensors_sameShape(Tensor a, Tensor b) {
-    return java.util.Arrays.equals(a.sizes().vec().get(), b.sizes().vec().get());
-  }
+
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("models")

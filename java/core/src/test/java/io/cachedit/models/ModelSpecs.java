@@ -1,5 +1,9 @@
 package io.cachedit.models;
 
+import io.cachedit.models.common.DiffusersTransformer;
+import io.cachedit.models.common.ForwardInputs;
+import io.cachedit.models.common.StepContext;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,6 +37,26 @@ public final class ModelSpecs {
             List.of("transformer_blocks")),
         new ModelSpec("PixArt-1024", TinyConfigs.pixart(true), ModelSpecs::pixartConditionedInputs, "timestep",
             1000.0, List.of("transformer_blocks")));
+  }
+
+  /** {@code steps} forwards of a toy denoising loop: the timestep falls, the latents move by the prediction. */
+  public static List<Tensor> loop(DiffusersTransformer model, ModelSpec spec, Map<String, Tensor> inputs, int steps) {
+    List<Tensor> outs = new ArrayList<>();
+    Map<String, Tensor> in = new LinkedHashMap<>(inputs);
+    Tensor x = in.get(spec.hiddenKey());
+    for (int t = 0; t < steps; t++) {
+      double sigma = 1.0 - (double) t / steps;
+      Tensor ts = in.get(spec.timestepKey());
+      in.put(spec.timestepKey(), torch.full(ts.sizes().vec().get(), new Scalar(sigma * spec.timestepScale()))
+          .to(ts.scalar_type()));
+      in.put(spec.hiddenKey(), x);
+      Tensor v = model.forward(new ForwardInputs(in, spec.values()), new StepContext(1, t, steps, StepContext.Branch.SINGLE));
+      outs.add(v);
+      if (java.util.Arrays.equals(v.sizes().vec().get(), x.sizes().vec().get())) {
+        x = x.sub(v.to(x.scalar_type()).mul(new Scalar(1.0 / steps)));
+      }
+    }
+    return outs;
   }
 
   static Map<String, Tensor> qwenInputs(long seed) {

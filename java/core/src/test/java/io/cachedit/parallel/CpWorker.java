@@ -12,8 +12,6 @@ import io.cachedit.models.FluxModelTestSupport;
 import io.cachedit.models.ModelSpec;
 import io.cachedit.models.ModelSpecs;
 import io.cachedit.models.common.DiffusersTransformer;
-import io.cachedit.models.common.ForwardInputs;
-import io.cachedit.models.common.StepContext;
 import io.cachedit.pipeline.ModelRegistry;
 import java.io.IOException;
 import java.io.Writer;
@@ -26,7 +24,6 @@ import java.util.List;
 import java.util.Map;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -191,25 +188,8 @@ public final class CpWorker {
     return in;
   }
 
-  /** {@code steps} forwards of a toy denoising loop (timestep falls, latents move by the prediction). */
   static List<Tensor> loop(DiffusersTransformer model, ModelSpec spec, Map<String, Tensor> inputs, int steps) {
-    List<Tensor> outs = new ArrayList<>();
-    Map<String, Tensor> in = new LinkedHashMap<>(inputs);
-    Tensor x = in.get(spec.hiddenKey());
-    for (int t = 0; t < steps; t++) {
-      double sigma = 1.0 - (double) t / steps;
-      Tensor ts = in.get(spec.timestepKey());
-      in.put(spec.timestepKey(), torch.full(ts.sizes().vec().get(), new Scalar(sigma * spec.timestepScale()))
-          .to(ts.scalar_type()));
-      in.put(spec.hiddenKey(), x);
-      Tensor v = model.forward(new ForwardInputs(in, spec.values()),
-          new StepContext(1, t, steps, StepContext.Branch.SINGLE));
-      outs.add(v);
-      if (java.util.Arrays.equals(v.sizes().vec().get(), x.sizes().vec().get())) {
-        x = x.sub(v.to(x.scalar_type()).mul(new Scalar(1.0 / steps)));
-      }
-    }
-    return outs;
+    return ModelSpecs.loop(model, spec, inputs, steps);
   }
 
   // ---------------------------------------------------------------------------------------------
