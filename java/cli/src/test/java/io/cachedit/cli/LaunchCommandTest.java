@@ -83,6 +83,23 @@ class LaunchCommandTest {
     assertTrue(r.out().lines().noneMatch(l -> l.startsWith("[rank 1] {")), "rank 1 prints nothing: " + r.out());
   }
 
+  /** The bundled model's 4 heads on 3 ranks (2, 2 and 0 real heads) with 49 + 4 tokens per image. */
+  @Test
+  void bundledModelOnThreeRanks_headsAndTokensThreeDoesNotDivide(@TempDir Path dir) throws Exception {
+    Path bundled = Path.of("../../models/fashion-flux");
+    Output r = run("launch", "--nproc", "3", "--", "generate", "--prompt", "coat", "--n", "2", "--steps", "6",
+        "--cache", "dbcache", "--parallel", "ulysses=3,anything", "--compare", "--json", "--model",
+        bundled.toString(), "--out", dir.resolve("coat.png").toString());
+    assertEquals(0, r.code(), r.out() + r.err());
+    String line = r.out().lines().filter(l -> l.startsWith("[rank 0] {")).findFirst().orElseThrow(
+        () -> new AssertionError("no JSON from rank 0: " + r.out()));
+    com.fasterxml.jackson.databind.JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(
+        line.substring("[rank 0] ".length()));
+    assertEquals("Ulysses3_UAA_", j.get("parallel").asText());
+    assertTrue(j.get("same_decisions_as_single_process").asBoolean(), line);
+    assertTrue(j.get("max_abs_diff_vs_single_process").asDouble() < 1e-4, line);
+  }
+
   @Test
   void benchUnderLaunch_rankZeroWritesTheTable(@TempDir Path dir) throws Exception {
     Path home = FashionCommandsTest.tinyHome(dir);

@@ -100,7 +100,10 @@ class ContextParallelTest {
     }
   }
 
-  /** Rank 1 dies between two generations; ranks 0 and 2 fail naming it, well within the timeout. */
+  /**
+   * Rank 1 dies after two steps of a four-step generation, without closing anything; ranks 0 and 2
+   * fail in the next step's first exchange naming it, well within the timeout.
+   */
   @Test
   void aLostRankIsNamedByTheOthersWithinTheTimeout(@TempDir Path dir) {
     LocalRanks.Run run = LocalRanks.run(3, "fault", Duration.ofMinutes(3),

@@ -246,15 +246,15 @@ public final class CpWorker {
          ContextParallel cp = ContextParallel.apply(model, ParallelismConfig.parse("ulysses=" + world), groups)) {
       ModelSpec spec = spec("FLUX.1");
       Map<String, Tensor> in = inputs("FLUX.1", 5, false);
-      loop(model, spec, in, 2);
-      record(Map.of("phase", "first generation done"));
+      loop(model, spec, in, 2);  // steps 0 and 1 of a four-step generation
+      record(Map.of("phase", "two steps done"));
       if (rank == 1) {
         Runtime.getRuntime().halt(17);  // dies without closing anything, as a killed process does
       }
       long t0 = System.nanoTime();
       try {
-        loop(model, spec, in, 2);
-        record(Map.of("phase", "second generation done (unexpected)"));
+        loop(model, spec, in, 2);  // steps 2 and 3
+        record(Map.of("phase", "generation done (unexpected)"));
       } catch (io.cachedit.error.DistributedException e) {
         record(Map.of("phase", "failed", "message", e.getMessage(), "lostRank", e.rank().orElse(-1),
             "ms", (System.nanoTime() - t0) / 1_000_000));
