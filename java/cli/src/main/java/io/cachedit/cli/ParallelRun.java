@@ -132,11 +132,6 @@ final class ParallelRun implements AutoCloseable {
     System.setOut(stdout);
   }
 
-  /** The models' context parallelism, for tests and messages. */
-  ContextParallel contextParallel() {
-    return contextParallel;
-  }
-
   static CacheOptions withoutParallelism(CacheOptions options) {
     return options == null || options.parallelismConfig() == null ? options : options.withParallelism(null);
   }

@@ -1,7 +1,6 @@
 package io.cachedit.parallel;
 
 import io.cachedit.error.DistributedException;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import org.bytedeco.javacpp.PointerScope;
@@ -11,7 +10,6 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.Work;
 import org.bytedeco.pytorch.global.torch;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * A communicator over a set of ranks (the world, the host-side group, or a subgroup of a mesh):
@@ -254,17 +252,5 @@ public final class CommGroup {
     public String toString() {
       return op + " on " + group.name + (done ? " (done)" : " (in flight)");
     }
-  }
-
-  /** Dtype-independent element count check for splits (sum must equal rows). */
-  static void checkSplits(String what, long[] splits, long rows) {
-    if (splits != null && Arrays.stream(splits).sum() != rows) {
-      throw new IllegalArgumentException(what + " splits " + Arrays.toString(splits) + " do not add up to " + rows
-          + " rows");
-    }
-  }
-
-  static ScalarType type(Tensor t) {
-    return t.scalar_type().intern();
   }
 }
