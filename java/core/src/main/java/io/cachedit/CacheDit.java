@@ -108,7 +108,10 @@ public final class CacheDit {
     }
     List<AutoCloseable> parallel = new ArrayList<>();  // what this call set up for context parallelism
     ParallelismConfig pc = opts.parallelismConfig();
-    if (pc != null && activeSequenceParallel(adapter.transformers()) == null) {
+    if (pc != null) {
+      requireTensorParallel(pc, adapter.transformers());
+    }
+    if (pc != null && pc.contextParallel() && activeSequenceParallel(adapter.transformers()) == null) {
       // validated against WORLD_SIZE before joining, so a bad config never reaches a collective
       DistributedEnvironment env = DistributedEnvironment.fromEnvironment();
       ContextParallel.validate(pc, env.worldSize(), adapter.transformers());
@@ -197,6 +200,18 @@ public final class CacheDit {
   public static ContextParallel enableParallelism(Transformer transformer, ParallelismConfig config,
       ProcessGroups groups) {
     return ContextParallel.apply(List.of(requireTarget(transformer)), config, groups);
+  }
+
+  /** Tensor parallelism happens at load time: the models must have been loaded for the config's tp_size. */
+  private static void requireTensorParallel(ParallelismConfig pc, List<? extends Transformer> transformers) {
+    for (Transformer t : transformers) {
+      int loaded = t instanceof DiffusersTransformer d ? d.tensorParallel().size() : 1;
+      if (loaded != pc.tp()) {
+        throw new io.cachedit.error.ConfigException("tp_size", pc.tp(), t.getClass().getSimpleName() + " was loaded "
+            + "with its weights split over " + loaded + " rank(s); tensor parallelism is chosen when the model is "
+            + "loaded: ModelRegistry.loadTransformer(path, dtype, TensorParallelGroup.join(groups, config))");
+      }
+    }
   }
 
   private static SequenceParallel activeSequenceParallel(List<? extends Transformer> transformers) {

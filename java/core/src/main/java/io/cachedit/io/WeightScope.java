@@ -70,11 +70,13 @@ public final class WeightScope {
     final List<String> missing = new ArrayList<>();
     final List<String> wrongShape = new ArrayList<>();
     final Set<String> allowedUnused = new TreeSet<>();
+    final WeightSharding sharding;
 
-    Root(WeightSource source, ScalarType dtype, long seed) {
+    Root(WeightSource source, ScalarType dtype, long seed, WeightSharding sharding) {
       this.source = source;
       this.dtype = dtype;
       this.seed = seed;
+      this.sharding = sharding == null ? WeightSharding.NONE : sharding;
     }
   }
 
@@ -88,8 +90,16 @@ public final class WeightScope {
 
   /** Parameters from a source, converted to {@code dtype} (Float, BFloat16 or Half). */
   public static WeightScope load(WeightSource source, ScalarType dtype) {
+    return load(source, dtype, WeightSharding.NONE);
+  }
+
+  /**
+   * Parameters from a source, each cut to this process's part as {@code sharding} says: only that
+   * part is copied out of the (memory-mapped) source, so a shard costs its own bytes only.
+   */
+  public static WeightScope load(WeightSource source, ScalarType dtype, WeightSharding sharding) {
     requireFloat(dtype);
-    return new WeightScope(new Root(source, dtype, 0), "");
+    return new WeightScope(new Root(source, dtype, 0, sharding), "");
   }
 
   /**
@@ -97,8 +107,21 @@ public final class WeightScope {
    * each seeded from {@code seed} and its key, so a model is reproducible whatever its build order.
    */
   public static WeightScope random(long seed, ScalarType dtype) {
+    return random(seed, dtype, WeightSharding.NONE);
+  }
+
+  /**
+   * Generated parameters cut as {@code sharding} says: each tensor is generated whole (so every shard
+   * is part of the same model as {@link #random(long, ScalarType)} builds) and only the part is kept.
+   */
+  public static WeightScope random(long seed, ScalarType dtype, WeightSharding sharding) {
     requireFloat(dtype);
-    return new WeightScope(new Root(null, dtype, seed), "");
+    return new WeightScope(new Root(null, dtype, seed, sharding), "");
+  }
+
+  /** How this scope's parameters are cut across processes ({@link WeightSharding#NONE}: whole). */
+  public WeightSharding sharding() {
+    return root.sharding;
   }
 
   private static void requireFloat(ScalarType dtype) {
@@ -162,29 +185,34 @@ public final class WeightScope {
 
   private boolean keepFp32;
 
-  /** The parameter {@code prefix.name} of the given shape, in the model dtype (or fp32, see {@link #fp32()}). */
+  /**
+   * The parameter {@code prefix.name} of the given (checkpoint) shape, in the model dtype (or fp32,
+   * see {@link #fp32()}); under a {@link #sharding()} that cuts it, only this process's part.
+   */
   public Tensor get(String name, long... shape) {
     String key = key(name);
     Tensor existing = root.parameters.tensors.get(key);
     if (existing != null) {
       return existing;
     }
+    WeightSharding.Slice slice = root.sharding.slice(key, shape);
+    long[] local = slice == null ? shape : slice.apply(shape);
     Tensor value;
     ScalarType target = keepFp32 ? ScalarType.Float : root.dtype;
     try (PointerScope scope = new PointerScope()) {
       if (root.source == null) {
-        value = root.parameters.keep(generate(key, shape).to(target));
+        value = root.parameters.keep(cut(generate(key, shape), slice).to(target));
       } else {
         long[] actual = root.source.shape(key);
         if (actual == null) {
           root.missing.add(key + " " + Arrays.toString(shape));
-          value = root.parameters.keep(torch.zeros(shape).to(root.dtype));
+          value = root.parameters.keep(torch.zeros(local).to(root.dtype));
         } else if (!Arrays.equals(actual, shape)) {
           root.wrongShape.add(key + " in " + root.source.origin(key) + ": expected " + Arrays.toString(shape)
               + ", found " + Arrays.toString(actual));
-          value = root.parameters.keep(torch.zeros(shape).to(root.dtype));
+          value = root.parameters.keep(torch.zeros(local).to(root.dtype));
         } else {
-          Tensor t = root.source.load(key);
+          Tensor t = cut(root.source.load(key), slice);
           ScalarType stored = t.scalar_type().intern();
           boolean floating = stored == ScalarType.Float || stored == ScalarType.BFloat16 || stored == ScalarType.Half
               || stored == ScalarType.Double;
@@ -194,6 +222,22 @@ public final class WeightScope {
     }
     root.parameters.tensors.put(key, value);
     return value;
+  }
+
+  /** The slice's pieces of {@code t} as one new contiguous tensor (only those bytes are read). */
+  private static Tensor cut(Tensor t, WeightSharding.Slice slice) {
+    if (slice == null) {
+      return t;
+    }
+    if (slice.starts().length == 1) {
+      Tensor part = t.narrow(slice.dim(), slice.starts()[0], slice.lengths()[0]);
+      return part.is_contiguous() ? part.clone() : part.contiguous();  // a copy: the mapping's other pages stay untouched
+    }
+    org.bytedeco.pytorch.TensorVector parts = new org.bytedeco.pytorch.TensorVector();
+    for (int i = 0; i < slice.starts().length; i++) {
+      parts.push_back(t.narrow(slice.dim(), slice.starts()[i], slice.lengths()[i]));
+    }
+    return torch.cat(parts, slice.dim());
   }
 
   /** The parameter if the source has it, else null (optional biases, optional branches). */

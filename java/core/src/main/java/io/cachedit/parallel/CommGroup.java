@@ -37,8 +37,10 @@ public final class CommGroup {
     this.name = name;
     this.ranks = List.copyOf(ranks);
     this.rank = this.ranks.indexOf(globalRank);
-    this.gloo = owner.gloo(name, rank, ranks.size());
+    this.gloo = owner.gloo(name, rank, ranks.size(), stores);
   }
+
+  private final List<org.bytedeco.javacpp.Pointer> stores = new java.util.ArrayList<>();
 
   public String name() {
     return name;
@@ -207,6 +209,7 @@ public final class CommGroup {
     if (nccl != null) {
       nccl.releaseReference();
     }
+    stores.forEach(org.bytedeco.javacpp.Pointer::releaseReference);
   }
 
   @Override

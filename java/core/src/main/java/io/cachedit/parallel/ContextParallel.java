@@ -22,10 +22,11 @@ import org.slf4j.LoggerFactory;
  * rank runs the whole pipeline on the same latents, each transformer forward computes this rank's
  * tokens, and its output is whole again on every rank.
  *
- * <p>The ranks form a mesh of {@code ring_size} Ulysses groups of {@code ulysses_size} consecutive
- * ranks: rank {@code r} holds part {@code r} of the sequence, exchanges heads with the ranks of
- * Ulysses group {@code r / ulysses_size} and rotates keys and values around the ranks with the same
- * {@code r mod ulysses_size}. {@link #close()} restores the models' own attention.
+ * <p>The ranks form a {@link ParallelMesh}: within one CFG branch and one weight shard, rank
+ * {@code r} of the context group holds part {@code r} of the sequence, exchanges heads with the
+ * {@code ulysses_size} ranks of its Ulysses group and rotates keys and values around the
+ * {@code ring_size} ranks of its ring. Models loaded tensor-parallel (hybrid) split the heads they
+ * hold. {@link #close()} restores the models' own attention.
  */
 public final class ContextParallel implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ContextParallel.class);
@@ -56,14 +57,6 @@ public final class ContextParallel implements AutoCloseable {
    */
   public static void validate(ParallelismConfig config, int worldSize, List<? extends Transformer> models) {
     config.validateFor(worldSize);
-    if (config.tp() > 1) {
-      throw new ConfigException("tp_size", config.tp(), "tensor parallelism is not available in this version of "
-          + "cachedit; use ulysses_size and ring_size (context parallelism)");
-    }
-    if (config.cfg() > 1) {
-      throw new ConfigException("cfg_size", config.cfg(), "CFG parallelism is not available in this version of "
-          + "cachedit; use ulysses_size and ring_size (context parallelism)");
-    }
     if (!config.extraParallelModules().isEmpty()) {
       throw new ConfigException("extra_parallel_modules", config.extraParallelModules(), "is not available in this "
           + "version of cachedit: text encoders and VAEs run whole on every rank; remove the setting");
@@ -86,6 +79,11 @@ public final class ContextParallel implements AutoCloseable {
               + ": enable context parallelism first and caching after it (or pass the parallelism with the cache "
               + "options), so that every rank takes the same cache decisions");
         }
+      }
+      if (d.tensorParallel().size() != config.tp()) {
+        throw new ConfigException("tp_size", config.tp(), d.className() + " was loaded with its weights split over "
+            + d.tensorParallel().size() + " rank(s): load it for the tensor-parallel group of this config "
+            + "(ModelRegistry.loadTransformer(path, dtype, TensorParallelGroup.join(groups, config)))");
       }
       if (d.contextParallelPlan().isEmpty()) {
         throw new UnsupportedModelException(d.className() + " has no context-parallel plan (where its sequence "
@@ -113,13 +111,13 @@ public final class ContextParallel implements AutoCloseable {
     int rank = groups.rank();
     int u = config.ulysses();
     int r = config.ring();
-    CommGroup cp = groups.world();
-    String mesh = "cp" + r + "x" + u;  // subgroups are named by the mesh they belong to
-    CommGroup ulysses = u == 1 ? null : u == cp.size() ? cp
-        : groups.subgroup(mesh + "/ulysses" + (rank / u), block(rank / u, u));
-    CommGroup ring = r == 1 ? null : r == cp.size() ? cp
-        : groups.subgroup(mesh + "/ring" + (rank % u), strided(rank % u, u, r));
-    SequenceSplitter splitter = new SequenceSplitter(cp, groups.host(), config.ulyssesAnything());
+    ParallelMesh mesh = new ParallelMesh(config, rank);
+    CommGroup cp = ParallelMesh.group(groups, mesh, "cp", mesh.contextRanks());
+    CommGroup host = cp == groups.world() ? groups.host()
+        : groups.subgroup(mesh.name() + "/cp-host" + mesh.contextRanks().get(0), mesh.contextRanks());
+    CommGroup ulysses = u == 1 ? null : u == cp.size() ? cp : ParallelMesh.group(groups, mesh, "ulysses", mesh.ulyssesRanks());
+    CommGroup ring = r == 1 ? null : r == cp.size() ? cp : ParallelMesh.group(groups, mesh, "ring", mesh.ringRanks());
+    SequenceSplitter splitter = new SequenceSplitter(cp, host, config.ulyssesAnything());
     Kernels kernels = Kernels.withThreads(Math.max(1, torch.get_num_threads()));
     List<Installed> installed = new ArrayList<>();
     WireBytes wireBytes = new WireBytes();
@@ -145,22 +143,6 @@ public final class ContextParallel implements AutoCloseable {
   /** Installs context parallelism on one model. */
   public static ContextParallel apply(DiffusersTransformer model, ParallelismConfig config, ProcessGroups groups) {
     return apply(List.of(model), config, groups);
-  }
-
-  private static List<Integer> block(int index, int size) {
-    List<Integer> ranks = new ArrayList<>();
-    for (int i = 0; i < size; i++) {
-      ranks.add(index * size + i);
-    }
-    return ranks;
-  }
-
-  private static List<Integer> strided(int first, int stride, int count) {
-    List<Integer> ranks = new ArrayList<>();
-    for (int i = 0; i < count; i++) {
-      ranks.add(first + i * stride);
-    }
-    return ranks;
   }
 
   public ParallelismConfig config() {

@@ -146,12 +146,17 @@ public final class ProcessGroups implements AutoCloseable {
   }
 
   /** A Gloo backend over {@code ranks}, rendezvous under the store prefix {@code name}. */
-  Backend gloo(String name, int groupRank, int groupSize) {
+  Backend gloo(String name, int groupRank, int groupSize, List<org.bytedeco.javacpp.Pointer> stores) {
     ProcessGroupGloo.Options opts = ProcessGroupGloo.Options.create(new Milliseconds(timeout.toMillis()));
     opts.devices(new GlooDeviceVector(device()));
     opts.threads(2);
-    // a store object is handed to c10d once: each group gets its own client connection
-    return owned(new ProcessGroupGloo(new PrefixStore("cachedit/" + name, store(false)), groupRank, groupSize, opts));
+    // a store object is handed to c10d once: each group gets its own client connection. The stores'
+    // handles are owned with the backend and released after it, whatever scope this runs in.
+    TCPStore client = owned(store(false));
+    PrefixStore prefixed = owned(new PrefixStore("cachedit/" + name, client));
+    stores.add(prefixed);
+    stores.add(client);
+    return owned(new ProcessGroupGloo(prefixed, groupRank, groupSize, opts));
   }
 
   /**

@@ -20,6 +20,10 @@ import io.cachedit.models.zimage.ZImageTransformer2DModel;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import io.cachedit.io.WeightSharding;
+import io.cachedit.models.common.TensorParallel;
+import io.cachedit.models.common.TensorParallelPlan;
 import java.util.ServiceLoader;
 import java.util.TreeMap;
 import org.bytedeco.pytorch.global.torch.ScalarType;
@@ -32,9 +36,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  */
 public final class ModelRegistry {
   private final Map<String, ModelFactory> factories;
+  private final Map<String, TensorParallelPlan> tensorParallelPlans;
 
-  private ModelRegistry(Map<String, ModelFactory> factories) {
+  private ModelRegistry(Map<String, ModelFactory> factories, Map<String, TensorParallelPlan> tensorParallelPlans) {
     this.factories = Map.copyOf(factories);
+    this.tensorParallelPlans = Map.copyOf(tensorParallelPlans);
   }
 
   public static Builder builder() {
@@ -59,6 +65,52 @@ public final class ModelRegistry {
     return className != null && factories.containsKey(className);
   }
 
+  /** The tensor-parallel plan registered for a model class, if it can run tensor-parallel. */
+  public Optional<TensorParallelPlan> tensorParallelPlan(String className) {
+    return Optional.ofNullable(className == null ? null : tensorParallelPlans.get(className));
+  }
+
+  /** Class names with a tensor-parallel plan, sorted. */
+  public List<String> tensorParallelModels() {
+    return tensorParallelPlans.keySet().stream().sorted().toList();
+  }
+
+  /**
+   * Checks, reading only the config, that the model at {@code path} can be split over
+   * {@code tpSize} ranks: it has a plan and its head (and feature) counts divide; the error lists the
+   * valid sizes.
+   */
+  public void checkTensorParallel(Path path, int tpSize) {
+    DiffusersFolder folder = DiffusersFolder.resolve(path);
+    checkTensorParallel(folder.config(), folder.configFile().toString(), tpSize);
+  }
+
+  private TensorParallelPlan checkTensorParallel(JsonConfig config, String origin, int tpSize) {
+    TensorParallelPlan plan = tensorParallelPlans.get(config.className());
+    if (plan == null) {
+      throw new UnsupportedModelException(origin + ": " + config.className() + " has no tensor-parallel plan (which "
+          + "layers are split), so it cannot run with tp_size " + tpSize + "; models with plans: "
+          + tensorParallelModels());
+    }
+    try {
+      plan.check(config, tpSize);
+    } catch (io.cachedit.error.ConfigException e) {
+      throw io.cachedit.error.ConfigException.forField("tp_size", origin + ": " + e.getMessage());
+    }
+    return plan;
+  }
+
+  /**
+   * Loads the transformer at {@code path} for a tensor-parallel group: each rank reads only its shard
+   * of every split weight (see {@link TensorParallelPlan}); {@code group} null or of size 1 loads
+   * whole weights.
+   */
+  public DiffusersTransformer loadTransformer(Path path, ScalarType dtype, TensorParallel.Factory group) {
+    NativeRuntime.initialize();
+    DiffusersFolder folder = DiffusersFolder.resolve(path);
+    return asTransformer(load(folder, dtype, group), folder.configFile().toString());
+  }
+
   /**
    * Loads the component at {@code path} (a component folder with config.json and safetensors, sharded
    * or not, or a single safetensors file beside its config.json), converting weights to {@code dtype}.
@@ -80,10 +132,15 @@ public final class ModelRegistry {
   }
 
   private DiffusersModel load(DiffusersFolder folder, ScalarType dtype) {
+    return load(folder, dtype, null);
+  }
+
+  private DiffusersModel load(DiffusersFolder folder, ScalarType dtype, TensorParallel.Factory group) {
     JsonConfig config = folder.config();
     ModelFactory factory = factory(config, folder.configFile().toString());
+    WeightSharding sharding = sharding(config, folder.configFile().toString(), group);
     try (SafetensorsSource weights = folder.openWeights()) {
-      return factory.create(config, WeightScope.load(weights, dtype));
+      return factory.create(config, WeightScope.load(weights, dtype, sharding));
     } catch (IllegalArgumentException e) {
       throw new WeightLoadException(folder.configFile() + ": " + e.getMessage(), e);
     }
@@ -99,6 +156,26 @@ public final class ModelRegistry {
   /** {@link #random} for a transformer config. */
   public DiffusersTransformer randomTransformer(String configJson, long seed, ScalarType dtype) {
     return asTransformer(random(configJson, seed, dtype), "config");
+  }
+
+  /**
+   * {@link #randomTransformer} for a tensor-parallel group: each rank keeps its shard of the model
+   * {@link #randomTransformer(String, long, ScalarType)} builds with the same seed.
+   */
+  public DiffusersTransformer randomTransformer(String configJson, long seed, ScalarType dtype,
+      TensorParallel.Factory group) {
+    NativeRuntime.initialize();
+    JsonConfig config = JsonConfig.parse(configJson, "config");
+    WeightSharding sharding = sharding(config, "config", group);
+    return asTransformer(factory(config, "config").create(config, WeightScope.random(seed, dtype, sharding)), "config");
+  }
+
+  private WeightSharding sharding(JsonConfig config, String origin, TensorParallel.Factory group) {
+    if (group == null || group.size() == 1) {
+      return WeightSharding.NONE;
+    }
+    factory(config, origin);
+    return group.forPlan(checkTensorParallel(config, origin, group.size()));
   }
 
   /** Saves a model as a diffusers folder (one file up to 5 GB per shard, as diffusers does). */
@@ -128,6 +205,7 @@ public final class ModelRegistry {
   /** Collects registrations; a later registration of a class name replaces an earlier one. */
   public static final class Builder {
     private final Map<String, ModelFactory> factories = new TreeMap<>();
+    private final Map<String, TensorParallelPlan> plans = new TreeMap<>();
 
     private Builder() {}
 
@@ -136,18 +214,31 @@ public final class ModelRegistry {
         throw new IllegalArgumentException("a model registration needs a class name and a factory");
       }
       factories.put(className, factory);
+      plans.remove(className);
+      return this;
+    }
+
+    /** A model class that can also run tensor-parallel, split as {@code plan} says. */
+    public Builder register(String className, ModelFactory factory, TensorParallelPlan plan) {
+      register(className, factory);
+      if (plan != null) {
+        plans.put(className, plan);
+      }
       return this;
     }
 
     /** The seven transformer families of cachedit. */
     public Builder builtins() {
-      register("FluxTransformer2DModel", (c, w) -> new FluxTransformer2DModel(FluxTransformer2DModelConfig.fromJson(c), w));
-      register("WanTransformer3DModel", (c, w) -> new WanTransformer3DModel(WanTransformer3DModel.Config.fromJson(c), w));
+      register("FluxTransformer2DModel", (c, w) -> new FluxTransformer2DModel(FluxTransformer2DModelConfig.fromJson(c), w),
+          FluxTransformer2DModel.TENSOR_PARALLEL_PLAN);
+      register("WanTransformer3DModel", (c, w) -> new WanTransformer3DModel(WanTransformer3DModel.Config.fromJson(c), w),
+          WanTransformer3DModel.TENSOR_PARALLEL_PLAN);
       register("QwenImageTransformer2DModel", (c, w) -> new QwenImageTransformer2DModel(
-          QwenImageTransformer2DModel.Config.fromJson(c), w));
-      register("SD3Transformer2DModel", (c, w) -> new SD3Transformer2DModel(SD3Transformer2DModel.Config.fromJson(c), w));
+          QwenImageTransformer2DModel.Config.fromJson(c), w), QwenImageTransformer2DModel.TENSOR_PARALLEL_PLAN);
+      register("SD3Transformer2DModel", (c, w) -> new SD3Transformer2DModel(SD3Transformer2DModel.Config.fromJson(c), w),
+          SD3Transformer2DModel.TENSOR_PARALLEL_PLAN);
       register("ZImageTransformer2DModel", (c, w) -> new ZImageTransformer2DModel(
-          ZImageTransformer2DModel.Config.fromJson(c), w));
+          ZImageTransformer2DModel.Config.fromJson(c), w), ZImageTransformer2DModel.TENSOR_PARALLEL_PLAN);
       register("DiTTransformer2DModel", (c, w) -> new DiTTransformer2DModel(DiTTransformer2DModel.Config.fromJson(c), w));
       register("PixArtTransformer2DModel", (c, w) -> new PixArtTransformer2DModel(
           PixArtTransformer2DModel.Config.fromJson(c), w));
@@ -155,7 +246,7 @@ public final class ModelRegistry {
     }
 
     public ModelRegistry build() {
-      return new ModelRegistry(factories);
+      return new ModelRegistry(factories, plans);
     }
   }
 }

@@ -151,4 +151,65 @@ class ContextParallelTest {
       assertEquals(m.get("kept10"), m.get("kept50"), "kept tensors leak: " + m);
     }
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tensor parallelism
+
+  private static void assertTensorParallel(LocalRanks.Run run, int world, String suite) {
+    assertArrayEquals(new int[world], run.exitCodes(), run::describe);
+    List<String> failures = new ArrayList<>();
+    int expected = CpWorker.tensorConfigs(suite).size() * CpWorker.MODELS.length;
+    for (int r = 0; r < world; r++) {
+      List<Map<String, Object>> lines = run.lines().get(r);
+      assertEquals(expected, lines.size(), "rank " + r + " scenarios\n" + run.describe());
+      for (Map<String, Object> l : lines) {
+        double diff = ((Number) l.get("maxDiff")).doubleValue();
+        int tp = Integer.parseInt(((String) l.get("config")).replaceAll(".*tp=(\\d+).*", "$1"));
+        double weights = ((Number) l.get("weightBytes")).doubleValue() / ((Number) l.get("wholeBytes")).doubleValue();
+        System.out.printf("rank %d %s %s: max |diff| %.2e, weight bytes %.3f of one process, %d bytes sent%n", r,
+            l.get("model"), l.get("config"), diff, weights, ((Number) l.get("tpBytes")).longValue());
+        if (!(diff <= FP32_TOLERANCE)) {
+          failures.add("rank " + r + " " + l.get("model") + " " + l.get("config") + ": max |diff| " + diff);
+        }
+        // each rank holds its 1/tp share of every split tensor and nothing else twice
+        if (((Number) l.get("weightBytes")).longValue() != ((Number) l.get("expectedBytes")).longValue()
+            || !(weights < 1.0 / tp + 0.3)) {
+          failures.add("rank " + r + " " + l.get("model") + " " + l.get("config") + ": holds " + l.get("weightBytes")
+              + " bytes of weights, expected " + l.get("expectedBytes") + " (" + weights + " of the whole)");
+        }
+      }
+    }
+    assertTrue(failures.isEmpty(), String.join("\n", failures));
+  }
+
+  @Test
+  void tensorParallelTwo_everyModelEqualsTheSingleProcessOutput(@TempDir Path dir) {
+    assertTensorParallel(LocalRanks.run(2, "tp-2", Duration.ofMinutes(4), Map.of(), dir), 2, "tp-2");
+  }
+
+  @Test
+  void tensorParallelThree_everyModelEqualsTheSingleProcessOutput(@TempDir Path dir) {
+    assertTensorParallel(LocalRanks.run(3, "tp-3", Duration.ofMinutes(4), Map.of(), dir), 3, "tp-3");
+  }
+
+  @Test
+  void hybridContextTimesTensor_onFourRanksEqualsTheSingleProcessOutput(@TempDir Path dir) {
+    assertTensorParallel(LocalRanks.run(4, "hybrid-4", Duration.ofMinutes(5), Map.of(), dir), 4, "hybrid-4");
+  }
+
+  /** Caching on tensor-parallel models: every rank caches the steps one process caches. */
+  @Test
+  void tensorParallelCaching_decidesAsOneProcess(@TempDir Path dir) {
+    LocalRanks.Run run = LocalRanks.run(2, "tp-cache", Duration.ofMinutes(4), Map.of(), dir);
+    assertArrayEquals(new int[2], run.exitCodes(), run::describe);
+    for (int r = 0; r < 2; r++) {
+      for (Map<String, Object> l : run.lines().get(r)) {
+        assertEquals(l.get("singleCached"), l.get("parallelCached"), "rank " + r + " " + l);
+        assertTrue(!((List<?>) l.get("parallelCached")).isEmpty(), "the scenario caches steps: " + l);
+        assertTrue(((Number) l.get("maxDiff")).doubleValue() <= FP32_TOLERANCE, "rank " + r + " " + l);
+      }
+      assertEquals(run.lines().get(0).get(r == 0 ? 0 : 0).get("parallelDiffs"), run.lines().get(r).get(0).get("parallelDiffs"),
+          "the ranks' diffs are the same bits");
+    }
+  }
 }

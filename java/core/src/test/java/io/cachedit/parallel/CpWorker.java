@@ -65,6 +65,8 @@ public final class CpWorker {
           case "fault" -> worker.fault(env);
           case "memory" -> worker.memory();
           case "close-early" -> worker.closeEarly(env);
+          case "tp-2", "tp-3", "hybrid-4" -> worker.tensorParallel(env, suite);
+          case "tp-cache" -> worker.tensorParallelCache(env);
           default -> worker.modes(env, suite);
         }
       } catch (RuntimeException e) {
@@ -190,6 +192,113 @@ public final class CpWorker {
 
   static List<Tensor> loop(DiffusersTransformer model, ModelSpec spec, Map<String, Tensor> inputs, int steps) {
     return ModelSpecs.loop(model, spec, inputs, steps);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tensor parallelism (and hybrid CP x TP) against single-process outputs
+
+  /** The configs of a tensor-parallel suite. */
+  static List<String> tensorConfigs(String suite) {
+    return switch (suite) {
+      case "tp-2" -> List.of("tp=2");
+      case "tp-3" -> List.of("tp=3");
+      case "hybrid-4" -> List.of("ulysses=2,tp=2", "ring=2,tp=2");
+      default -> throw new IllegalArgumentException("unknown suite " + suite);
+    };
+  }
+
+  /** The tiny model with 6 attention heads (so 2 and 3 ranks split them), its other shapes kept. */
+  static String sixHeads(String name) {
+    String json = spec(name).configJson();
+    return switch (name) {
+      case "Z-Image" -> json.replace("\"dim\": 24", "\"dim\": 72").replace("\"n_heads\": 2", "\"n_heads\": 6")
+          .replace("\"n_kv_heads\": 2", "\"n_kv_heads\": 6");
+      case "SD3.5" -> json.replace("\"num_attention_heads\": 2", "\"num_attention_heads\": 6")
+          .replace("\"caption_projection_dim\": 16", "\"caption_projection_dim\": 48");
+      default -> json.replace("\"num_attention_heads\": 2", "\"num_attention_heads\": 6");
+    };
+  }
+
+  private void tensorParallel(DistributedEnvironment env, String suite) {
+    try (ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment())) {
+      for (String spec : tensorConfigs(suite)) {
+        ParallelismConfig config = ParallelismConfig.parse(spec);
+        TensorParallelGroup.Binder tp = TensorParallelGroup.join(groups, config);
+        for (String name : MODELS) {
+          String json = sixHeads(name);
+          try (PointerScope scope = new PointerScope();
+               DiffusersTransformer whole = ModelRegistry.defaults().randomTransformer(json, 4, ScalarType.Float);
+               DiffusersTransformer shard = ModelRegistry.defaults().randomTransformer(json, 4, ScalarType.Float, tp)) {
+            Map<String, Tensor> in = inputs(name, config.contextParallel() ? 4 * 3 : 5, config.contextParallel());
+            ModelSpec ms = spec(name);
+            List<Tensor> reference = loop(whole, ms, in, 3);
+            long weightBytes = 0;
+            long wholeBytes = 0;
+            for (Tensor t : shard.parameters().values()) {
+              weightBytes += t.nbytes();
+            }
+            long expectedBytes = 0;  // whole tensors where the plan keeps them whole, a 1/tp share where it splits
+            var plan = whole.tensorParallelPlan().orElseThrow();
+            for (Map.Entry<String, Tensor> e : whole.parameters().entrySet()) {
+              long n = e.getValue().nbytes();
+              wholeBytes += n;
+              boolean split = plan.slice(e.getKey(), e.getValue().sizes().vec().get(), 0, config.tp()) != null;
+              expectedBytes += split ? n / config.tp() : n;
+            }
+            long bytesBefore = tp.group().bytesSent();
+            List<Tensor> parallel;
+            if (config.contextParallel()) {
+              try (ContextParallel cp = ContextParallel.apply(shard, config, groups)) {
+                parallel = loop(shard, ms, in, 3);
+              }
+            } else {
+              parallel = loop(shard, ms, in, 3);
+            }
+            double maxDiff = 0;
+            double maxAbs = 0;
+            for (int i = 0; i < reference.size(); i++) {
+              maxDiff = Math.max(maxDiff, reference.get(i).sub(parallel.get(i)).abs().max().item_double());
+              maxAbs = Math.max(maxAbs, reference.get(i).abs().max().item_double());
+            }
+            record(Map.of("config", spec, "model", name, "maxDiff", maxDiff, "maxAbs", maxAbs,
+                "weightBytes", weightBytes, "wholeBytes", wholeBytes, "expectedBytes", expectedBytes,
+                "tpBytes", tp.group().bytesSent() - bytesBefore));
+          }
+        }
+      }
+    }
+  }
+
+  /** Caching on a tensor-parallel model: the facade's options carry tp, every rank decides alike. */
+  private void tensorParallelCache(DistributedEnvironment env) {
+    ParallelismConfig config = ParallelismConfig.parse("tp=" + world);
+    for (String name : List.of("FLUX.1", "Wan2.1-T2V")) {
+      String json = sixHeads(name);
+      try (PointerScope scope = new PointerScope();
+           DiffusersTransformer whole = ModelRegistry.defaults().randomTransformer(json, 4, ScalarType.Float)) {
+        ModelSpec ms = spec(name);
+        Map<String, Tensor> in = inputs(name, 5, false);
+        List<Tensor> reference;
+        CacheStats single;
+        try (CacheHandle h = CacheDit.enableCache(whole, cacheOptions(name))) {
+          reference = loop(whole, ms, in, 12);
+          single = h.stats().get(0);
+        }
+        try (ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
+             DiffusersTransformer shard = ModelRegistry.defaults().randomTransformer(json, 4, ScalarType.Float,
+                 TensorParallelGroup.join(groups, config));
+             CacheHandle h = CacheDit.enableCache(shard, cacheOptions(name).withParallelism(config))) {
+          List<Tensor> parallel = loop(shard, ms, in, 12);
+          CacheStats multi = h.stats().get(0);
+          double maxDiff = 0;
+          for (int i = 0; i < reference.size(); i++) {
+            maxDiff = Math.max(maxDiff, reference.get(i).sub(parallel.get(i)).abs().max().item_double());
+          }
+          record(Map.of("model", name, "singleCached", single.cachedSteps(), "parallelCached", multi.cachedSteps(),
+              "parallelDiffs", multi.allDiffs(false), "maxDiff", maxDiff));
+        }
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

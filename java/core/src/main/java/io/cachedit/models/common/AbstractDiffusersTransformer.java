@@ -7,8 +7,16 @@ public abstract class AbstractDiffusersTransformer extends AbstractDiffusersMode
   private volatile AttentionBackend attention = Sdpa.AUTO;
   private volatile SequenceParallel sequenceParallel = SequenceParallel.NONE;
 
+  private final TensorParallel tensorParallel;
+
   protected AbstractDiffusersTransformer(String className, WeightScope w) {
     super(className, w);
+    this.tensorParallel = TensorParallel.of(w);
+  }
+
+  @Override
+  public final TensorParallel tensorParallel() {
+    return tensorParallel;
   }
 
   @Override

@@ -33,6 +33,19 @@ public interface DiffusersTransformer extends DiffusersModel, Transformer {
     return java.util.Optional.empty();
   }
 
+  /**
+   * Which layers this model class splits under tensor parallelism, or empty if it cannot run
+   * tensor-parallel. The split itself happens at load time (the model's {@link TensorParallel}).
+   */
+  default java.util.Optional<TensorParallelPlan> tensorParallelPlan() {
+    return java.util.Optional.empty();
+  }
+
+  /** The tensor-parallel group this instance was loaded for ({@link TensorParallel#NONE}: whole weights). */
+  default TensorParallel tensorParallel() {
+    return TensorParallel.NONE;
+  }
+
   /** One forward from diffusers-named inputs; returns {@code sample} (list outputs stacked). */
   Tensor forward(ForwardInputs inputs, StepContext step);
 

@@ -37,6 +37,28 @@ public final class Norms {
     return h.to(inputType);
   }
 
+  /**
+   * {@link #torchRmsNorm} over features split across a tensor-parallel group ({@code x} and
+   * {@code weight} hold this rank's share): the squares are summed locally, the sums added over the
+   * group, and the mean taken over all {@code tp.size()} shares, so every rank normalises by the
+   * whole vector's root mean square.
+   */
+  public static Tensor torchRmsNorm(Tensor x, Tensor weight, double eps, TensorParallel tp) {
+    if (!tp.active()) {
+      return torchRmsNorm(x, weight, eps);
+    }
+    ScalarType inputType = x.scalar_type().intern();
+    Tensor xf = x.to(ScalarType.Float);
+    Tensor squares = tp.allReduceSum(xf.pow(new Scalar(2.0)).sum(new long[] {-1}, true,
+        new org.bytedeco.pytorch.ScalarTypeOptional()));
+    Tensor r = torch.rsqrt(squares.div(new Scalar((double) x.size(-1) * tp.size())).add(new Scalar(eps)));
+    Tensor h = xf.mul(r);
+    if (weight != null) {
+      h = h.mul(weight);
+    }
+    return h.to(inputType);
+  }
+
   /** diffusers' {@code FP32LayerNorm}: layer norm computed in fp32, returned in fp32. */
   public static Tensor fp32LayerNorm(Tensor x, Tensor weight, Tensor bias, double eps) {
     Tensor xf = x.to(ScalarType.Float);

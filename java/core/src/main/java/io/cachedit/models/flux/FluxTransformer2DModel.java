@@ -18,6 +18,8 @@ import io.cachedit.models.common.Linear;
 import io.cachedit.models.common.Norms;
 import io.cachedit.models.common.Rope;
 import io.cachedit.models.common.StepContext;
+import io.cachedit.models.common.TensorParallel;
+import io.cachedit.models.common.TensorParallelPlan;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.List;
@@ -288,6 +290,33 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
     return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
   }
 
+  /**
+   * Which layers FLUX splits under tensor parallelism (cache-dit's FLUX planner): in every block the
+   * query, key and value projections and the MLP's first linear by output features (whole heads,
+   * hidden units), the attention output and the MLP's second linear by input features, and the adaLN
+   * modulation by output features with its output gathered. A single-stream block's {@code proj_out}
+   * reads {@code [attention (dim) ‖ mlp (4 dim)]}: each rank keeps its share of both parts, matching its
+   * local concatenation.
+   */
+  public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("FluxTransformer2DModel",
+      List.of(TensorParallelPlan.rule("transformer_blocks.*.attn.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}",
+              TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.attn.{to_out.0,to_add_out}", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.0.proj", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.2", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{norm1,norm1_context}.linear",
+              TensorParallelPlan.Style.COLWISE_GATHERED),
+          TensorParallelPlan.rule("single_transformer_blocks.*.attn.{to_q,to_k,to_v}", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("single_transformer_blocks.*.proj_mlp", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("single_transformer_blocks.*.proj_out", TensorParallelPlan.Style.ROWWISE, 1, 4),
+          TensorParallelPlan.rule("single_transformer_blocks.*.norm.linear", TensorParallelPlan.Style.COLWISE_GATHERED)),
+      c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 24)));
+
+  @Override
+  public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {
+    return java.util.Optional.of(TENSOR_PARALLEL_PLAN);
+  }
+
   private static Tensor splitRope(SequenceParallel sp, Tensor table, long textLen) {
     Tensor text = CONTEXT_PARALLEL_PLAN.split(sp, "txt_ids", table.narrow(0, 0, textLen));
     Tensor image = CONTEXT_PARALLEL_PLAN.split(sp, "img_ids", table.narrow(0, textLen, table.size(0) - textLen));
@@ -344,7 +373,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
     FluxAttention(WeightScope w, FluxTransformer2DModelConfig c, boolean joint) {
       long dim = c.innerDim();
       long hd = c.attentionHeadDim();
-      this.heads = c.numAttentionHeads();
+      this.heads = TensorParallel.of(w).local(c.numAttentionHeads());  // this rank's heads under tensor parallelism
       this.toQ = new Linear(w.pp("to_q"), dim, dim);
       this.toK = new Linear(w.pp("to_k"), dim, dim);
       this.toV = new Linear(w.pp("to_v"), dim, dim);

@@ -18,6 +18,8 @@ import io.cachedit.models.common.Linear;
 import io.cachedit.models.common.Norms;
 import io.cachedit.models.common.Rope;
 import io.cachedit.models.common.StepContext;
+import io.cachedit.models.common.TensorParallel;
+import io.cachedit.models.common.TensorParallelPlan;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -259,6 +261,25 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersTransfor
         ((Number) l.get(2)).longValue()};
   }
 
+  /**
+   * Which layers Qwen-Image splits under tensor parallelism: per block the image and text streams'
+   * query, key and value projections and MLP first linears by output features, the attention outputs
+   * and MLP second linears by input features, and the modulations ({@code img_mod.1},
+   * {@code txt_mod.1}) by output features with their outputs gathered.
+   */
+  public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("QwenImageTransformer2DModel",
+      List.of(TensorParallelPlan.rule("transformer_blocks.*.attn.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.attn.{to_out.0,to_add_out}", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{img_mlp,txt_mlp}.net.0.proj", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{img_mlp,txt_mlp}.net.2", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{img_mod,txt_mod}.1", TensorParallelPlan.Style.COLWISE_GATHERED)),
+      c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 24)));
+
+  @Override
+  public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {
+    return java.util.Optional.of(TENSOR_PARALLEL_PLAN);
+  }
+
   @Override
   public Tensor forward(ForwardInputs in, StepContext step) {
     Object shapes = in.value("img_shapes", null);
@@ -303,7 +324,7 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersTransfor
     QwenImageTransformerBlock(WeightScope w, Config c) {
       long dim = c.innerDim();
       long hd = c.attentionHeadDim();
-      this.heads = c.numAttentionHeads();
+      this.heads = TensorParallel.of(w).local(c.numAttentionHeads());  // this rank's heads under tensor parallelism
       this.imgMod = new Linear(w.pp("img_mod").pp(1), dim, 6 * dim);
       this.txtMod = new Linear(w.pp("txt_mod").pp(1), dim, 6 * dim);
       WeightScope a = w.pp("attn");

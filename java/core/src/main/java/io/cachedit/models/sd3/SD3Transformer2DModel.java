@@ -17,6 +17,8 @@ import io.cachedit.models.common.ForwardPattern;
 import io.cachedit.models.common.Linear;
 import io.cachedit.models.common.Norms;
 import io.cachedit.models.common.StepContext;
+import io.cachedit.models.common.TensorParallel;
+import io.cachedit.models.common.TensorParallelPlan;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -186,6 +188,25 @@ public final class SD3Transformer2DModel extends AbstractDiffusersTransformer {
     return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
   }
 
+  /**
+   * Which layers SD3 splits under tensor parallelism: per block the query, key and value projections
+   * (image, text and the second attention of dual-attention layers) and the MLPs' first linears by
+   * output features, attention outputs and MLP second linears by input features, and the adaLN
+   * modulations by output features with their outputs gathered.
+   */
+  public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("SD3Transformer2DModel",
+      List.of(TensorParallelPlan.rule("transformer_blocks.*.{attn,attn2}.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{attn,attn2}.{to_out.0,to_add_out}", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.0.proj", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.2", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("transformer_blocks.*.{norm1,norm1_context}.linear", TensorParallelPlan.Style.COLWISE_GATHERED)),
+      c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 18)));
+
+  @Override
+  public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {
+    return java.util.Optional.of(TENSOR_PARALLEL_PLAN);
+  }
+
   @Override
   public Tensor forward(ForwardInputs in, StepContext step) {
     Set<Integer> skip = new TreeSet<>();
@@ -228,7 +249,7 @@ public final class SD3Transformer2DModel extends AbstractDiffusersTransformer {
       long dim = c.innerDim();
       long hd = c.attentionHeadDim();
       boolean qk = c.qkNorm() != null;
-      this.heads = c.numAttentionHeads();
+      this.heads = TensorParallel.of(w).local(c.numAttentionHeads());  // this rank's heads under tensor parallelism
       this.toQ = new Linear(w.pp("to_q"), dim, dim);
       this.toK = new Linear(w.pp("to_k"), dim, dim);
       this.toV = new Linear(w.pp("to_v"), dim, dim);

@@ -17,6 +17,8 @@ import io.cachedit.models.common.Linear;
 import io.cachedit.models.common.Norms;
 import io.cachedit.models.common.Rope;
 import io.cachedit.models.common.StepContext;
+import io.cachedit.models.common.TensorParallel;
+import io.cachedit.models.common.TensorParallelPlan;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -227,6 +229,27 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
     return java.util.Optional.of(CONTEXT_PARALLEL_PLAN);
   }
 
+  /**
+   * Which layers Wan splits under tensor parallelism: per block the self- and cross-attention query,
+   * key and value projections (and the image branch's) and the FFN's first linear by output
+   * features, attention outputs and the FFN's second linear by input features. The q/k RMSNorms
+   * normalise across all heads: each rank keeps its share of their weights, and the mean of squares
+   * is summed over the group.
+   */
+  public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("WanTransformer3DModel",
+      List.of(TensorParallelPlan.rule("blocks.*.{attn1,attn2}.{to_q,to_k,to_v,add_k_proj,add_v_proj}", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("blocks.*.{attn1,attn2}.to_out.0", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("blocks.*.{attn1,attn2}.{norm_q,norm_k,norm_added_k}", TensorParallelPlan.Style.FEATURES),
+          TensorParallelPlan.rule("blocks.*.ffn.net.0.proj", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("blocks.*.ffn.net.2", TensorParallelPlan.Style.ROWWISE)),
+      c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 40),
+          "FFN hidden units (ffn_dim)", (long) c.getInt("ffn_dim", 13824)));
+
+  @Override
+  public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {
+    return java.util.Optional.of(TENSOR_PARALLEL_PLAN);
+  }
+
   @Override
   public Tensor forward(ForwardInputs in, StepContext step) {
     Tensor out = forward(in.tensor("hidden_states"), in.tensor("timestep"), in.tensor("encoder_hidden_states"),
@@ -261,10 +284,12 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
     private final Linear addV;
     private final Tensor normAddedK;
     private final double eps;
+    private final TensorParallel tp;
 
     WanAttention(WeightScope w, Config c, boolean withImage) {
       long inner = c.innerDim();
-      this.heads = c.numAttentionHeads();
+      this.tp = TensorParallel.of(w);
+      this.heads = tp.local(c.numAttentionHeads());  // this rank's heads under tensor parallelism
       this.eps = c.eps();
       this.toQ = new Linear(w.pp("to_q"), inner, inner);
       this.toK = new Linear(w.pp("to_k"), inner, inner);
@@ -291,8 +316,8 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
         img = ctx.narrow(1, 0, imageLen);
         ctx = ctx.narrow(1, imageLen, 512);
       }
-      Tensor q = Attention.heads(Norms.torchRmsNorm(toQ.forward(x), normQ, eps), heads);
-      Tensor k = Attention.heads(Norms.torchRmsNorm(toK.forward(ctx), normK, eps), heads);
+      Tensor q = Attention.heads(Norms.torchRmsNorm(toQ.forward(x), normQ, eps, tp), heads);
+      Tensor k = Attention.heads(Norms.torchRmsNorm(toK.forward(ctx), normK, eps, tp), heads);
       Tensor v = Attention.heads(toV.forward(ctx), heads);
       if (rope != null) {
         q = Rope.apply(q, rope);
@@ -302,7 +327,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
       Tensor o = Attention.merge(context == null ? backend.attend(q, k, v, null)
           : backend.attendCross(q, k, v, null)).to(q.scalar_type());
       if (img != null) {
-        Tensor ki = Attention.heads(Norms.torchRmsNorm(addK.forward(img), normAddedK, eps), heads);
+        Tensor ki = Attention.heads(Norms.torchRmsNorm(addK.forward(img), normAddedK, eps, tp), heads);
         Tensor vi = Attention.heads(addV.forward(img), heads);
         o = o.add(Attention.merge(backend.attendCross(q, ki, vi, null)).to(q.scalar_type()));
       }

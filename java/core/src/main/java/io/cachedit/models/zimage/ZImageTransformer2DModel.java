@@ -16,6 +16,8 @@ import io.cachedit.models.common.Linear;
 import io.cachedit.models.common.Norms;
 import io.cachedit.models.common.Rope;
 import io.cachedit.models.common.StepContext;
+import io.cachedit.models.common.TensorParallel;
+import io.cachedit.models.common.TensorParallelPlan;
 import io.cachedit.models.common.Timesteps;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -394,6 +396,26 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
    * {@code return_dict}. Returns the predictions stacked to [B, C, F, H, W] (all images must share one
    * size); {@link #outputs} returns them one per image, as diffusers' list output.
    */
+  /**
+   * Which layers Z-Image splits under tensor parallelism, in the refiners and the main layers alike:
+   * query, key and value projections and the SwiGLU's {@code w1} and {@code w3} by output features,
+   * the attention output and {@code w2} by input features, and the adaLN modulation by output
+   * features with its output gathered.
+   */
+  public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("ZImageTransformer2DModel",
+      List.of(TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.attention.{to_q,to_k,to_v}", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.attention.to_out.0", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.feed_forward.{w1,w3}", TensorParallelPlan.Style.COLWISE),
+          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.feed_forward.w2", TensorParallelPlan.Style.ROWWISE),
+          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.adaLN_modulation.0", TensorParallelPlan.Style.COLWISE_GATHERED)),
+      c -> java.util.Map.of("attention heads (n_heads)", (long) c.getInt("n_heads", 30),
+          "feed-forward hidden units (int(dim / 3 * 8))", (long) (c.getInt("dim", 3840) / 3.0 * 8)));
+
+  @Override
+  public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {
+    return java.util.Optional.of(TENSOR_PARALLEL_PLAN);
+  }
+
   @Override
   public Tensor forward(ForwardInputs in, StepContext step) {
     List<Tensor> out = forwardList(in, step);
@@ -454,7 +476,7 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
 
     ZImageTransformerBlock(WeightScope w, Config c, boolean modulated) {
       long dim = c.dim();
-      this.heads = c.nHeads();
+      this.heads = TensorParallel.of(w).local(c.nHeads());  // this rank's heads under tensor parallelism
       this.eps = c.normEps();
       WeightScope a = w.pp("attention");
       this.toQ = new Linear(a.pp("to_q"), dim, dim, false);
