@@ -17,9 +17,9 @@ import io.cachedit.models.common.BlockRunner;
 import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.SequenceParallel;
-import io.cachedit.parallel.ContextParallel;
 import io.cachedit.parallel.DistributedEnvironment;
 import io.cachedit.parallel.ParallelismConfig;
+import io.cachedit.parallel.Parallelism;
 import io.cachedit.parallel.ProcessGroups;
 import io.cachedit.models.common.Transformer;
 import java.util.ArrayList;
@@ -111,14 +111,18 @@ public final class CacheDit {
     if (pc != null) {
       requireTensorParallel(pc, adapter.transformers());
     }
-    if (pc != null && pc.contextParallel() && activeSequenceParallel(adapter.transformers()) == null) {
+    DiffusionPipeline owner = adapter.pipeline();
+    boolean alreadyParallel = activeSequenceParallel(adapter.transformers()) != null
+        || (owner != null && owner.cfgParallel().active());
+    if (pc != null && (pc.contextParallel() || pc.cfg() > 1) && !alreadyParallel) {
       // validated against WORLD_SIZE before joining, so a bad config never reaches a collective
       DistributedEnvironment env = DistributedEnvironment.fromEnvironment();
-      ContextParallel.validate(pc, env.worldSize(), adapter.transformers());
+      Parallelism.validate(pc, env.worldSize(), owner, adapter.transformers());
       ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
       parallel.add(groups);
       try {
-        parallel.add(0, ContextParallel.apply(adapter.transformers(), pc, groups));
+        parallel.add(0, owner != null ? Parallelism.apply(owner, pc, groups)
+            : Parallelism.apply(adapter.transformers(), pc, groups));
       } catch (RuntimeException e) {
         groups.close();
         throw e;
@@ -187,19 +191,30 @@ public final class CacheDit {
   }
 
   /**
-   * Runs {@code pipeline}'s transformers context-parallel over {@code groups} (docs/parallelism.md):
-   * every rank calls it with the same config. Caching enabled afterwards decides alike on all ranks.
-   * Close the result to run on one rank again; the groups stay open (their owner closes them).
+   * Runs {@code pipeline} parallel over {@code groups} as {@code config} says (docs/parallelism.md):
+   * its CFG branches on different ranks ({@code cfg_size}), its transformers context-parallel
+   * ({@code ulysses_size}, {@code ring_size}); with {@code tp_size}, its transformers must have been
+   * loaded for the tensor-parallel group. Every rank calls it with the same config. Caching enabled
+   * afterwards decides alike on all ranks. Close the result to run on one rank again; the groups
+   * stay open (their owner closes them).
    */
-  public static ContextParallel enableParallelism(DiffusionPipeline pipeline, ParallelismConfig config,
+  public static Parallelism enableParallelism(DiffusionPipeline pipeline, ParallelismConfig config,
       ProcessGroups groups) {
-    return ContextParallel.apply(transformersOf(pipeline), config, groups);
+    return Parallelism.apply(requirePipeline(pipeline), config, groups);
   }
 
-  /** Runs one transformer context-parallel over {@code groups}. */
-  public static ContextParallel enableParallelism(Transformer transformer, ParallelismConfig config,
+  /** Runs one transformer parallel over {@code groups} (context and tensor parallelism; no CFG). */
+  public static Parallelism enableParallelism(Transformer transformer, ParallelismConfig config,
       ProcessGroups groups) {
-    return ContextParallel.apply(List.of(requireTarget(transformer)), config, groups);
+    return Parallelism.apply(List.of(requireTarget(transformer)), config, groups);
+  }
+
+  private static DiffusionPipeline requirePipeline(DiffusionPipeline pipeline) {
+    if (pipeline == null) {
+      throw new IllegalArgumentException("pipeline must not be null");
+    }
+    transformersOf(pipeline);
+    return pipeline;
   }
 
   /** Tensor parallelism happens at load time: the models must have been loaded for the config's tp_size. */

@@ -83,8 +83,8 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--test-images", description = "test images in the Frechet reference (default ${DEFAULT-VALUE})")
   int testImages = 10_000;
 
-  @Option(names = "--parallel", paramLabel = "<modes>", description = "run every generation context-parallel across the "
-      + "processes of cachedit launch (e.g. ulysses=2); rank 0 writes the table and the plot")
+  @Option(names = "--parallel", paramLabel = "<modes>", description = "run every generation in parallel across the "
+      + "processes of cachedit launch (e.g. ulysses=2, tp=2, cfg=2); rank 0 writes the table and the plot")
   String parallel;
 
   /** The sweep. */
@@ -143,8 +143,9 @@ final class BenchCommand implements Callable<Integer> {
     Files.createDirectories(out);
     List<Row> rows = new ArrayList<>();
     try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard();
-         BundledModel m = BundledModel.load(dir); FashionClassifier classifier = FashionClassifier.load(classifierPath);
-         ParallelRun pr = ParallelRun.start(ParallelRun.config(parallel, null), m.pipeline())) {
+         ParallelRun pr = ParallelRun.join(ParallelRun.config(parallel, null), dir.resolve("transformer"));
+         BundledModel m = BundledModel.load(dir, pr.weights()); FashionClassifier classifier = FashionClassifier.load(classifierPath)) {
+      pr.install(m.pipeline());
       root = pr.root();
       for (String p : prompts) {
         m.textEncoder().index(p);

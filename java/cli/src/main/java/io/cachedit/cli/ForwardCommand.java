@@ -41,9 +41,9 @@ final class ForwardCommand implements Callable<Integer> {
       description = "SDPA backend: auto, math, flash, efficient, cudnn (default ${DEFAULT-VALUE})")
   String attention;
 
-  @Option(names = "--parallel", paramLabel = "<modes>", description = "context parallelism across the processes of "
-      + "cachedit launch: ulysses=N, ring=N, anything, float8, async, allgather (docs/parallelism.md); rank 0 writes "
-      + "--out")
+  @Option(names = "--parallel", paramLabel = "<modes>", description = "parallelism across the processes of "
+      + "cachedit launch: ulysses=N, ring=N, tp=N and anything, float8, async, allgather (docs/parallelism.md); "
+      + "rank 0 writes --out")
   String parallel;
 
   @Override
@@ -59,7 +59,8 @@ final class ForwardCommand implements Callable<Integer> {
       m.forEach((k, v) -> values.put(String.valueOf(k), v));
     }
     long start = System.nanoTime();
-    try (DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(model, Dtypes.parse(dtype));
+    ParallelRun pr = ParallelRun.join(parallelism, model);
+    try (pr; DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(model, Dtypes.parse(dtype), pr.weights());
          SafetensorsFile in = SafetensorsFile.open(inputs);
          PointerScope scope = new PointerScope();
          NoGradGuard noGrad = new NoGradGuard()) {
@@ -71,10 +72,8 @@ final class ForwardCommand implements Callable<Integer> {
       long loaded = System.nanoTime();
       // diffusers' output names: sample, or sample.0, sample.1, ... where the forward returns a list
       Map<String, Tensor> outputs;
-      ParallelRun pr = ParallelRun.start(parallelism, java.util.List.of(m));
-      try (pr) {
-        outputs = m.outputs(new ForwardInputs(tensors, values), null);
-      }
+      pr.install(java.util.List.of(m));
+      outputs = m.outputs(new ForwardInputs(tensors, values), null);
       long done = System.nanoTime();
       if (!pr.root()) {
         return 0;

@@ -86,10 +86,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "print statistics as one JSON object instead of text")
   boolean json;
 
-  @Option(names = "--parallel", paramLabel = "<modes>", description = "context parallelism across the processes of "
-      + "cachedit launch (or torchrun's environment): a comma list of ulysses=N, ring=N and the flags anything, "
-      + "float8, async, allgather, e.g. ulysses=2,anything,float8 (docs/parallelism.md). Rank 0 writes --out and "
-      + "prints; with --compare the baseline is one process on all cores")
+  @Option(names = "--parallel", paramLabel = "<modes>", description = "parallelism across the processes of "
+      + "cachedit launch (or torchrun's environment): a comma list of ulysses=N, ring=N, tp=N, cfg=2 and the flags "
+      + "anything, float8, async, allgather, e.g. ulysses=2,anything,float8 or cfg=2 (docs/parallelism.md). Rank 0 "
+      + "writes --out and prints; with --compare the baseline is one process on all cores")
   String parallel;
 
   static Path home() {
@@ -116,8 +116,9 @@ final class GenerateCommand implements Callable<Integer> {
     }
     Path dir = model != null ? model : home().resolve(BundledModel.DEFAULT_DIR);
     PrintStream err = System.err;
-    try (PointerScope scope = new PointerScope(); BundledModel m = BundledModel.load(dir);
-         ParallelRun pr = ParallelRun.start(parallelism, m.pipeline())) {
+    try (PointerScope scope = new PointerScope(); ParallelRun pr = ParallelRun.join(parallelism, dir.resolve("transformer"));
+         BundledModel m = BundledModel.load(dir, pr.weights())) {
+      pr.install(m.pipeline());
       m.textEncoder().index(prompt);  // validate before any work
       // warm-up at the real batch shape, uncached and through the cache engine: JIT, allocator and thread pools
       // settle before anything is timed (otherwise the first timed run, the uncached one, pays for them)

@@ -4,7 +4,11 @@ import io.cachedit.cache.CacheOptions;
 import io.cachedit.error.ConfigException;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.Transformer;
-import io.cachedit.parallel.ContextParallel;
+import io.cachedit.models.common.TensorParallel;
+import io.cachedit.parallel.Parallelism;
+import io.cachedit.parallel.TensorParallelGroup;
+import io.cachedit.pipeline.ModelRegistry;
+import java.nio.file.Path;
 import io.cachedit.parallel.DistributedEnvironment;
 import io.cachedit.parallel.ParallelismConfig;
 import io.cachedit.parallel.ProcessGroups;
@@ -15,26 +19,27 @@ import java.util.function.Supplier;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * A command's context parallelism ({@code --parallel <spec>}, or a config file's
- * {@code parallelism_config}): validated against {@code WORLD_SIZE} and the models before the group
- * is joined, then installed on the models. Only rank 0 prints to standard output and writes files;
+ * A command's parallelism ({@code --parallel <modes>}, or a config file's
+ * {@code parallelism_config}): validated against {@code WORLD_SIZE} (and the model's head counts for
+ * tensor parallelism) before the group is joined; the models are then loaded for its tensor-parallel
+ * group and the rest (CFG branches, context parallelism) installed on them. Only rank 0 prints to standard output and writes files;
  * the other ranks compute alongside it. {@link #NONE} when the command runs on one process.
  */
 final class ParallelRun implements AutoCloseable {
-  static final ParallelRun NONE = new ParallelRun(null, null, null, null);
+  static final ParallelRun NONE = new ParallelRun(null, null, null);
 
   private final ParallelismConfig config;
   private final ProcessGroups groups;
-  private final List<? extends Transformer> models;
-  private ContextParallel contextParallel;
+  private final TensorParallelGroup.Binder tensorParallel;
+  private DiffusionPipeline pipeline;
+  private List<? extends Transformer> models;
+  private Parallelism parallelism;
   private final PrintStream stdout;
 
-  private ParallelRun(ParallelismConfig config, ProcessGroups groups, List<? extends Transformer> models,
-      ContextParallel contextParallel) {
+  private ParallelRun(ParallelismConfig config, ProcessGroups groups, TensorParallelGroup.Binder tensorParallel) {
     this.config = config;
     this.groups = groups;
-    this.models = models;
-    this.contextParallel = contextParallel;
+    this.tensorParallel = tensorParallel;
     this.stdout = System.out;
   }
 
@@ -51,21 +56,24 @@ final class ParallelRun implements AutoCloseable {
     return spec != null ? ParallelismConfig.parse(spec) : fromFile;
   }
 
-  /** Joins the group and installs {@code config} on the pipeline's transformers (null config: one process). */
-  static ParallelRun start(ParallelismConfig config, DiffusionPipeline pipeline) {
-    return start(config, pipeline.transformers());
-  }
-
-  static ParallelRun start(ParallelismConfig config, List<? extends Transformer> models) {
+  /**
+   * Validates {@code config} against {@code WORLD_SIZE} and, with {@code tp_size}, the model's head
+   * counts at {@code transformer} (read from its config.json), then joins the group. Load the models
+   * with {@link #weights()} and {@link #install} them. A null config: one process.
+   */
+  static ParallelRun join(ParallelismConfig config, Path transformer) {
     if (config == null) {
       return NONE;
     }
     DistributedEnvironment env = DistributedEnvironment.fromEnvironment();
-    ContextParallel.validate(config, env.worldSize(), models);  // before any rank waits for another
+    config.validateFor(env.worldSize());  // before any rank waits for another
+    if (config.tp() > 1 && transformer != null) {
+      ModelRegistry.defaults().checkTensorParallel(transformer, config.tp());
+    }
     ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
     try {
-      ContextParallel cp = ContextParallel.apply(models, config, groups);
-      ParallelRun run = new ParallelRun(config, groups, models, cp);
+      TensorParallelGroup.Binder tp = config.tp() > 1 ? TensorParallelGroup.join(groups, config) : null;
+      ParallelRun run = new ParallelRun(config, groups, tp);
       if (env.rank() != 0) {
         System.setOut(new PrintStream(OutputStream.nullOutputStream()));  // rank 0 reports
       }
@@ -74,6 +82,34 @@ final class ParallelRun implements AutoCloseable {
       groups.close();
       throw e;
     }
+  }
+
+  /** The tensor-parallel group to load the models for, or null (whole weights). */
+  TensorParallel.Factory weights() {
+    return tensorParallel;
+  }
+
+  /** Installs the parallelism on a loaded pipeline (CFG branches, context parallelism). */
+  void install(DiffusionPipeline pipeline) {
+    install(pipeline, pipeline.transformers());
+  }
+
+  /** Installs the parallelism on loaded transformers. */
+  void install(List<? extends Transformer> models) {
+    install(null, models);
+  }
+
+  private void install(DiffusionPipeline pipeline, List<? extends Transformer> models) {
+    if (!active()) {
+      return;
+    }
+    this.pipeline = pipeline;
+    this.models = models;
+    this.parallelism = apply();
+  }
+
+  private Parallelism apply() {
+    return pipeline != null ? Parallelism.apply(pipeline, config, groups) : Parallelism.apply(models, config, groups);
   }
 
   boolean active() {
@@ -102,8 +138,12 @@ final class ParallelRun implements AutoCloseable {
     if (!active()) {
       return work.get();
     }
+    if (config.tp() > 1) {
+      throw ConfigException.forField("--parallel", "--parallel " + config.strify() + ": each rank holds a shard of the "
+          + "weights, so no rank can run the single-process comparison; compare with a separate run without tp");
+    }
     T result = null;
-    contextParallel.close();
+    parallelism.close();
     try {
       if (root()) {
         int threads = torch.get_num_threads();
@@ -116,7 +156,7 @@ final class ParallelRun implements AutoCloseable {
       }
       groups.world().barrier();
     } finally {
-      contextParallel = ContextParallel.apply(models, config, groups);
+      parallelism = apply();
     }
     return result;
   }
@@ -127,7 +167,9 @@ final class ParallelRun implements AutoCloseable {
     if (!active()) {
       return;
     }
-    contextParallel.close();
+    if (parallelism != null) {
+      parallelism.close();
+    }
     groups.close();
     System.setOut(stdout);
   }

@@ -2,6 +2,7 @@ package io.cachedit.pipeline;
 
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.Rope;
+import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import java.util.List;
@@ -33,6 +34,23 @@ public final class FluxPipeline implements DiffusionPipeline {
   private final int vaeScaleFactor;
   private final int packFactor;
   private final AtomicLong generations = new AtomicLong();
+
+  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
+
+  @Override
+  public boolean supportsCfgParallel() {
+    return true;
+  }
+
+  @Override
+  public CfgParallel cfgParallel() {
+    return cfgParallel;
+  }
+
+  @Override
+  public void setCfgParallel(CfgParallel cfgParallel) {
+    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
+  }
 
   /** FLUX.1: latents 8x below pixels (its VAE), packed 2x2 into tokens. */
   public FluxPipeline(FluxTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
@@ -139,7 +157,8 @@ public final class FluxPipeline implements DiffusionPipeline {
       } else {
         Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
         Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
-        if (r.batchedCfg()) {
+        CfgParallel cfgp = cfgParallel;
+        if (r.batchedCfg() && !cfgp.active()) {
           FluxTransformer2DModel.Conditioning both = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
               torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
               guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keepIn(scope);
@@ -153,10 +172,13 @@ public final class FluxPipeline implements DiffusionPipeline {
           FluxTransformer2DModel.Conditioning cond = transformer.condition(prompt, pooled, ts, guidance).keepIn(scope);
           FluxTransformer2DModel.Conditioning uncond = transformer.condition(negPrompt, negPooled, ts, guidance)
               .keepIn(scope);
-          velocity = (i, x) -> guide(
-              transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.COND)),
-              transformer.forward(x, uncond, i, rope, step(generation, i, r, StepContext.Branch.UNCOND)),
-              r.trueCfgScale());
+          // spread over two ranks, a batched request runs as two calls too: each rank computes its branch
+          velocity = (i, x) -> {
+            Tensor[] b = cfgp.branches(
+                () -> transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.COND)),
+                () -> transformer.forward(x, uncond, i, rope, step(generation, i, r, StepContext.Branch.UNCOND)));
+            return guide(b[0], b[1], r.trueCfgScale());
+          };
         }
       }
       return new DenoisingLoop.Plan(pack(noise, p), sigmas, velocity, x -> unpack(x, h, w, p));

@@ -1,6 +1,7 @@
 package io.cachedit.pipeline;
 
 import io.cachedit.models.common.DiffusionPipeline;
+import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
 import java.util.List;
@@ -27,6 +28,23 @@ public final class QwenImagePipeline implements DiffusionPipeline {
   private final QwenImageTransformer2DModel transformer;
   private final FlowMatchEulerScheduler scheduler;
   private final AtomicLong generations = new AtomicLong();
+
+  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
+
+  @Override
+  public boolean supportsCfgParallel() {
+    return true;
+  }
+
+  @Override
+  public CfgParallel cfgParallel() {
+    return cfgParallel;
+  }
+
+  @Override
+  public void setCfgParallel(CfgParallel cfgParallel) {
+    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
+  }
 
   public QwenImagePipeline(QwenImageTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
     this.transformer = transformer;
@@ -82,13 +100,17 @@ public final class QwenImagePipeline implements DiffusionPipeline {
       double[] timesteps = scheduler.timesteps(sigmas);
       DenoisingLoop.Velocity velocity = (i, x) -> {
         Tensor t = torch.full(new long[] {batch}, new Scalar(timesteps[i])).to(dtype).div(new Scalar(1000.0));
-        Tensor cond = transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
-            new StepContext(generation, i, r.steps(), cfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE));
         if (!cfg) {
-          return cond;
+          return transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
+              new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
         }
-        Tensor uncond = transformer.forward(x, r.negativePromptEmbeds(), r.negativePromptEmbedsMask(), t,
-            imgShapes, new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND));
+        Tensor[] b = cfgParallel.branches(
+            () -> transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
+                new StepContext(generation, i, r.steps(), StepContext.Branch.COND)),
+            () -> transformer.forward(x, r.negativePromptEmbeds(), r.negativePromptEmbedsMask(), t,
+                imgShapes, new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND)));
+        Tensor cond = b[0];
+        Tensor uncond = b[1];
         Tensor comb = uncond.add(cond.sub(uncond).mul(new Scalar(r.trueCfgScale())));
         Tensor condNorm = torch.linalg_vector_norm(cond, new Scalar(2.0), new long[] {-1}, true,
             new org.bytedeco.pytorch.ScalarTypeOptional());

@@ -1,6 +1,7 @@
 package io.cachedit.pipeline;
 
 import io.cachedit.models.common.DiffusionPipeline;
+import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.sd3.SD3Transformer2DModel;
 import java.util.List;
@@ -28,6 +29,23 @@ public final class SD3Pipeline implements DiffusionPipeline {
   private final SD3Transformer2DModel transformer;
   private final FlowMatchEulerScheduler scheduler;
   private final AtomicLong generations = new AtomicLong();
+
+  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
+
+  @Override
+  public boolean supportsCfgParallel() {
+    return true;
+  }
+
+  @Override
+  public CfgParallel cfgParallel() {
+    return cfgParallel;
+  }
+
+  @Override
+  public void setCfgParallel(CfgParallel cfgParallel) {
+    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
+  }
 
   public SD3Pipeline(SD3Transformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
     this.transformer = transformer;
@@ -111,11 +129,25 @@ public final class SD3Pipeline implements DiffusionPipeline {
           return transformer.forward(x, prompt, pooled, torch.full(new long[] {batch}, new Scalar(timesteps[i])),
               Set.of(), new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
         }
-        Tensor t = torch.full(new long[] {2L * batch}, new Scalar(timesteps[i]));
-        Tensor both = transformer.forward(torch.cat(new TensorVector(x, x), 0), promptBoth, pooledBoth, t, Set.of(),
-            new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-        Tensor uncond = both.narrow(0, 0, batch);
-        Tensor text = both.narrow(0, batch, batch);
+        Tensor uncond;
+        Tensor text;
+        CfgParallel cfgp = cfgParallel;
+        if (cfgp.active()) {  // each rank computes one branch of the batch [negative; positive]
+          Tensor tb = torch.full(new long[] {batch}, new Scalar(timesteps[i]));
+          Tensor[] b = cfgp.branches(
+              () -> transformer.forward(x, prompt, pooled, tb, Set.of(),
+                  new StepContext(generation, i, r.steps(), StepContext.Branch.COND)),
+              () -> transformer.forward(x, promptBoth.narrow(0, 0, batch), pooledBoth.narrow(0, 0, batch), tb, Set.of(),
+                  new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND)));
+          text = b[0];
+          uncond = b[1];
+        } else {
+          Tensor t = torch.full(new long[] {2L * batch}, new Scalar(timesteps[i]));
+          Tensor both = transformer.forward(torch.cat(new TensorVector(x, x), 0), promptBoth, pooledBoth, t, Set.of(),
+              new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+          uncond = both.narrow(0, 0, batch);
+          text = both.narrow(0, batch, batch);
+        }
         Tensor v = uncond.add(text.sub(uncond).mul(new Scalar(r.guidanceScale())));
         boolean skip = !r.skipGuidanceLayers().isEmpty() && i > r.steps() * r.skipLayerGuidanceStart()
             && i < r.steps() * r.skipLayerGuidanceStop();

@@ -1,6 +1,7 @@
 package io.cachedit.pipeline;
 
 import io.cachedit.models.common.DiffusionPipeline;
+import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.wan.WanTransformer3DModel;
 import java.util.ArrayList;
@@ -28,6 +29,23 @@ public final class WanPipeline implements DiffusionPipeline {
   private final FlowMatchEulerScheduler scheduler;
   private final double boundaryRatio;
   private final AtomicLong generations = new AtomicLong();
+
+  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
+
+  @Override
+  public boolean supportsCfgParallel() {
+    return true;
+  }
+
+  @Override
+  public CfgParallel cfgParallel() {
+    return cfgParallel;
+  }
+
+  @Override
+  public void setCfgParallel(CfgParallel cfgParallel) {
+    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
+  }
 
   /** Wan 2.1 (one transformer). */
   public WanPipeline(WanTransformer3DModel transformer, FlowMatchEulerScheduler scheduler) {
@@ -112,13 +130,17 @@ public final class WanPipeline implements DiffusionPipeline {
         double scale = low ? r.guidanceScale2() : r.guidanceScale();
         Tensor x = latentsNow.to(dtype);
         Tensor t = torch.full(new long[] {1}, new Scalar(timesteps[i]));
-        Tensor cond = model.forward(x, t, r.promptEmbeds(), null,
-            new StepContext(generation, local, localTotal, cfg ? StepContext.Branch.COND : StepContext.Branch.SINGLE));
-        Tensor v = cond;
+        Tensor v;
         if (cfg) {
-          Tensor uncond = model.forward(x, t, r.negativePromptEmbeds(), null,
-              new StepContext(generation, local, localTotal, StepContext.Branch.UNCOND));
-          v = FluxPipeline.guide(cond, uncond, scale);
+          Tensor[] b = cfgParallel.branches(
+              () -> model.forward(x, t, r.promptEmbeds(), null,
+                  new StepContext(generation, local, localTotal, StepContext.Branch.COND)),
+              () -> model.forward(x, t, r.negativePromptEmbeds(), null,
+                  new StepContext(generation, local, localTotal, StepContext.Branch.UNCOND)));
+          v = FluxPipeline.guide(b[0], b[1], scale);
+        } else {
+          v = model.forward(x, t, r.promptEmbeds(), null,
+              new StepContext(generation, local, localTotal, StepContext.Branch.SINGLE));
         }
         return v.to(ScalarType.Float);
       };

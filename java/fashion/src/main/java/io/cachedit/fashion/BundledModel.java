@@ -48,11 +48,20 @@ public final class BundledModel implements AutoCloseable {
   }
 
   public static BundledModel load(Path dir) {
+    return load(dir, null);
+  }
+
+  /**
+   * Loads the bundled model for a tensor-parallel group ({@code group} null: whole weights): each
+   * rank reads its shard of the transformer's split layers.
+   */
+  public static BundledModel load(Path dir, io.cachedit.models.common.TensorParallel.Factory group) {
     if (!Files.isRegularFile(dir.resolve("model_index.json"))) {
       throw new WeightLoadException(dir + " is not a cachedit model folder (no model_index.json); the bundled model"
           + " lives in " + DEFAULT_DIR + " of the repository");
     }
-    DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(dir.resolve("transformer"), ScalarType.Float);
+    DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(dir.resolve("transformer"), ScalarType.Float,
+        group);
     if (!(m instanceof FluxTransformer2DModel flux)) {
       String name = m.className();
       m.close();

@@ -8,4 +8,20 @@ import java.util.List;
  */
 public interface DiffusionPipeline {
   List<? extends Transformer> transformers();
+
+  /** Whether this pipeline makes classifier-free-guidance calls that {@link #setCfgParallel} can spread. */
+  default boolean supportsCfgParallel() {
+    return false;
+  }
+
+  /** How the CFG branches are spread over ranks ({@link CfgParallel#NONE}: both here). */
+  default CfgParallel cfgParallel() {
+    return CfgParallel.NONE;
+  }
+
+  /** Spreads the CFG branches over ranks (null: both here again). */
+  default void setCfgParallel(CfgParallel cfgParallel) {
+    throw new UnsupportedOperationException(getClass().getSimpleName() + " has no classifier-free guidance "
+        + "calls to spread over ranks");
+  }
 }
