@@ -100,6 +100,40 @@ class LaunchCommandTest {
     assertTrue(j.get("max_abs_diff_vs_single_process").asDouble() < 1e-4, line);
   }
 
+  /**
+   * Tensor parallelism (each rank loads half of the split weights) and CFG parallelism (cond and uncond
+   * on different ranks) draw the single-process grid, byte for byte; tp=3 does not split 4 heads.
+   */
+  @Test
+  void tensorAndCfgParallel_drawTheSingleProcessImages(@TempDir Path dir) throws Exception {
+    Path bundled = Path.of("../../models/fashion-flux");
+    String[] common = {"generate", "--prompt", "bag", "--n", "2", "--steps", "6", "--seed", "5", "--model",
+        bundled.toString()};
+    Output single = run(concat(common, "--out", dir.resolve("single.png").toString()));
+    assertEquals(0, single.code(), single.out() + single.err());
+    byte[] expected = java.nio.file.Files.readAllBytes(dir.resolve("single.png"));
+    for (String modes : new String[] {"tp=2", "cfg=2"}) {
+      Path png = dir.resolve(modes.replace('=', '-') + ".png");
+      Output r = run(concat(concat(new String[] {"launch", "--nproc", "2", "--"}, common), "--parallel", modes,
+          "--out", png.toString()));
+      assertEquals(0, r.code(), r.out() + r.err());
+      assertTrue(r.out().contains("[rank 0] parallel: " + modes.replace("=", "").toUpperCase() + "_ on 2 processes"),
+          r.out());
+      assertTrue(java.util.Arrays.equals(expected, java.nio.file.Files.readAllBytes(png)), modes + " draws other images");
+    }
+    Output bad = run(concat(concat(new String[] {"launch", "--nproc", "3", "--"}, common), "--parallel", "tp=3",
+        "--out", dir.resolve("bad.png").toString()));
+    assertNotEquals(0, bad.code());
+    assertTrue(bad.err().contains("tp_size = 3: FluxTransformer2DModel has 4 attention heads (num_attention_heads)")
+        && bad.err().contains("valid tp sizes: 1, 2, 4"), bad.err());
+  }
+
+  private static String[] concat(String[] a, String... b) {
+    String[] all = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, all, a.length, b.length);
+    return all;
+  }
+
   @Test
   void benchUnderLaunch_rankZeroWritesTheTable(@TempDir Path dir) throws Exception {
     Path home = FashionCommandsTest.tinyHome(dir);
@@ -124,7 +158,7 @@ class LaunchCommandTest {
       ModelRegistry.save(model, dir.resolve("model/transformer"));
       SafetensorsWriter.write(dir.resolve("in.safetensors"), Map.of("x", org.bytedeco.pytorch.global.torch.ones(1)),
           Map.of());
-      // DiT has no context-parallel plan: every rank refuses before joining the group
+      // DiT has no context-parallel plan: every rank refuses before any collective
       Output r = run("launch", "--nproc", "2", "--", "forward", "--model", dir.resolve("model").toString(),
           "--inputs", dir.resolve("in.safetensors").toString(), "--out", dir.resolve("o.safetensors").toString(),
           "--parallel", "ulysses=2");

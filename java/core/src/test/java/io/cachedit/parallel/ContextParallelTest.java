@@ -212,4 +212,26 @@ class ContextParallelTest {
           "the ranks' diffs are the same bits");
     }
   }
+
+  /**
+   * CFG parallelism: a true-CFG FLUX generation with its cond and uncond branches on two ranks draws
+   * the one-process latents; cached, each rank's branch caches the steps that branch caches in one
+   * process (each branch keeps its own cache state).
+   */
+  @Test
+  void cfgParallel_sameLatentsAndEachBranchCachesAsInOneProcess(@TempDir Path dir) {
+    LocalRanks.Run run = LocalRanks.run(2, "cfg", Duration.ofMinutes(4), Map.of(), dir);
+    assertArrayEquals(new int[2], run.exitCodes(), run::describe);
+    for (int r = 0; r < 2; r++) {
+      Map<String, Object> l = run.lines().get(r).get(0);
+      System.out.println("rank " + r + " " + l);
+      assertTrue(((Number) l.get("plainDiff")).doubleValue() <= FP32_TOLERANCE, l::toString);
+      assertTrue(((Number) l.get("cachedDiff")).doubleValue() <= FP32_TOLERANCE, l::toString);
+      String branch = r == 0 ? "Cond" : "Uncond";
+      assertEquals(l.get("single" + branch), l.get("parallel" + branch), "rank " + r + " caches its branch: " + l);
+      assertTrue(!((List<?>) l.get("parallel" + branch)).isEmpty(), "the scenario caches steps: " + l);
+      assertEquals(24L, ((Number) l.get("gathers")).longValue(), "one all-gather per step of two generations: " + l);
+      assertEquals(Boolean.TRUE, run.lines().get(r).get(1).get("restored"), "one rank again after close");
+    }
+  }
 }

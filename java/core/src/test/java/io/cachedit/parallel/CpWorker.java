@@ -12,6 +12,7 @@ import io.cachedit.models.FluxModelTestSupport;
 import io.cachedit.models.ModelSpec;
 import io.cachedit.models.ModelSpecs;
 import io.cachedit.models.common.DiffusersTransformer;
+import io.cachedit.parallel.Parallelism;
 import io.cachedit.pipeline.ModelRegistry;
 import java.io.IOException;
 import java.io.Writer;
@@ -67,6 +68,7 @@ public final class CpWorker {
           case "close-early" -> worker.closeEarly(env);
           case "tp-2", "tp-3", "hybrid-4" -> worker.tensorParallel(env, suite);
           case "tp-cache" -> worker.tensorParallelCache(env);
+          case "cfg" -> worker.cfgParallel(env);
           default -> worker.modes(env, suite);
         }
       } catch (RuntimeException e) {
@@ -298,6 +300,56 @@ public final class CpWorker {
               "parallelDiffs", multi.allDiffs(false), "maxDiff", maxDiff));
         }
       }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // CFG parallelism: a true-CFG FLUX generation, cached, with its branches on two ranks
+
+  /** A 12-step true-CFG request of two images; {@code batched}: one call of both branches per step. */
+  static io.cachedit.pipeline.FluxPipeline.Request cfgRequest(boolean batched) {
+    torch.manual_seed(100);
+    Tensor prompt = torch.randn(1, 5, 12);
+    Tensor pooled = torch.randn(1, 6);
+    Tensor neg = torch.randn(1, 5, 12);
+    Tensor negPooled = torch.randn(1, 6);
+    return new io.cachedit.pipeline.FluxPipeline.Request(prompt, pooled, neg, negPooled, 64, 48, 12, 3.5, 4.0, batched,
+        2, 21);
+  }
+
+  private void cfgParallel(DistributedEnvironment env) {
+    try (PointerScope scope = new PointerScope();
+         io.cachedit.models.flux.FluxTransformer2DModel model = (io.cachedit.models.flux.FluxTransformer2DModel)
+             ModelRegistry.defaults().randomTransformer(spec("FLUX.1").configJson(), 4, ScalarType.Float)) {
+      io.cachedit.pipeline.FluxPipeline pipe = new io.cachedit.pipeline.FluxPipeline(model,
+          io.cachedit.pipeline.FlowMatchEulerScheduler.flux());
+      // one process: plain, then cached with one cache state per branch (two calls per step)
+      Tensor plain = pipe.generate(cfgRequest(true), null);
+      Tensor cached;
+      CacheStats single;
+      try (CacheHandle h = CacheDit.enableCache(pipe, cacheOptions("FLUX.1"))) {
+        cached = pipe.generate(cfgRequest(false), null);
+        single = h.stats().get(0);
+      }
+      try (ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
+           Parallelism p = CacheDit.enableParallelism(pipe, ParallelismConfig.parse("cfg=2"), groups)) {
+        long before = p.cfgGroup().bytesSent();
+        Tensor plainParallel = pipe.generate(cfgRequest(true), null);
+        long bytes = p.cfgGroup().bytesSent() - before;
+        Tensor cachedParallel;
+        CacheStats multi;
+        try (CacheHandle h = CacheDit.enableCache(pipe, cacheOptions("FLUX.1"))) {
+          cachedParallel = pipe.generate(cfgRequest(false), null);
+          multi = h.stats().get(0);
+        }
+        record(Map.of("plainDiff", plain.sub(plainParallel).abs().max().item_double(),
+            "cachedDiff", cached.sub(cachedParallel).abs().max().item_double(),
+            "singleCond", single.cachedSteps(), "singleUncond", single.cfgCachedSteps(),
+            "parallelCond", multi.cachedSteps(), "parallelUncond", multi.cfgCachedSteps(),
+            "gathers", p.cfgGroup().calls(), "bytesPerGeneration", bytes));
+      }
+      Tensor after = pipe.generate(cfgRequest(true), null);  // closed: both branches here again
+      record(Map.of("restored", torch.equal(after, plain)));
     }
   }
 
