@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "cachedit", mixinStandardHelpOptions = true, version = "cachedit 0.1.0",
     description = "Hybrid block caching for Diffusion Transformers on the JVM.",
     subcommands = {ForwardCommand.class, TrainCommand.class, TrainClassifierCommand.class, LaunchCommand.class,
-        ParallelBenchCommand.class,
+        ParallelBenchCommand.class, TensorCfgBenchCommand.class,
         MetricsCommand.class, GenerateCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
   @Override

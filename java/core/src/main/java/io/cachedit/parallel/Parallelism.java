@@ -43,7 +43,8 @@ public final class Parallelism implements AutoCloseable {
       throw new ConfigException("cfg_size", config.cfg(), pipeline == null
           ? "CFG parallelism spreads a pipeline's cond and uncond calls over ranks: run a pipeline (generate), not "
               + "a single transformer forward"
-          : pipeline.getClass().getSimpleName() + " makes no classifier-free-guidance calls to spread");
+          : pipeline.getClass().getSimpleName() + " does not spread its classifier-free-guidance calls over ranks "
+              + "(pipelines that do: FluxPipeline, QwenImagePipeline, WanPipeline, SD3Pipeline)");
     }
     if (config.contextParallel()) {
       ContextParallel.validate(config, worldSize, models);
