@@ -1,6 +1,5 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.Rope;
 import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
@@ -25,7 +24,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * prompt, as separate cond/uncond calls or one batched call. Same seed and request: identical
  * latents on CPU.
  */
-public final class FluxPipeline implements DiffusionPipeline {
+public final class FluxPipeline extends CfgSpreadingPipeline {
   /** VAE downsampling of FLUX (8) times the 2x2 packing. */
   public static final int PIXELS_PER_TOKEN = 16;
 
@@ -34,23 +33,6 @@ public final class FluxPipeline implements DiffusionPipeline {
   private final int vaeScaleFactor;
   private final int packFactor;
   private final AtomicLong generations = new AtomicLong();
-
-  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
-
-  @Override
-  public boolean supportsCfgParallel() {
-    return true;
-  }
-
-  @Override
-  public CfgParallel cfgParallel() {
-    return cfgParallel;
-  }
-
-  @Override
-  public void setCfgParallel(CfgParallel cfgParallel) {
-    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
-  }
 
   /** FLUX.1: latents 8x below pixels (its VAE), packed 2x2 into tokens. */
   public FluxPipeline(FluxTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {

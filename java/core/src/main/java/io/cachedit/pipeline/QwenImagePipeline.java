@@ -1,7 +1,5 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.models.common.DiffusionPipeline;
-import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
 import java.util.List;
@@ -22,29 +20,12 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * {@code (t in the latents' dtype) / 1000}, true classifier-free guidance as separate cond / uncond
  * calls with diffusers' norm rescale {@code comb * |cond| / |comb|} per token. Returns packed latents.
  */
-public final class QwenImagePipeline implements DiffusionPipeline {
+public final class QwenImagePipeline extends CfgSpreadingPipeline {
   public static final int VAE_SCALE_FACTOR = 8;
 
   private final QwenImageTransformer2DModel transformer;
   private final FlowMatchEulerScheduler scheduler;
   private final AtomicLong generations = new AtomicLong();
-
-  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
-
-  @Override
-  public boolean supportsCfgParallel() {
-    return true;
-  }
-
-  @Override
-  public CfgParallel cfgParallel() {
-    return cfgParallel;
-  }
-
-  @Override
-  public void setCfgParallel(CfgParallel cfgParallel) {
-    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
-  }
 
   public QwenImagePipeline(QwenImageTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
     this.transformer = transformer;

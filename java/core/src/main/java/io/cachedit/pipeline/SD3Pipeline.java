@@ -1,6 +1,5 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.sd3.SD3Transformer2DModel;
@@ -23,29 +22,12 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * shift (3.0 in the SD3 configs), classifier-free guidance batched as [negative; positive], optional
  * skip-layer guidance (SD3.5 Medium: layers 7, 8, 9, scale 2.8, steps 1%-20%). Returns latents.
  */
-public final class SD3Pipeline implements DiffusionPipeline {
+public final class SD3Pipeline extends CfgSpreadingPipeline {
   public static final int VAE_SCALE_FACTOR = 8;
 
   private final SD3Transformer2DModel transformer;
   private final FlowMatchEulerScheduler scheduler;
   private final AtomicLong generations = new AtomicLong();
-
-  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
-
-  @Override
-  public boolean supportsCfgParallel() {
-    return true;
-  }
-
-  @Override
-  public CfgParallel cfgParallel() {
-    return cfgParallel;
-  }
-
-  @Override
-  public void setCfgParallel(CfgParallel cfgParallel) {
-    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
-  }
 
   public SD3Pipeline(SD3Transformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
     this.transformer = transformer;

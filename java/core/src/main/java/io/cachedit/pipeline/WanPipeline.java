@@ -1,7 +1,5 @@
 package io.cachedit.pipeline;
 
-import io.cachedit.models.common.DiffusionPipeline;
-import io.cachedit.models.common.CfgParallel;
 import io.cachedit.models.common.StepContext;
 import io.cachedit.models.wan.WanTransformer3DModel;
 import java.util.ArrayList;
@@ -23,29 +21,12 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * taking the steps whose timestep is below {@code boundaryRatio * 1000}, each with its own guidance
  * scale; each transformer sees its own step indices (0..its steps-1).
  */
-public final class WanPipeline implements DiffusionPipeline {
+public final class WanPipeline extends CfgSpreadingPipeline {
   private final WanTransformer3DModel transformer;
   private final WanTransformer3DModel transformer2;
   private final FlowMatchEulerScheduler scheduler;
   private final double boundaryRatio;
   private final AtomicLong generations = new AtomicLong();
-
-  private volatile CfgParallel cfgParallel = CfgParallel.NONE;
-
-  @Override
-  public boolean supportsCfgParallel() {
-    return true;
-  }
-
-  @Override
-  public CfgParallel cfgParallel() {
-    return cfgParallel;
-  }
-
-  @Override
-  public void setCfgParallel(CfgParallel cfgParallel) {
-    this.cfgParallel = cfgParallel == null ? CfgParallel.NONE : cfgParallel;
-  }
 
   /** Wan 2.1 (one transformer). */
   public WanPipeline(WanTransformer3DModel transformer, FlowMatchEulerScheduler scheduler) {
