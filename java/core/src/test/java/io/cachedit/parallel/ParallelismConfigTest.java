@@ -65,8 +65,13 @@ class ParallelismConfigTest {
       assertTrue(e.getMessage().contains("DiTTransformer2DModel") && e.getMessage().contains("no context-parallel plan"),
           e.getMessage());
       ContextParallel.validate(ParallelismConfig.parse("ulysses=2"), 2, List.of(flux));
+      // hybrid needs the model loaded for the tensor-parallel group; CFG parallelism needs a pipeline
       assertMessage(() -> ContextParallel.validate(ParallelismConfig.parse("ulysses=2,tp=2"), 4, List.of(flux)),
-          "tp_size", "not available");
+          "tp_size", "split over 1 rank(s)", "TensorParallelGroup.join");
+      assertMessage(() -> Parallelism.validate(ParallelismConfig.parse("tp=2"), 2, null, List.of(flux)),
+          "tp_size", "split over 1 rank(s)");
+      assertMessage(() -> Parallelism.validate(ParallelismConfig.parse("cfg=2"), 2, null, List.of(flux)),
+          "cfg_size", "run a pipeline");
       assertMessage(() -> ContextParallel.validate(ParallelismConfig.parse("ulysses=2"), 4, List.of(flux)),
           "WORLD_SIZE");
       assertMessage(() -> ContextParallel.validate(ParallelismConfig.builder().ulysses(2)
