@@ -109,7 +109,7 @@ public final class CacheDit {
     List<AutoCloseable> parallel = new ArrayList<>();  // what this call set up for context parallelism
     ParallelismConfig pc = opts.parallelismConfig();
     if (pc != null) {
-      requireTensorParallel(pc, adapter.transformers());
+      Parallelism.requireLoadedFor(pc, adapter.transformers());
     }
     DiffusionPipeline owner = adapter.pipeline();
     boolean alreadyParallel = activeSequenceParallel(adapter.transformers()) != null
@@ -215,18 +215,6 @@ public final class CacheDit {
     }
     transformersOf(pipeline);
     return pipeline;
-  }
-
-  /** Tensor parallelism happens at load time: the models must have been loaded for the config's tp_size. */
-  private static void requireTensorParallel(ParallelismConfig pc, List<? extends Transformer> transformers) {
-    for (Transformer t : transformers) {
-      int loaded = t instanceof DiffusersTransformer d ? d.tensorParallel().size() : 1;
-      if (loaded != pc.tp()) {
-        throw new io.cachedit.error.ConfigException("tp_size", pc.tp(), t.getClass().getSimpleName() + " was loaded "
-            + "with its weights split over " + loaded + " rank(s); tensor parallelism is chosen when the model is "
-            + "loaded: ModelRegistry.loadTransformer(path, dtype, TensorParallelGroup.join(groups, config))");
-      }
-    }
   }
 
   private static SequenceParallel activeSequenceParallel(List<? extends Transformer> transformers) {

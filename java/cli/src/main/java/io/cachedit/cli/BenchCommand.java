@@ -144,7 +144,8 @@ final class BenchCommand implements Callable<Integer> {
     List<Row> rows = new ArrayList<>();
     try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard();
          ParallelRun pr = ParallelRun.join(ParallelRun.config(parallel, null), dir.resolve("transformer"));
-         BundledModel m = BundledModel.load(dir, pr.weights()); FashionClassifier classifier = FashionClassifier.load(classifierPath)) {
+         BundledModel m = BundledModel.load(dir, pr.weights());
+         FashionClassifier classifier = FashionClassifier.load(classifierPath)) {
       pr.install(m.pipeline());
       root = pr.root();
       for (String p : prompts) {

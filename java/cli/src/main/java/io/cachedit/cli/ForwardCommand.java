@@ -60,7 +60,8 @@ final class ForwardCommand implements Callable<Integer> {
     }
     long start = System.nanoTime();
     ParallelRun pr = ParallelRun.join(parallelism, model);
-    try (pr; DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(model, Dtypes.parse(dtype), pr.weights());
+    try (pr; DiffusersTransformer m = ModelRegistry.defaults().loadTransformer(model, Dtypes.parse(dtype),
+             pr.weights());
          SafetensorsFile in = SafetensorsFile.open(inputs);
          PointerScope scope = new PointerScope();
          NoGradGuard noGrad = new NoGradGuard()) {

@@ -116,7 +116,8 @@ final class GenerateCommand implements Callable<Integer> {
     }
     Path dir = model != null ? model : home().resolve(BundledModel.DEFAULT_DIR);
     PrintStream err = System.err;
-    try (PointerScope scope = new PointerScope(); ParallelRun pr = ParallelRun.join(parallelism, dir.resolve("transformer"));
+    try (PointerScope scope = new PointerScope();
+         ParallelRun pr = ParallelRun.join(parallelism, dir.resolve("transformer"));
          BundledModel m = BundledModel.load(dir, pr.weights())) {
       pr.install(m.pipeline());
       m.textEncoder().index(prompt);  // validate before any work

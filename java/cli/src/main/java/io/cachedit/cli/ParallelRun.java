@@ -22,8 +22,8 @@ import org.bytedeco.pytorch.global.torch;
  * A command's parallelism ({@code --parallel <modes>}, or a config file's
  * {@code parallelism_config}): validated against {@code WORLD_SIZE} (and the model's head counts for
  * tensor parallelism) before the group is joined; the models are then loaded for its tensor-parallel
- * group and the rest (CFG branches, context parallelism) installed on them. Only rank 0 prints to standard output and writes files;
- * the other ranks compute alongside it. {@link #NONE} when the command runs on one process.
+ * group and the rest (CFG branches, context parallelism) installed on them. Only rank 0 prints to
+ * standard output and writes files; the other ranks compute alongside it. {@link #NONE} when the command runs on one process.
  */
 final class ParallelRun implements AutoCloseable {
   static final ParallelRun NONE = new ParallelRun(null, null, null);

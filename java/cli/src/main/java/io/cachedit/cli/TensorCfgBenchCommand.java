@@ -73,7 +73,9 @@ final class TensorCfgBenchCommand implements Callable<Integer> {
          "num_single_layers": %d, "attention_head_dim": 64, "num_attention_heads": %d, "joint_attention_dim": 256,
          "pooled_projection_dim": 64, "guidance_embeds": false, "axes_dims_rope": [16, 24, 24]}
         """.formatted(doubleBlocks, singleBlocks, heads);
-    Path dir = work != null ? work : Path.of(System.getProperty("java.io.tmpdir"), "cachedit-bench-tp-" + env.masterPort());
+    // the saved model is named by its shape, so a folder from an earlier run is only reused for the same model
+    String shape = "cachedit-bench-tp-" + doubleBlocks + "x" + singleBlocks + "x" + heads + "-" + env.masterPort();
+    Path dir = work != null ? work : Path.of(System.getProperty("java.io.tmpdir"), shape);
     Path folder = dir.resolve("transformer");
     StringBuilder md = new StringBuilder();
     try (ProcessGroups groups = ProcessGroups.create(env, ProcessGroups.timeoutFromEnvironment());
@@ -133,6 +135,10 @@ final class TensorCfgBenchCommand implements Callable<Integer> {
           + "modulations, counted by the group.\n\n");
       if (w == 2) {
         md.append(cfg(folder, groups));
+      }
+      world.barrier();  // every rank has loaded the model for the last time
+      if (work == null && groups.rank() == 0) {
+        deleteTree(dir);
       }
     }
     if (env.rank() != 0) {
@@ -194,6 +200,14 @@ final class TensorCfgBenchCommand implements Callable<Integer> {
 
   private static String fmt(List<Double> v) {
     return v.stream().map(x -> String.format(Locale.ROOT, "%.3f", x)).toList().toString();
+  }
+
+  private static void deleteTree(Path dir) throws IOException {
+    try (java.util.stream.Stream<Path> paths = Files.walk(dir)) {
+      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    }
   }
 
   private static long bytes(DiffusersTransformer m) {

@@ -31,6 +31,7 @@ public final class CommGroup {
   private final AtomicLong bytesSent = new AtomicLong();
   private final AtomicLong calls = new AtomicLong();
   private final AtomicLong waitNanos = new AtomicLong();
+  private final List<org.bytedeco.javacpp.Pointer> stores = new java.util.ArrayList<>();  // released after gloo
 
   CommGroup(ProcessGroups owner, String name, List<Integer> ranks, int globalRank) {
     this.owner = owner;
@@ -39,8 +40,6 @@ public final class CommGroup {
     this.rank = this.ranks.indexOf(globalRank);
     this.gloo = owner.gloo(name, rank, ranks.size(), stores);
   }
-
-  private final List<org.bytedeco.javacpp.Pointer> stores = new java.util.ArrayList<>();
 
   public String name() {
     return name;

@@ -67,6 +67,7 @@ public final class ContextParallel implements AutoCloseable {
     if (models.isEmpty()) {
       throw new IllegalArgumentException("no transformer to run context-parallel");
     }
+    Parallelism.requireLoadedFor(config, models);
     for (Transformer t : models) {
       if (!(t instanceof DiffusersTransformer d)) {
         throw new UnsupportedModelException(t.getClass().getSimpleName() + " cannot run context-parallel: only "
@@ -79,11 +80,6 @@ public final class ContextParallel implements AutoCloseable {
               + ": enable context parallelism first and caching after it (or pass the parallelism with the cache "
               + "options), so that every rank takes the same cache decisions");
         }
-      }
-      if (d.tensorParallel().size() != config.tp()) {
-        throw new ConfigException("tp_size", config.tp(), d.className() + " was loaded with its weights split over "
-            + d.tensorParallel().size() + " rank(s): load it for the tensor-parallel group of this config "
-            + "(ModelRegistry.loadTransformer(path, dtype, TensorParallelGroup.join(groups, config)))");
       }
       if (d.contextParallelPlan().isEmpty()) {
         throw new UnsupportedModelException(d.className() + " has no context-parallel plan (where its sequence "

@@ -49,13 +49,22 @@ public final class Parallelism implements AutoCloseable {
     if (config.contextParallel()) {
       ContextParallel.validate(config, worldSize, models);
     } else {
-      for (Transformer t : models) {
-        int loaded = t instanceof DiffusersTransformer d ? d.tensorParallel().size() : 1;
-        if (loaded != config.tp()) {
-          throw new ConfigException("tp_size", config.tp(), t.getClass().getSimpleName() + " was loaded with its "
-              + "weights split over " + loaded + " rank(s): load it for the tensor-parallel group of this config "
-              + "(ModelRegistry.loadTransformer(path, dtype, TensorParallelGroup.join(groups, config)))");
-        }
+      requireLoadedFor(config, models);
+    }
+  }
+
+  /**
+   * Tensor parallelism happens at load time: each model must have been loaded with its weights split
+   * over {@code config}'s {@code tp_size} (1: whole), else a {@link ConfigException} for {@code tp_size}.
+   */
+  public static void requireLoadedFor(ParallelismConfig config, List<? extends Transformer> models) {
+    for (Transformer t : models) {
+      int loaded = t instanceof DiffusersTransformer d ? d.tensorParallel().size() : 1;
+      if (loaded != config.tp()) {
+        String name = t instanceof DiffusersTransformer d ? d.className() : t.getClass().getSimpleName();
+        throw new ConfigException("tp_size", config.tp(), name + " was loaded with its weights split over " + loaded
+            + " rank(s): load it for the tensor-parallel group of this config "
+            + "(ModelRegistry.loadTransformer(path, dtype, TensorParallelGroup.join(groups, config)))");
       }
     }
   }

@@ -151,9 +151,13 @@ public final class FluxPipeline extends CfgSpreadingPipeline {
           };
         } else {
           Tensor ts = timesteps(sigmas, r.steps(), batch);
-          FluxTransformer2DModel.Conditioning cond = transformer.condition(prompt, pooled, ts, guidance).keepIn(scope);
-          FluxTransformer2DModel.Conditioning uncond = transformer.condition(negPrompt, negPooled, ts, guidance)
-              .keepIn(scope);
+          // under CFG parallelism a rank conditions only the branch it computes
+          boolean condHere = !cfgp.active() || cfgp.index() == 0;
+          boolean uncondHere = !cfgp.active() || cfgp.index() == 1;
+          FluxTransformer2DModel.Conditioning cond = condHere
+              ? transformer.condition(prompt, pooled, ts, guidance).keepIn(scope) : null;
+          FluxTransformer2DModel.Conditioning uncond = uncondHere
+              ? transformer.condition(negPrompt, negPooled, ts, guidance).keepIn(scope) : null;
           // spread over two ranks, a batched request runs as two calls too: each rank computes its branch
           velocity = (i, x) -> {
             Tensor[] b = cfgp.branches(

@@ -57,6 +57,31 @@ public record TensorParallelPlan(String model, List<Rule> rules, Function<JsonCo
     return new Rule(pattern, style, parts, compile(pattern));
   }
 
+  /** Linears at {@code pattern} split by output features, their outputs left split. */
+  public static Rule columns(String pattern, int... parts) {
+    return rule(pattern, Style.COLWISE, parts);
+  }
+
+  /** Linears at {@code pattern} split by input features, their partial outputs summed. */
+  public static Rule rows(String pattern, int... parts) {
+    return rule(pattern, Style.ROWWISE, parts);
+  }
+
+  /** Linears at {@code pattern} split by output features, their outputs gathered whole. */
+  public static Rule gathered(String pattern) {
+    return rule(pattern, Style.COLWISE_GATHERED);
+  }
+
+  /** 1-D parameters at {@code pattern} over split features. */
+  public static Rule features(String pattern) {
+    return rule(pattern, Style.FEATURES);
+  }
+
+  /** The common count: a config's attention heads under {@code key} (its diffusers default {@code orElse}). */
+  public static Function<JsonConfig, Map<String, Long>> heads(String key, int orElse) {
+    return c -> Map.of("attention heads (" + key + ")", (long) c.getInt(key, orElse));
+  }
+
   private static Pattern compile(String pattern) {
     StringBuilder re = new StringBuilder();
     for (String segment : pattern.split("\\.(?![^{]*})")) {

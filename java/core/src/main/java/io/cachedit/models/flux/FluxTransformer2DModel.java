@@ -299,18 +299,16 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
    * local concatenation.
    */
   public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("FluxTransformer2DModel",
-      List.of(TensorParallelPlan.rule("transformer_blocks.*.attn.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}",
-              TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.attn.{to_out.0,to_add_out}", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.0.proj", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.2", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{norm1,norm1_context}.linear",
-              TensorParallelPlan.Style.COLWISE_GATHERED),
-          TensorParallelPlan.rule("single_transformer_blocks.*.attn.{to_q,to_k,to_v}", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("single_transformer_blocks.*.proj_mlp", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("single_transformer_blocks.*.proj_out", TensorParallelPlan.Style.ROWWISE, 1, 4),
-          TensorParallelPlan.rule("single_transformer_blocks.*.norm.linear", TensorParallelPlan.Style.COLWISE_GATHERED)),
-      c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 24)));
+      List.of(TensorParallelPlan.columns("transformer_blocks.*.attn.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}"),
+          TensorParallelPlan.rows("transformer_blocks.*.attn.{to_out.0,to_add_out}"),
+          TensorParallelPlan.columns("transformer_blocks.*.{ff,ff_context}.net.0.proj"),
+          TensorParallelPlan.rows("transformer_blocks.*.{ff,ff_context}.net.2"),
+          TensorParallelPlan.gathered("transformer_blocks.*.{norm1,norm1_context}.linear"),
+          TensorParallelPlan.columns("single_transformer_blocks.*.attn.{to_q,to_k,to_v}"),
+          TensorParallelPlan.columns("single_transformer_blocks.*.proj_mlp"),
+          TensorParallelPlan.rows("single_transformer_blocks.*.proj_out", 1, 4),
+          TensorParallelPlan.gathered("single_transformer_blocks.*.norm.linear")),
+      TensorParallelPlan.heads("num_attention_heads", 24));
 
   @Override
   public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {

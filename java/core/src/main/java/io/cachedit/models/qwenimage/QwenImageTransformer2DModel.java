@@ -268,12 +268,12 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersTransfor
    * {@code txt_mod.1}) by output features with their outputs gathered.
    */
   public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("QwenImageTransformer2DModel",
-      List.of(TensorParallelPlan.rule("transformer_blocks.*.attn.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.attn.{to_out.0,to_add_out}", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{img_mlp,txt_mlp}.net.0.proj", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{img_mlp,txt_mlp}.net.2", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{img_mod,txt_mod}.1", TensorParallelPlan.Style.COLWISE_GATHERED)),
-      c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 24)));
+      List.of(TensorParallelPlan.columns("transformer_blocks.*.attn.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}"),
+          TensorParallelPlan.rows("transformer_blocks.*.attn.{to_out.0,to_add_out}"),
+          TensorParallelPlan.columns("transformer_blocks.*.{img_mlp,txt_mlp}.net.0.proj"),
+          TensorParallelPlan.rows("transformer_blocks.*.{img_mlp,txt_mlp}.net.2"),
+          TensorParallelPlan.gathered("transformer_blocks.*.{img_mod,txt_mod}.1")),
+      TensorParallelPlan.heads("num_attention_heads", 24));
 
   @Override
   public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {

@@ -195,12 +195,13 @@ public final class SD3Transformer2DModel extends AbstractDiffusersTransformer {
    * modulations by output features with their outputs gathered.
    */
   public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("SD3Transformer2DModel",
-      List.of(TensorParallelPlan.rule("transformer_blocks.*.{attn,attn2}.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{attn,attn2}.{to_out.0,to_add_out}", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.0.proj", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{ff,ff_context}.net.2", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("transformer_blocks.*.{norm1,norm1_context}.linear", TensorParallelPlan.Style.COLWISE_GATHERED)),
-      c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 18)));
+      List.of(TensorParallelPlan.columns(
+              "transformer_blocks.*.{attn,attn2}.{to_q,to_k,to_v,add_q_proj,add_k_proj,add_v_proj}"),
+          TensorParallelPlan.rows("transformer_blocks.*.{attn,attn2}.{to_out.0,to_add_out}"),
+          TensorParallelPlan.columns("transformer_blocks.*.{ff,ff_context}.net.0.proj"),
+          TensorParallelPlan.rows("transformer_blocks.*.{ff,ff_context}.net.2"),
+          TensorParallelPlan.gathered("transformer_blocks.*.{norm1,norm1_context}.linear")),
+      TensorParallelPlan.heads("num_attention_heads", 18));
 
   @Override
   public java.util.Optional<TensorParallelPlan> tensorParallelPlan() {

@@ -237,11 +237,11 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
    * is summed over the group.
    */
   public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("WanTransformer3DModel",
-      List.of(TensorParallelPlan.rule("blocks.*.{attn1,attn2}.{to_q,to_k,to_v,add_k_proj,add_v_proj}", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("blocks.*.{attn1,attn2}.to_out.0", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("blocks.*.{attn1,attn2}.{norm_q,norm_k,norm_added_k}", TensorParallelPlan.Style.FEATURES),
-          TensorParallelPlan.rule("blocks.*.ffn.net.0.proj", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("blocks.*.ffn.net.2", TensorParallelPlan.Style.ROWWISE)),
+      List.of(TensorParallelPlan.columns("blocks.*.{attn1,attn2}.{to_q,to_k,to_v,add_k_proj,add_v_proj}"),
+          TensorParallelPlan.rows("blocks.*.{attn1,attn2}.to_out.0"),
+          TensorParallelPlan.features("blocks.*.{attn1,attn2}.{norm_q,norm_k,norm_added_k}"),
+          TensorParallelPlan.columns("blocks.*.ffn.net.0.proj"),
+          TensorParallelPlan.rows("blocks.*.ffn.net.2")),
       c -> java.util.Map.of("attention heads (num_attention_heads)", (long) c.getInt("num_attention_heads", 40),
           "FFN hidden units (ffn_dim)", (long) c.getInt("ffn_dim", 13824)));
 

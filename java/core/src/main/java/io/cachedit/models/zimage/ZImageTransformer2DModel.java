@@ -403,11 +403,11 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
    * features with its output gathered.
    */
   public static final TensorParallelPlan TENSOR_PARALLEL_PLAN = new TensorParallelPlan("ZImageTransformer2DModel",
-      List.of(TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.attention.{to_q,to_k,to_v}", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.attention.to_out.0", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.feed_forward.{w1,w3}", TensorParallelPlan.Style.COLWISE),
-          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.feed_forward.w2", TensorParallelPlan.Style.ROWWISE),
-          TensorParallelPlan.rule("{noise_refiner,context_refiner,layers}.*.adaLN_modulation.0", TensorParallelPlan.Style.COLWISE_GATHERED)),
+      List.of(TensorParallelPlan.columns("{noise_refiner,context_refiner,layers}.*.attention.{to_q,to_k,to_v}"),
+          TensorParallelPlan.rows("{noise_refiner,context_refiner,layers}.*.attention.to_out.0"),
+          TensorParallelPlan.columns("{noise_refiner,context_refiner,layers}.*.feed_forward.{w1,w3}"),
+          TensorParallelPlan.rows("{noise_refiner,context_refiner,layers}.*.feed_forward.w2"),
+          TensorParallelPlan.gathered("{noise_refiner,context_refiner,layers}.*.adaLN_modulation.0")),
       c -> java.util.Map.of("attention heads (n_heads)", (long) c.getInt("n_heads", 30),
           "feed-forward hidden units (int(dim / 3 * 8))", (long) (c.getInt("dim", 3840) / 3.0 * 8)));
 
