@@ -40,7 +40,8 @@ typedef enum cdit_status {
   CDIT_ERR_ARGUMENT = 1,    /* null pointer, negative size, inconsistent sizes */
   CDIT_ERR_DTYPE = 2,       /* unsupported dtype or wire format */
   CDIT_ERR_UNAVAILABLE = 3, /* CUDA library built without nvcc, or no device */
-  CDIT_ERR_CUDA = 4         /* a CUDA runtime call failed; see cdit_cuda_last_error() */
+  CDIT_ERR_CUDA = 4,        /* a CUDA runtime call failed; see cdit_cuda_last_error() */
+  CDIT_ERR_MEMORY = 5       /* a scratch allocation failed */
 } cdit_status;
 
 /**
@@ -131,6 +132,68 @@ CDIT_API int cdit_ulysses_pack_seq(int dtype, int wire, void* out, const void* i
 /** in [S, B, Hl, D] (wire rows) -> out [B, S, Hk, D] (dtype), keeping the first Hk <= Hl heads. */
 CDIT_API int cdit_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                      int64_t Hk, int64_t Hl, int64_t D, int nthreads);
+
+/* ------------------------------------------------------------------------------------------------
+ * Low-bit linear layers: y[M, N] = x[M, K] W[N, K]^T + b with W held quantised (docs/quantization.md).
+ *
+ * Canonical weight layouts (what cdit_qweight_quantize writes and serialised models store):
+ *  - CDIT_QW_INT8: int8 [N][K], symmetric, q = round(w / s) clamped to +-127, s = absmax / 127.
+ *  - CDIT_QW_FP8:  float8 e4m3fn bytes [N][K], q = e4m3(w / s), s = absmax / 448.
+ *    Both with one fp32 scale per output row (scales[N]) or, per_tensor, one for the tensor (scales[1]).
+ *  - CDIT_QW_INT4: bytes [N][K/2], input 2i in the low nibble, 2i+1 in the high one, each q + 8 with
+ *    q in -8..7; per group of `group` inputs one fp32 scale d (scales[N][K/group]) with w ~ q * d, where
+ *    d = m / -8 for the group's largest-magnitude value m (d may be negative).
+ * An all-zero row or group gets scale 1.
+ * The GEMM reads a packed layout (cdit_qweight_pack): panels of 16 output rows, inputs in pairs.
+ *
+ * Activations are quantised per call (dynamic), per row (token) or per tensor:
+ *  - CDIT_QA_INT8_*: int8, s = absmax / 127;  CDIT_QA_FP8_*: e4m3, s = absmax / 448;
+ *  - CDIT_QA_NONE (weight-only types): kept as 15-bit fixed point per row (14-bit next to fp8
+ *    weights), an error of at most 2^-15 (2^-14) of the row's largest magnitude.
+ * Products are exact 16-bit x 16-bit integer dot products summed in int32 and flushed to fp32 before
+ * they could overflow; the fp32 steps run in one fixed order, so results are bit-identical for every
+ * thread count and instruction set (and in the CUDA library).
+ * --------------------------------------------------------------------------------------------- */
+typedef enum cdit_qweight {
+  CDIT_QW_INT8 = 0,
+  CDIT_QW_FP8 = 1,
+  CDIT_QW_INT4 = 2
+} cdit_qweight;
+
+typedef enum cdit_qact {
+  CDIT_QA_NONE = 0,
+  CDIT_QA_INT8_ROW = 1,
+  CDIT_QA_INT8_TENSOR = 2,
+  CDIT_QA_FP8_ROW = 3,
+  CDIT_QA_FP8_TENSOR = 4
+} cdit_qact;
+
+/**
+ * Quantises w [N][K] (dtype) into q (canonical layout) and scales. int4 needs an even group that
+ * divides K and 1024 (32, 64, 128, ...) and no per_tensor. Returns CDIT_ERR_ARGUMENT if w holds a
+ * non-finite value (q and scales are then unspecified).
+ */
+CDIT_API int cdit_qweight_quantize(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
+                                   int per_tensor, void* q, float* scales, int nthreads);
+/** Bytes of the packed layout of an [N][K] weight, or -1 for invalid arguments. */
+CDIT_API int64_t cdit_qweight_packed_bytes(int qweight, int64_t N, int64_t K);
+/** Canonical -> packed (cdit_qweight_packed_bytes bytes); padding is written as zero. */
+CDIT_API int cdit_qweight_pack(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nthreads);
+/** Packed -> canonical (the exact inverse of cdit_qweight_pack). */
+CDIT_API int cdit_qweight_unpack(int qweight, const void* packed, int64_t N, int64_t K, void* q, int nthreads);
+/**
+ * y [M][N] = dequant(quant(x [M][K])) * dequant(W)^T + bias, x, bias (N values, or NULL) and y in dtype.
+ * packed/scales/group/per_tensor_w describe W as above. Allocates its scratch (2 bytes per input
+ * element plus a few KiB per thread) and frees it before returning.
+ */
+CDIT_API int cdit_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K, const void* packed,
+                          const float* scales, int64_t N, int64_t group, int per_tensor_w, const void* bias, void* y,
+                          int nthreads);
+/**
+ * The instruction set cdit_qlinear uses here: "avx2" or "default". The environment variable
+ * CACHEDIT_QLINEAR_ISA=default selects the portable path (same results, slower).
+ */
+CDIT_API const char* cdit_qlinear_isa(void);
 
 /* ------------------------------------------------------------------------------------------------
  * Scalar float8 e4m3fn conversions (round to nearest even, saturating at +-448). For tests and tools.

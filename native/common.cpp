@@ -10,6 +10,7 @@ extern "C" const char* cdit_status_string(int status) {
     case CDIT_ERR_DTYPE: return "unsupported dtype or wire format";
     case CDIT_ERR_UNAVAILABLE: return "CUDA kernels unavailable";
     case CDIT_ERR_CUDA: return "CUDA error";
+    case CDIT_ERR_MEMORY: return "out of memory";
     default: return "unknown status";
   }
 }

@@ -15,10 +15,14 @@ import io.cachedit.error.ConfigException;
 import io.cachedit.models.common.BlockList;
 import io.cachedit.models.common.BlockRunner;
 import io.cachedit.models.common.DiffusersTransformer;
+import io.cachedit.models.common.DiffusersModel;
 import io.cachedit.models.common.DiffusionPipeline;
 import io.cachedit.models.common.SequenceParallel;
 import io.cachedit.parallel.DistributedEnvironment;
 import io.cachedit.parallel.ParallelismConfig;
+import io.cachedit.quant.QuantizeConfig;
+import io.cachedit.quant.QuantizeReport;
+import io.cachedit.quant.Quantizer;
 import io.cachedit.parallel.Parallelism;
 import io.cachedit.parallel.ProcessGroups;
 import io.cachedit.models.common.Transformer;
@@ -26,6 +30,7 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -128,6 +133,30 @@ public final class CacheDit {
         throw e;
       }
     }
+    QuantizeConfig qc = opts.quantizeConfig();
+    if (qc != null) {
+      // quantised once: a model quantised before (an earlier enableCache, CacheDit.quantize) is kept as it is
+      try {
+        boolean quantized = false;
+        for (Transformer t : adapter.transformers()) {
+          quantized |= t instanceof DiffusersModel m && Quantizer.isQuantized(m);
+        }
+        if (quantized) {
+          LOG.info("quantize_config not applied: the transformers are already quantised");
+        } else if (owner != null) {
+          Quantizer.quantize(owner, qc);
+        } else {
+          for (Transformer t : adapter.transformers()) {
+            if (t instanceof DiffusersModel m) {
+              Quantizer.quantize(m, qc);
+            }
+          }
+        }
+      } catch (RuntimeException e) {
+        closeAll(parallel);
+        throw e;
+      }
+    }
     SequenceParallel sp = activeSequenceParallel(adapter.transformers());
     if (sp != null && engine.reducer() == io.cachedit.cache.DiffReducer.LOCAL) {
       engine = engine.withReducer(sp::allReduceSum);  // every rank of the group takes the same decision
@@ -188,6 +217,27 @@ public final class CacheDit {
           + "unless calls carry a StepContext or CacheDit.refreshContext is called per generation");
     }
     return new CacheHandle(adapter, installed, patched, parallel);
+  }
+
+  /**
+   * Quantises {@code model}'s linear layers as {@code config} says (docs/quantization.md): the chosen
+   * layers' dense weights are replaced by low-bit ones computed by cachedit's fused kernels. Under
+   * tensor parallelism, call it on each rank after loading for the group (each quantises its shards).
+   *
+   * @return what was quantised, kept dense and why, and the bytes before and after
+   * @throws IllegalStateException if the model is already quantised
+   */
+  public static QuantizeReport quantize(DiffusersModel model, QuantizeConfig config) {
+    return Quantizer.quantize(Objects.requireNonNull(model, "model"), Objects.requireNonNull(config, "config"));
+  }
+
+  /**
+   * Quantises the pipeline's transformers, or the components {@code components_to_quantize} names.
+   *
+   * @return one report per component
+   */
+  public static List<QuantizeReport> quantize(DiffusionPipeline pipeline, QuantizeConfig config) {
+    return Quantizer.quantize(Objects.requireNonNull(pipeline, "pipeline"), Objects.requireNonNull(config, "config"));
   }
 
   /**

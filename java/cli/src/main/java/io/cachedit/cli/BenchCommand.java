@@ -87,6 +87,14 @@ final class BenchCommand implements Callable<Integer> {
       + "processes of cachedit launch (e.g. ulysses=2, tp=2, cfg=2); rank 0 writes the table and the plot")
   String parallel;
 
+  @Option(names = "--quantize", split = ",", paramLabel = "TYPE", description = "instead of the cache sweep, measure "
+      + "quantisation: for each type (a comma list, or 'all'), the quantised model uncached, with dbcache and with "
+      + "quadratic-9, each against the fp32 uncached images; writes quantize.md and quantize-speedup-psnr.png")
+  List<String> quantize;
+
+  /** A row's model and cache settings (null options: uncached). */
+  record Variant(BundledModel model, CacheOptions options) {}
+
   /** The sweep. */
   static Map<String, CacheOptions> configs() {
     Map<String, CacheOptions> c = new LinkedHashMap<>();
@@ -142,11 +150,37 @@ final class BenchCommand implements Callable<Integer> {
         : GenerateCommand.home().resolve(FashionClassifier.DEFAULT_DIR);
     Files.createDirectories(out);
     List<Row> rows = new ArrayList<>();
+    List<BundledModel> quantModels = new ArrayList<>();
     try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard();
          ParallelRun pr = ParallelRun.join(ParallelRun.config(parallel, null), dir.resolve("transformer"));
          BundledModel m = BundledModel.load(dir, pr.weights());
          FashionClassifier classifier = FashionClassifier.load(classifierPath)) {
       pr.install(m.pipeline());
+      Map<String, Variant> sweep = new LinkedHashMap<>();
+      if (quantize != null) {
+        List<String> types = quantize.size() == 1 && quantize.get(0).equals("all")
+            ? java.util.Arrays.stream(io.cachedit.quant.QuantType.values()).map(io.cachedit.quant.QuantType::configName)
+                .toList() : quantize;
+        sweep.put("fp32 dbcache", new Variant(m, CachePresets.require("dbcache")));
+        sweep.put("fp32 quadratic:9 +TS1", new Variant(m, CachePresets.require("quadratic-9")));
+        for (String type : types) {
+          io.cachedit.quant.QuantizeConfig qc = QuantizeOption.parse(type);
+          BundledModel qm = BundledModel.load(dir, pr.weights());
+          quantModels.add(qm);
+          io.cachedit.quant.QuantizeReport r = QuantizeOption.apply(qm.transformer(), qc, pr.root() ? System.err : null);
+          pr.install(qm.pipeline());
+          String name = type + String.format(Locale.ROOT, " (%.3fx bytes)", r.quantizedRatio());
+          sweep.put(name, new Variant(qm, null));
+          sweep.put(type + " dbcache", new Variant(qm, CachePresets.require("dbcache")));
+          sweep.put(type + " quadratic:9 +TS1", new Variant(qm, CachePresets.require("quadratic-9")));
+        }
+      } else {
+        configs().forEach((name, options) -> {
+          if (only == null || name.contains(only)) {
+            sweep.put(name, new Variant(m, options));
+          }
+        });
+      }
       root = pr.root();
       for (String p : prompts) {
         m.textEncoder().index(p);
@@ -159,24 +193,25 @@ final class BenchCommand implements Callable<Integer> {
       for (CacheOptions o : java.util.Arrays.asList(null, CachePresets.require("dbcache"), null)) {
         Generation.run(m, prompts.get(0), n, 0, warmSteps, guidance, o, null).close();
       }
-      Map<String, CacheOptions> sweep = new LinkedHashMap<>();
-      configs().forEach((name, options) -> {
-        if (only == null || name.contains(only)) {
-          sweep.put(name, options);
-        }
-      });
+      for (BundledModel qm : quantModels) {
+        Generation.run(qm, prompts.get(0), n, 0, warmSteps, guidance, null, null).close();
+      }
       System.out.println("| config | steps | wall s | speedup | ideal | measured/ideal | PSNR dB | SSIM | MSE | class acc | FD |");
       System.out.println("|---|---|---|---|---|---|---|---|---|---|---|");
       for (int s : steps) {
         rows.addAll(sweepSteps(m, sweep, s, testFeatures, classifier));
       }
+    } finally {
+      quantModels.forEach(BundledModel::close);
     }
     if (!root) {
       return 0;
     }
-    writeMarkdown(rows);
-    plot(rows, out.resolve("speedup-psnr.png"));
-    System.out.println("wrote " + out.resolve("bench.md") + " and " + out.resolve("speedup-psnr.png"));
+    String stem = quantize != null ? "quantize" : "bench";
+    String plotName = quantize != null ? "quantize-speedup-psnr.png" : "speedup-psnr.png";
+    writeMarkdown(rows, stem + ".md", plotName);
+    plot(rows, out.resolve(plotName));
+    System.out.println("wrote " + out.resolve(stem + ".md") + " and " + out.resolve(plotName));
     return 0;
   }
 
@@ -255,7 +290,7 @@ final class BenchCommand implements Callable<Integer> {
    * timings are interleaved: for each prompt and seed, an uncached run, every config (in an order
    * rotated per group), and an uncached run again; each group's uncached time is the mean of its two.
    */
-  List<Row> sweepSteps(BundledModel m, Map<String, CacheOptions> sweep, int steps, Tensor testFeatures,
+  List<Row> sweepSteps(BundledModel m, Map<String, Variant> sweep, int steps, Tensor testFeatures,
       FashionClassifier classifier) {
     Sweep base = new Sweep();
     Map<String, Sweep> runs = new LinkedHashMap<>();
@@ -275,7 +310,8 @@ final class BenchCommand implements Callable<Integer> {
           }
           for (int k = 0; k < names.size(); k++) {
             String name = names.get((k + group) % names.size());
-            try (Generation.Result r = Generation.run(m, prompt, n, seed, steps, guidance, sweep.get(name), null)) {
+            Variant v = sweep.get(name);
+            try (Generation.Result r = Generation.run(v.model(), prompt, n, seed, steps, guidance, v.options(), null)) {
               runs.get(name).add(r, label, n);
               runs.get(name).seconds += r.seconds();
             }
@@ -307,13 +343,14 @@ final class BenchCommand implements Callable<Integer> {
     }
   }
 
-  void writeMarkdown(List<Row> rows) throws IOException {
+  void writeMarkdown(List<Row> rows, String file, String plotName) throws IOException {
     StringBuilder md = new StringBuilder();
-    md.append("# Speed vs quality on the bundled model\n\n");
-    md.append(String.format(Locale.ROOT, "Command: `./cachedit bench --steps %s --seeds %s --n %d%s%s%s`. Machine: %s, %d"
+    md.append(quantize != null ? "# Quantisation on the bundled model\n\n" : "# Speed vs quality on the bundled model\n\n");
+    md.append(String.format(Locale.ROOT, "Command: `./cachedit bench --steps %s --seeds %s --n %d%s%s%s%s`. Machine: %s, %d"
             + " cores, %s %s, %s. Prompts: %s; %d images per prompt and seed (%d per row), guidance %.1f.%n%n",
         join(steps), join(seeds), n, prompts.equals(FashionMnist.CLASSES) ? "" : " --prompts \"" + String.join(",",
-            prompts) + "\"", only == null ? "" : " --only \"" + only + "\"", parallel == null ? ""
+            prompts) + "\"", only == null ? "" : " --only \"" + only + "\"",
+        quantize == null ? "" : " --quantize " + String.join(",", quantize), parallel == null ? ""
             : " --parallel " + parallel + " (under cachedit launch)", System.getProperty("os.arch"),
         Runtime.getRuntime().availableProcessors(), System.getProperty("java.vm.name"),
         System.getProperty("java.version"), System.getProperty("os.name"), String.join(", ", prompts), n,
@@ -329,7 +366,9 @@ final class BenchCommand implements Callable<Integer> {
 
         Config names: `FnBm` = Fn front blocks always computed (the probe), Bm back blocks; `Rx` = residual-diff
         threshold; `MCk` = at most k cached steps in a row (inf: no limit); all DBCache rows have 4 warm-up steps.
-        `+TSk` = TaylorSeer calibrator of order k. `scm-*` = cache-dit's steps computation masks (dynamic policy,
+        `+TSk` = TaylorSeer calibrator of order k. With `--quantize`, a type's rows run the model quantised with it
+        (its bytes: quantised linear weights over fp32); PSNR, SSIM and MSE still compare with the fp32 uncached images,
+        so they measure quantisation and caching together, and the speedup is against the fp32 uncached time. `scm-*` = cache-dit's steps computation masks (dynamic policy,
         threshold 0.3). `quadratic:N` = our mask that computes exactly N steps at round(T (k/N)^2) and caches the
         rest unconditionally (docs/caching.md). `DBPrune` prunes single blocks instead of whole steps.
 
@@ -339,8 +378,8 @@ final class BenchCommand implements Callable<Integer> {
     for (Row r : rows) {
       md.append(line(r)).append('\n');
     }
-    md.append("\n![speedup vs PSNR](speedup-psnr.png)\n");
-    Files.writeString(out.resolve("bench.md"), md.toString());
+    md.append("\n![speedup vs PSNR](" + plotName + ")\n");
+    Files.writeString(out.resolve(file), md.toString());
   }
 
   static String join(List<?> values) {

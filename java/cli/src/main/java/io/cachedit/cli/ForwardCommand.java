@@ -46,9 +46,13 @@ final class ForwardCommand implements Callable<Integer> {
       + "rank 0 writes --out")
   String parallel;
 
+  @Option(names = "--quantize", paramLabel = "TYPE", description = QuantizeOption.DESCRIPTION)
+  String quantize;
+
   @Override
   public Integer call() throws Exception {
     io.cachedit.models.common.Sdpa backend = parseBackend(attention);
+    io.cachedit.quant.QuantizeConfig quantization = QuantizeOption.parse(quantize);
     io.cachedit.parallel.ParallelismConfig parallelism = ParallelRun.config(parallel, null);
     Map<String, Object> values = new LinkedHashMap<>();
     if (args != null) {
@@ -66,6 +70,7 @@ final class ForwardCommand implements Callable<Integer> {
          PointerScope scope = new PointerScope();
          NoGradGuard noGrad = new NoGradGuard()) {
       m.setAttention(backend);  // the backend each rank's parallel attention runs locally
+      QuantizeOption.apply(m, quantization, pr.root() ? System.err : null);
       Map<String, Tensor> tensors = new LinkedHashMap<>();
       for (String k : in.keys()) {
         tensors.put(k, in.tensor(k));

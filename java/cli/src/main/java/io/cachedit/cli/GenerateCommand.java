@@ -92,6 +92,10 @@ final class GenerateCommand implements Callable<Integer> {
       + "writes --out and prints; with --compare the baseline is one process on all cores")
   String parallel;
 
+  @Option(names = "--quantize", paramLabel = "TYPE", description = QuantizeOption.DESCRIPTION + ". With --compare "
+      + "the uncached baseline runs the unquantised model, so PSNR measures quantisation and caching together")
+  String quantize;
+
   static Path home() {
     return Path.of(System.getProperty("cachedit.home", "."));
   }
@@ -110,16 +114,24 @@ final class GenerateCommand implements Callable<Integer> {
     }
     CacheOptions fileOptions = options();
     io.cachedit.parallel.ParallelismConfig parallelism = ParallelRun.config(parallel, fileOptions);
-    CacheOptions options = ParallelRun.withoutParallelism(fileOptions);
-    if (compare && options == null) {
-      throw new IllegalArgumentException("--compare needs --cache or --cache-config (there is nothing to compare)");
+    io.cachedit.quant.QuantizeConfig quantization = QuantizeOption.resolve(quantize, fileOptions);
+    CacheOptions options = QuantizeOption.withoutQuantize(ParallelRun.withoutParallelism(fileOptions));
+    if (compare && options == null && quantization == null) {
+      throw new IllegalArgumentException("--compare needs --cache, --cache-config or --quantize (there is nothing to compare)");
     }
     Path dir = model != null ? model : home().resolve(BundledModel.DEFAULT_DIR);
     PrintStream err = System.err;
     try (PointerScope scope = new PointerScope();
          ParallelRun pr = ParallelRun.join(parallelism, dir.resolve("transformer"));
-         BundledModel m = BundledModel.load(dir, pr.weights())) {
+         BundledModel m = BundledModel.load(dir, pr.weights());
+         BundledModel dense = quantization != null && compare ? BundledModel.load(dir, pr.weights()) : null) {
+      io.cachedit.quant.QuantizeReport quantized = QuantizeOption.apply(m.transformer(), quantization,
+          pr.root() ? err : null);
       pr.install(m.pipeline());
+      if (dense != null) {
+        pr.install(dense.pipeline());
+      }
+      BundledModel baseModel = dense != null ? dense : m;
       m.textEncoder().index(prompt);  // validate before any work
       // warm-up at the real batch shape, uncached and through the cache engine: JIT, allocator and thread pools
       // settle before anything is timed (otherwise the first timed run, the uncached one, pays for them)
@@ -132,10 +144,11 @@ final class GenerateCommand implements Callable<Integer> {
       Generation.Result singleCached = null;  // under --parallel: the same cached generation on one process
       if (compare) {
         base = pr.singleProcessOnRoot(() -> {
-          if (pr.active()) {  // one process on all cores: warm it up as well
-            Generation.run(m, prompt, n, seed, warmSteps, guidance, null, null).close();
+          if (pr.active() || dense != null) {  // one process on all cores, or the dense model: warm it up as well
+            Generation.run(baseModel, prompt, n, seed, warmSteps, guidance, null, null).close();
           }
-          return Generation.run(m, prompt, n, seed, steps, guidance, null, progress("uncached", steps, err));
+          return Generation.run(baseModel, prompt, n, seed, steps, guidance, null,
+              progress(dense != null ? "uncached fp32" : "uncached", steps, err));
         });
         if (pr.active()) {
           singleCached = pr.singleProcessOnRoot(() -> Generation.run(m, prompt, n, seed, steps, guidance, options,
@@ -170,6 +183,12 @@ final class GenerateCommand implements Callable<Integer> {
       if (pr.active()) {
         stats.put("parallel", pr.config().strify());
         stats.put("world_size", pr.worldSize());
+      }
+      if (quantized != null) {
+        stats.put("quantize", quantization.quantType().configName());
+        stats.put("quantized_layers", quantized.quantized().size());
+        stats.put("linear_weight_bytes_before", quantized.bytesBefore());
+        stats.put("linear_weight_bytes_after", quantized.bytesAfter());
       }
       if (singleCached != null) {
         boolean sameDecisions = singleCached.stats().stream().map(CacheStats::cachedSteps).toList()
@@ -244,6 +263,11 @@ final class GenerateCommand implements Callable<Integer> {
         if (pr.active()) {
           System.out.printf(Locale.ROOT, "parallel: %s on %d processes%n", pr.config().strify(), pr.worldSize());
         }
+        if (quantized != null) {
+          System.out.printf(Locale.ROOT, "quantised: %s, %d linear layers, linear weights %.1f KiB -> %.1f KiB%n",
+              quantization.quantType(), quantized.quantized().size(), quantized.bytesBefore() / 1024.0,
+              quantized.bytesAfter() / 1024.0);
+        }
         if (stats.has("same_decisions_as_single_process")) {
           System.out.printf(Locale.ROOT, "vs the same cached generation on 1 process (%.2f s): %s decisions, max |diff| "
               + "%.2e, %d of %d 8-bit pixels differ%n", stats.get("single_process_cached_seconds").asDouble(),
@@ -252,10 +276,13 @@ final class GenerateCommand implements Callable<Integer> {
               stats.get("pixels_differing_vs_single_process").asLong(), (long) n * 28 * 28);
         }
         if (comparePng != null) {
-          System.out.printf(Locale.ROOT, "uncached%s %.2f s, cached%s %.2f s: speedup %.2fx%n",
-              pr.active() ? " (1 process)" : "", stats.get("uncached_seconds").asDouble(),
+          String baseName = dense != null ? "uncached fp32" : "uncached";
+          String runName = (quantized != null ? quantization.quantType() + (options != null ? " cached" : "")
+              : "cached");
+          System.out.printf(Locale.ROOT, "%s%s %.2f s, %s%s %.2f s: speedup %.2fx%n", baseName,
+              pr.active() ? " (1 process)" : "", stats.get("uncached_seconds").asDouble(), runName,
               pr.active() ? " (" + pr.worldSize() + " processes)" : "", run.seconds(), stats.get("speedup").asDouble());
-          System.out.printf(Locale.ROOT, "cached vs uncached: PSNR %.2f dB, SSIM %.4f (side by side: %s)%n",
+          System.out.printf(Locale.ROOT, "%s vs %s: PSNR %.2f dB, SSIM %.4f (side by side: %s)%n", runName, baseName,
               stats.get("psnr").asDouble(), stats.get("ssim").asDouble(), comparePng);
         } else {
           System.out.printf(Locale.ROOT, "wall time %.2f s%n", run.seconds());

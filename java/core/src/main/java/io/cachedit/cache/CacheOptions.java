@@ -3,6 +3,7 @@ package io.cachedit.cache;
 import io.cachedit.error.ConfigException;
 import io.cachedit.parallel.DistributedEnvironment;
 import io.cachedit.parallel.ParallelismConfig;
+import io.cachedit.quant.QuantizeConfig;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
@@ -36,6 +37,8 @@ import java.util.Map;
  * parallelism_config:              # context parallelism over the processes (docs/parallelism.md)
  *   ulysses_size: auto             # auto: WORLD_SIZE over the other sizes
  *   ulysses_anything: true
+ * quantize_config:                 # low-bit linear layers (docs/quantization.md)
+ *   quant_type: int8_per_row
  * </pre>
  *
  * A file without a {@code cache_config} key is read as a flat cache section. Unknown keys are errors;
@@ -46,9 +49,10 @@ import java.util.Map;
  * @param calibratorConfig the calibrator, or null
  * @param paramsModifiers per-list overrides (may be empty)
  * @param parallelismConfig how the generation is split across processes, or null for one process
+ * @param quantizeConfig how the transformers are quantised before caching is enabled, or null
  */
 public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibratorConfig,
-    List<ParamsModifier> paramsModifiers, ParallelismConfig parallelismConfig) {
+    List<ParamsModifier> paramsModifiers, ParallelismConfig parallelismConfig, QuantizeConfig quantizeConfig) {
   public CacheOptions {
     if (cacheConfig == null) {
       cacheConfig = DBCacheConfig.defaults();
@@ -56,15 +60,31 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
     paramsModifiers = paramsModifiers == null ? List.of() : List.copyOf(paramsModifiers);
   }
 
+  /** Options without quantisation. */
+  public CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibratorConfig,
+      List<ParamsModifier> paramsModifiers, ParallelismConfig parallelismConfig) {
+    this(cacheConfig, calibratorConfig, paramsModifiers, parallelismConfig, null);
+  }
+
   /** Options for one process. */
   public CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibratorConfig,
       List<ParamsModifier> paramsModifiers) {
-    this(cacheConfig, calibratorConfig, paramsModifiers, null);
+    this(cacheConfig, calibratorConfig, paramsModifiers, null, null);
   }
 
   /** These options with {@code config}'s parallelism (null: one process). */
   public CacheOptions withParallelism(ParallelismConfig config) {
-    return new CacheOptions(cacheConfig, calibratorConfig, paramsModifiers, config);
+    return new CacheOptions(cacheConfig, calibratorConfig, paramsModifiers, config, quantizeConfig);
+  }
+
+  /** These options with {@code config}'s quantisation (null: none). */
+  public CacheOptions withQuantize(QuantizeConfig config) {
+    return new CacheOptions(cacheConfig, calibratorConfig, paramsModifiers, parallelismConfig, config);
+  }
+
+  /** The quantisation, if any. */
+  public java.util.Optional<QuantizeConfig> quantize() {
+    return java.util.Optional.ofNullable(quantizeConfig);
   }
 
   /** The parallelism, if any. */
@@ -86,7 +106,7 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
   }
 
   public CacheOptions withParamsModifiers(List<ParamsModifier> modifiers) {
-    return new CacheOptions(cacheConfig, calibratorConfig, modifiers, parallelismConfig);
+    return new CacheOptions(cacheConfig, calibratorConfig, modifiers, parallelismConfig, quantizeConfig);
   }
 
   /** Reads a YAML ({@code .yaml}/{@code .yml}) or JSON file; errors name the file and the key. */
@@ -136,8 +156,10 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
    */
   public static CacheOptions fromMap(Map<String, Object> doc, int worldSize) {
     Map<String, Object> cacheSection;
-    boolean sectioned = doc.containsKey("cache_config") || doc.containsKey("parallelism_config");
+    boolean sectioned = doc.containsKey("cache_config") || doc.containsKey("parallelism_config")
+        || doc.containsKey("quantize_config");
     ParallelismConfig parallelism = null;
+    QuantizeConfig quantize = null;
     if (sectioned) {
       for (String key : doc.keySet()) {
         switch (key) {
@@ -147,10 +169,20 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
               parallelism = ParallelismConfig.fromMap(map(doc.get(key), key), worldSize);
             }
           }
-          case "quantize_config", "attention_backend" -> throw ConfigException.forField(key,
+          case "quantize_config" -> {
+            if (doc.get(key) != null) {
+              try {
+                quantize = QuantizeConfig.fromMap(map(doc.get(key), key));
+              } catch (ConfigException e) {
+                throw ConfigException.forField(key + "." + e.field(), key + ": " + e.getMessage());
+              }
+            }
+          }
+          case "attention_backend" -> throw ConfigException.forField(key,
               "section " + key + " is not supported by this version of cachedit; remove it to load the cache settings");
           default -> throw ConfigException.forField(key, "unknown section \"" + key
-              + "\"; known sections: cache_config, calibrator_config, params_modifiers, parallelism_config");
+              + "\"; known sections: cache_config, calibrator_config, params_modifiers, parallelism_config, "
+              + "quantize_config");
         }
       }
       cacheSection = doc.get("cache_config") == null ? Map.of() : map(doc.get("cache_config"), "cache_config");
@@ -177,7 +209,7 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
         modifiers.add(modifier(map(item, "a params_modifiers entry")));
       }
     }
-    return new CacheOptions(cache, calibrator, modifiers, parallelism);
+    return new CacheOptions(cache, calibrator, modifiers, parallelism, quantize);
   }
 
   private static BasicCacheConfig cacheConfig(Map<String, Object> values) {

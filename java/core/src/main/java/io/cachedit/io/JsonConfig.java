@@ -71,6 +71,18 @@ public final class JsonConfig {
     return new WeightLoadException("model config " + origin + ": " + key + " = " + root.get(key) + " must be " + type);
   }
 
+  /** The JSON text of object {@code key} (e.g. {@code quantization_config}), or null if absent. */
+  public String getObjectJson(String key) {
+    JsonNode n = node(key);
+    if (n == null) {
+      return null;
+    }
+    if (!n.isObject()) {
+      throw wrong(key, "an object");
+    }
+    return n.toString();
+  }
+
   public int getInt(String key, int defaultValue) {
     JsonNode n = node(key);
     if (n == null) {

@@ -30,7 +30,32 @@ public final class WeightScope {
   /** The parameters a model was built with, by checkpoint key, in creation order. Owns the tensors. */
   public static final class Parameters implements AutoCloseable {
     private final Map<String, Tensor> tensors = new LinkedHashMap<>();
+    private final Map<String, Object> modules = new LinkedHashMap<>();
+    private final List<AutoCloseable> adopted = new ArrayList<>();
     private final NativeScope owner = NativeScope.owner("model parameters");
+
+    /** Modules that registered themselves while the model was built, by their key prefix, in build order. */
+    public synchronized Map<String, Object> modules() {
+      return java.util.Collections.unmodifiableMap(new LinkedHashMap<>(modules));
+    }
+
+    /**
+     * Frees parameter {@code key} and forgets it: a policy that replaced it (quantisation) calls
+     * this. Unknown keys are ignored.
+     */
+    public synchronized void release(String key) {
+      owner.ensureOpen();
+      Tensor t = tensors.remove(key);
+      if (t != null) {
+        owner.release(t);
+      }
+    }
+
+    /** Takes ownership of native memory that replaced parameters: closed with the parameters. */
+    public synchronized void adopt(AutoCloseable resource) {
+      owner.ensureOpen();
+      adopted.add(resource);
+    }
 
     /** The parameters; {@link IllegalStateException} once closed. */
     public Map<String, Tensor> asMap() {
@@ -56,7 +81,15 @@ public final class WeightScope {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
+      for (AutoCloseable r : adopted) {
+        try {
+          r.close();
+        } catch (Exception e) {
+          throw new IllegalStateException("closing " + r + ": " + e.getMessage(), e);
+        }
+      }
+      adopted.clear();
       owner.close();
       tensors.clear();
     }
@@ -71,6 +104,7 @@ public final class WeightScope {
     final List<String> wrongShape = new ArrayList<>();
     final Set<String> allowedUnused = new TreeSet<>();
     final WeightSharding sharding;
+    Set<String> placeholders = Set.of();
 
     Root(WeightSource source, ScalarType dtype, long seed, WeightSharding sharding) {
       this.source = source;
@@ -117,6 +151,29 @@ public final class WeightScope {
   public static WeightScope random(long seed, ScalarType dtype, WeightSharding sharding) {
     requireFloat(dtype);
     return new WeightScope(new Root(null, dtype, seed, sharding), "");
+  }
+
+  /**
+   * Declares parameters that the source stores in another form (a quantised checkpoint): {@link #get}
+   * returns a zero-stride stand-in of the requested shape for them, which whoever declared them
+   * replaces after the model is built. Call before building the model.
+   */
+  public WeightScope withPlaceholders(Set<String> keys) {
+    root.placeholders = Set.copyOf(keys);
+    return this;
+  }
+
+  /**
+   * Records {@code module} under this scope's prefix, so that policies applied after loading
+   * (quantisation) can find it: {@link Parameters#modules()}.
+   */
+  public void register(Object module) {
+    root.parameters.modules.put(prefix, module);
+  }
+
+  /** The parameters this scope hands out (owned by the model once loading ends). */
+  public Parameters parameters() {
+    return root.parameters;
   }
 
   /** How this scope's parameters are cut across processes ({@link WeightSharding#NONE}: whole). */
@@ -200,7 +257,10 @@ public final class WeightScope {
     Tensor value;
     ScalarType target = keepFp32 ? ScalarType.Float : root.dtype;
     try (PointerScope scope = new PointerScope()) {
-      if (root.source == null) {
+      if (root.placeholders.contains(key)) {
+        // stored quantised: a zero-stride stand-in of the dense shape until the loader installs the layer
+        value = root.parameters.keep(torch.zeros(new long[] {1}).to(target).expand(local));
+      } else if (root.source == null) {
         value = root.parameters.keep(cut(generate(key, shape), slice).to(target));
       } else {
         long[] actual = root.source.shape(key);

@@ -376,6 +376,136 @@ public final class Kernels {
 
   private record Device(boolean cuda, int index) {}
 
+  // ---- low-bit linear layers (docs/quantization.md) --------------------------------------------
+
+  /** The instruction set {@link #quantLinear} runs on here: "avx2" or "default". */
+  public static String quantLinearIsa() {
+    return NativeKernels.qlinearIsa();
+  }
+
+  /**
+   * Quantises a float weight matrix {@code w} [out, in] (fp32, bf16 or fp16, CPU).
+   *
+   * @param group inputs per int4 scale (an even divisor of {@code in} and of 512); ignored otherwise
+   * @param perTensor one scale for the whole matrix (int8 and fp8 only)
+   * @return the canonical weight tensor ({@link QuantFormat#storage()}) and its fp32 scales
+   * @throws IllegalArgumentException for a bad group, or naming the first non-finite weight
+   */
+  public Tensor[] quantizeWeight(Tensor w, QuantFormat format, int group, boolean perTensor) {
+    requireDims("w", w, 2);
+    Device d = device("w", w);
+    if (d.cuda) {
+      throw new IllegalArgumentException("w must be a CPU tensor (quantise before moving to the GPU)");
+    }
+    long out = w.size(0);
+    long in = w.size(1);
+    checkGroup(format, in, group, perTensor);
+    int dtype = dtypeCode("w", w);
+    Tensor src = w.contiguous();
+    Tensor q = torch.empty(format.storedShape(out, in), new org.bytedeco.pytorch.TensorOptions(format.storage()), new MemoryFormatOptional());
+    Tensor scales = torch.empty(new long[] {format.scaleCount(out, in, group, perTensor)},
+        new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), new MemoryFormatOptional());
+    int status = NativeKernels.qweightQuantize(dtype, format.code, address(src), out, in, group, perTensor ? 1 : 0,
+        address(q), address(scales), threads);
+    if (status == 1) {  // every other argument was checked above
+      throw new IllegalArgumentException("w holds NaN or infinite values; such a layer cannot be quantised");
+    }
+    check(status, "quantizeWeight");
+    return new Tensor[] {q, scales};
+  }
+
+  private static void checkGroup(QuantFormat format, long in, int group, boolean perTensor) {
+    if (format != QuantFormat.INT4) {
+      return;
+    }
+    if (perTensor) {
+      throw new IllegalArgumentException("int4 weights have per-group scales; per-tensor int4 does not exist");
+    }
+    if (group < 2 || group % 2 != 0 || 512 % group != 0) {
+      throw new IllegalArgumentException("int4 group size must be an even divisor of 512 (2, 4, ..., 32, 64, 128, "
+          + "256, 512), got " + group);
+    }
+    if (in % group != 0) {
+      throw new IllegalArgumentException("int4 group size " + group + " does not divide the " + in + " inputs");
+    }
+  }
+
+  /** The packed copy the GEMM reads, from canonical weights {@code q} of an [out, in] matrix. */
+  public Tensor packWeight(QuantFormat format, Tensor q, long out, long in) {
+    checkCanonical(format, q, out, in);
+    long bytes = NativeKernels.qweightPackedBytes(format.code, out, in);
+    if (bytes < 0) {
+      throw new IllegalArgumentException("cannot pack a " + format + " weight of " + out + " x " + in);
+    }
+    Tensor packed = torch.empty(new long[] {bytes}, new org.bytedeco.pytorch.TensorOptions(ScalarType.Byte), new MemoryFormatOptional());
+    check(NativeKernels.qweightPack(format.code, address(q.contiguous()), out, in, address(packed), threads),
+        "packWeight");
+    return packed;
+  }
+
+  /** The canonical weights back from a packed copy (the inverse of {@link #packWeight}). */
+  public Tensor unpackWeight(QuantFormat format, Tensor packed, long out, long in) {
+    long bytes = NativeKernels.qweightPackedBytes(format.code, out, in);
+    if (bytes < 0 || packed.numel() != bytes || packed.scalar_type().intern() != ScalarType.Byte) {
+      throw new IllegalArgumentException("packed is not a packed " + format + " weight of " + out + " x " + in);
+    }
+    Tensor q = torch.empty(format.storedShape(out, in), new org.bytedeco.pytorch.TensorOptions(format.storage()), new MemoryFormatOptional());
+    check(NativeKernels.qweightUnpack(format.code, address(packed), out, in, address(q), threads), "unpackWeight");
+    return q;
+  }
+
+  private static void checkCanonical(QuantFormat format, Tensor q, long out, long in) {
+    requireDefined("q", q);
+    long[] want = format.storedShape(out, in);
+    long[] got = q.sizes().vec().get();
+    if (!Arrays.equals(want, got) || q.scalar_type().intern() != format.storage()) {
+      throw new IllegalArgumentException("a " + format + " weight of " + out + " x " + in + " is " + format.storage()
+          + " " + Arrays.toString(want) + ", got " + q.scalar_type().intern() + " " + Arrays.toString(got));
+    }
+  }
+
+  /**
+   * {@code y = x W^T + bias} for {@code x} [..., in] (fp32, bf16 or fp16, CPU) with W given by its
+   * packed copy and scales; the input is quantised as {@code activation} says on every call.
+   *
+   * @param bias [out] in x's dtype, or null
+   */
+  public Tensor quantLinear(Tensor x, QuantActivation activation, QuantFormat format, Tensor packed, Tensor scales,
+      long out, long in, int group, boolean perTensor, Tensor bias) {
+    requireDefined("x", x);
+    if (device("x", x).cuda) {
+      throw new IllegalArgumentException("x must be a CPU tensor for the CPU low-bit linear kernel");
+    }
+    int dims = (int) x.dim();
+    if (dims < 1 || x.size(dims - 1) != in) {
+      throw new IllegalArgumentException("x must end in the layer's " + in + " inputs, got "
+          + Arrays.toString(x.sizes().vec().get()));
+    }
+    int dtype = dtypeCode("x", x);
+    if (scales.numel() != format.scaleCount(out, in, group, perTensor)
+        || scales.scalar_type().intern() != ScalarType.Float) {
+      throw new IllegalArgumentException("scales must be " + format.scaleCount(out, in, group, perTensor)
+          + " fp32 values, got " + scales.numel() + " " + scales.scalar_type().intern());
+    }
+    Tensor xc = x.contiguous();
+    long m = x.numel() / in;
+    long[] shape = x.sizes().vec().get();
+    shape[dims - 1] = out;
+    Tensor y = torch.empty(shape, x.options(), new MemoryFormatOptional());
+    Tensor b = null;
+    if (bias != null) {
+      if (bias.numel() != out) {
+        throw new IllegalArgumentException("bias must hold " + out + " values, got " + bias.numel());
+      }
+      b = bias.scalar_type().intern() == x.scalar_type().intern() ? bias.contiguous()
+          : bias.to(x.scalar_type().intern()).contiguous();
+    }
+    check(NativeKernels.qlinear(dtype, activation.code, format.code, address(xc), m, in, address(packed),
+        address(scales), out, group, perTensor ? 1 : 0, b == null ? 0L : address(b), address(y), threads),
+        "quantLinear");
+    return y;
+  }
+
   private static Device device(String name, Tensor t) {
     requireDefined(name, t);
     if (t.is_cuda()) {

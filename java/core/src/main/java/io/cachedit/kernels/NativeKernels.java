@@ -70,6 +70,29 @@ final class NativeKernels {
   static native int unpackSeq(int dtype, int wire, @Cast("void*") long out, @Cast("const void*") long in,
       long b, long s, long hk, long hl, long d, int nthreads);
 
+  @Name("cdit_qweight_quantize")
+  static native int qweightQuantize(int dtype, int qweight, @Cast("const void*") long w, long n, long k, long group,
+      int perTensor, @Cast("void*") long q, @Cast("float*") long scales, int nthreads);
+
+  @Name("cdit_qweight_packed_bytes")
+  static native long qweightPackedBytes(int qweight, long n, long k);
+
+  @Name("cdit_qweight_pack")
+  static native int qweightPack(int qweight, @Cast("const void*") long q, long n, long k, @Cast("void*") long packed,
+      int nthreads);
+
+  @Name("cdit_qweight_unpack")
+  static native int qweightUnpack(int qweight, @Cast("const void*") long packed, long n, long k,
+      @Cast("void*") long q, int nthreads);
+
+  @Name("cdit_qlinear")
+  static native int qlinear(int dtype, int qact, int qweight, @Cast("const void*") long x, long m, long k,
+      @Cast("const void*") long packed, @Cast("const float*") long scales, long n, long group, int perTensorW,
+      @Cast("const void*") long bias, @Cast("void*") long y, int nthreads);
+
+  @Name("cdit_qlinear_isa")
+  static native @Cast("const char*") String qlinearIsa();
+
   @Name("cdit_fp8_e4m3_from_float")
   static native @Cast("uint8_t") byte fp8FromFloat(float x);
 

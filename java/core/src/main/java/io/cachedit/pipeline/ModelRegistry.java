@@ -17,6 +17,7 @@ import io.cachedit.models.qwenimage.QwenImageTransformer2DModel;
 import io.cachedit.models.sd3.SD3Transformer2DModel;
 import io.cachedit.models.wan.WanTransformer3DModel;
 import io.cachedit.models.zimage.ZImageTransformer2DModel;
+import io.cachedit.quant.Quantizer;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -137,10 +138,32 @@ public final class ModelRegistry {
 
   private DiffusersModel load(DiffusersFolder folder, ScalarType dtype, TensorParallel.Factory group) {
     JsonConfig config = folder.config();
-    ModelFactory factory = factory(config, folder.configFile().toString());
-    WeightSharding sharding = sharding(config, folder.configFile().toString(), group);
+    String origin = folder.configFile().toString();
+    ModelFactory factory = factory(config, origin);
+    String quantization = config.getObjectJson("quantization_config");
+    Map<String, Quantizer.LayerSpec> quantized = quantization == null ? null
+        : Quantizer.readSpec(quantization, origin);
+    if (quantized != null && group != null && group.size() > 1) {
+      throw new io.cachedit.error.ConfigException(origin + " is a quantised checkpoint; tensor parallelism splits "
+          + "dense weights: load the unquantised weights for the group, then quantise (each rank its shards)");
+    }
+    WeightSharding sharding = sharding(config, origin, group);
     try (SafetensorsSource weights = folder.openWeights()) {
-      return factory.create(config, WeightScope.load(weights, dtype, sharding));
+      if (quantized == null) {
+        return factory.create(config, WeightScope.load(weights, dtype, sharding));
+      }
+      WeightScope scope = WeightScope.load(weights, dtype, sharding).withPlaceholders(Quantizer.quantizedKeys(quantized));
+      for (String layer : quantized.keySet()) {
+        scope.allowUnused(layer + ".weight_scale");
+      }
+      DiffusersModel model = factory.create(config, scope);
+      try {
+        Quantizer.restore(model, weights, quantized);
+      } catch (RuntimeException e) {
+        model.close();
+        throw e;
+      }
+      return model;
     } catch (IllegalArgumentException e) {
       throw new WeightLoadException(folder.configFile() + ": " + e.getMessage(), e);
     }
@@ -178,9 +201,12 @@ public final class ModelRegistry {
     return group.forPlan(checkTensorParallel(config, origin, group.size()));
   }
 
-  /** Saves a model as a diffusers folder (one file up to 5 GB per shard, as diffusers does). */
+  /**
+   * Saves a model as a diffusers folder (one file up to 5 GB per shard, as diffusers does); a
+   * quantised model is saved quantised, with its {@code quantization_config} (docs/quantization.md).
+   */
   public static void save(DiffusersModel model, Path dir) {
-    DiffusersFolder.save(dir, model.configJson(), model.parameters(), 5L << 30);
+    Quantizer.save(model, dir);
   }
 
   private ModelFactory factory(JsonConfig config, String origin) {

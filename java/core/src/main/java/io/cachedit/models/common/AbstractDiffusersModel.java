@@ -49,6 +49,18 @@ public abstract class AbstractDiffusersModel implements DiffusersModel {
   }
 
   @Override
+  public final Map<String, Linear> linearLayers() {
+    ensureOpen();
+    Map<String, Linear> out = new java.util.LinkedHashMap<>();
+    for (Map.Entry<String, Object> e : parameters.modules().entrySet()) {
+      if (e.getValue() instanceof Linear l) {
+        out.put(e.getKey(), l);
+      }
+    }
+    return java.util.Collections.unmodifiableMap(out);
+  }
+
+  @Override
   public final ScalarType dtype() {
     return dtype;
   }

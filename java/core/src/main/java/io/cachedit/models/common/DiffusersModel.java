@@ -21,6 +21,14 @@ public interface DiffusersModel extends AutoCloseable {
 
   ScalarType dtype();
 
+  /**
+   * The model's linear layers by checkpoint key prefix, in build order (what quantisation walks).
+   * {@link IllegalStateException} once closed.
+   */
+  default Map<String, Linear> linearLayers() {
+    return Map.of();
+  }
+
   @Override
   void close();
 }
