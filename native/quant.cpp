@@ -281,9 +281,20 @@ void dequant_tile(int qweight, const uint8_t* panel_base, int64_t p0, int64_t p1
 }
 
 // ---- micro-kernels: C[MR][16] += sum over flushes of float(int32 pair sums) (* group scale) -------
+// Where a micro-kernel's last flush goes when it finishes a panel of fp32 outputs: straight into y
+// (rescaled, biased) instead of the accumulation tile. Same operations in the same order as the
+// separate epilogue, so fused and unfused results are identical.
+struct Epilogue {
+  const float* row_scale;  // [MR]
+  const float* col_scale;  // [16]
+  const float* bias;       // [16]
+  float* y;                // row 0, column 0 of the panel
+  int64_t ldy;
+};
+
 template <int MR>
 void micro_generic(const int16_t* a, int64_t lda, const int16_t* tile, int64_t np, int64_t flush,
-                   const float* gscale, float* c) {
+                   const float* gscale, float* c, const Epilogue* ep) {
   for (int64_t f0 = 0; f0 < np; f0 += flush) {
     int32_t acc[MR][kPanel] = {};
     const int64_t f1 = std::min(np, f0 + flush);
@@ -295,10 +306,16 @@ void micro_generic(const int16_t* a, int64_t lda, const int16_t* tile, int64_t n
       }
     }
     const float* g = gscale ? gscale + (f0 / flush) * kPanel : nullptr;
+    const bool last = ep && f1 == np;
     for (int r = 0; r < MR; ++r) {
       for (int j = 0; j < kPanel; ++j) {
         const float v = static_cast<float>(acc[r][j]);
-        c[r * kPanel + j] += g ? v * g[j] : v;
+        const float t = c[r * kPanel + j] + (g ? v * g[j] : v);
+        if (last) {
+          ep->y[r * ep->ldy + j] = t * (ep->row_scale[r] * ep->col_scale[j]) + ep->bias[j];
+        } else {
+          c[r * kPanel + j] = t;
+        }
       }
     }
   }
@@ -309,7 +326,7 @@ void micro_generic(const int16_t* a, int64_t lda, const int16_t* tile, int64_t n
 
 template <int MR>
 __attribute__((target("avx2"))) void micro_avx2(const int16_t* a, int64_t lda, const int16_t* tile, int64_t np,
-                                                 int64_t flush, const float* gscale, float* c) {
+                                                 int64_t flush, const float* gscale, float* c, const Epilogue* ep) {
   for (int64_t f0 = 0; f0 < np; f0 += flush) {
 #define CDIT_Q_ZERO(r) __m256i acc##r##0 = _mm256_setzero_si256(), acc##r##1 = _mm256_setzero_si256();
     CDIT_Q_ROWS(CDIT_Q_ZERO)
@@ -333,6 +350,7 @@ __attribute__((target("avx2"))) void micro_avx2(const int16_t* a, int64_t lda, c
 #undef CDIT_Q_STEP
     }
     const float* g = gscale ? gscale + (f0 / flush) * kPanel : nullptr;
+    const bool last = ep && f1 == np;
 #define CDIT_Q_FLUSH(r)                                                        \
   if (r < MR) {                                                                \
     __m256 v0 = _mm256_cvtepi32_ps(acc##r##0), v1 = _mm256_cvtepi32_ps(acc##r##1); \
@@ -341,8 +359,19 @@ __attribute__((target("avx2"))) void micro_avx2(const int16_t* a, int64_t lda, c
       v1 = _mm256_mul_ps(v1, _mm256_loadu_ps(g + 8));                          \
     }                                                                          \
     float* dst = c + r * kPanel;                                               \
-    _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), v0));            \
-    _mm256_storeu_ps(dst + 8, _mm256_add_ps(_mm256_loadu_ps(dst + 8), v1));    \
+    const __m256 t0 = _mm256_add_ps(_mm256_loadu_ps(dst), v0);                 \
+    const __m256 t1 = _mm256_add_ps(_mm256_loadu_ps(dst + 8), v1);             \
+    if (last) {                                                                \
+      const __m256 rs = _mm256_set1_ps(ep->row_scale[r]);                      \
+      float* out = ep->y + r * ep->ldy;                                        \
+      _mm256_storeu_ps(out, _mm256_add_ps(_mm256_mul_ps(t0, _mm256_mul_ps(rs, _mm256_loadu_ps(ep->col_scale))), \
+                                          _mm256_loadu_ps(ep->bias)));         \
+      _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_mul_ps(t1, _mm256_mul_ps(rs, _mm256_loadu_ps(ep->col_scale + 8))), \
+                                              _mm256_loadu_ps(ep->bias + 8))); \
+    } else {                                                                   \
+      _mm256_storeu_ps(dst, t0);                                               \
+      _mm256_storeu_ps(dst + 8, t1);                                           \
+    }                                                                          \
   }
     CDIT_Q_ROWS(CDIT_Q_FLUSH)
 #undef CDIT_Q_FLUSH
@@ -350,7 +379,8 @@ __attribute__((target("avx2"))) void micro_avx2(const int16_t* a, int64_t lda, c
 }
 #undef CDIT_Q_ROWS
 
-using MicroFn = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, int64_t, const float*, float*);
+using MicroFn = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, int64_t, const float*, float*,
+                         const Epilogue*);
 
 MicroFn micro_for(bool avx2, int rows) {
   static constexpr MicroFn generic[] = {nullptr, micro_generic<1>, micro_generic<2>, micro_generic<3>,
@@ -419,6 +449,14 @@ int qlinear_typed(bool avx2, int qact, int qweight, const typename Ty::T* x, int
       const int64_t m0 = rb * kRowBlock, m1 = std::min(M, m0 + kRowBlock);
       for (int64_t panel = cb * kPanelsPerItem; panel < std::min(panels, (cb + 1) * kPanelsPerItem); ++panel) {
         const int64_t n0 = panel * kPanel;
+        const int64_t ncols = std::min(kPanel, N - n0);
+        float cs[kPanel] = {}, bs[kPanel] = {};
+        for (int64_t j = 0; j < ncols; ++j) {
+          cs[j] = col_scale(n0 + j);
+          bs[j] = bias ? Ty::load(bias[n0 + j]) : 0.f;
+        }
+        // fp32 output and a whole panel: the last flush writes y directly
+        const bool fuse = Ty::kDtype == CDIT_F32 && ncols == kPanel;
         std::memset(ctile, 0, sizeof(float) * kRowBlock * kPanel);
         for (int64_t p0 = 0; p0 < pairs; p0 += kPairBlock) {
           const int64_t p1 = std::min(pairs, p0 + kPairBlock);
@@ -426,16 +464,13 @@ int qlinear_typed(bool avx2, int qact, int qweight, const typename Ty::T* x, int
                        gscale);
           for (int64_t m = m0; m < m1; m += kMicroRows) {
             const int rows = static_cast<int>(std::min<int64_t>(kMicroRows, m1 - m));
+            Epilogue ep{row_scale + m, cs, bs, reinterpret_cast<float*>(y + m * N + n0), N};
             micro_for(avx2, rows)(a + m * Kp + 2 * p0, Kp, tile, p1 - p0, flush,
-                                  qweight == CDIT_QW_INT4 ? gscale : nullptr, ctile + (m - m0) * kPanel);
+                                  qweight == CDIT_QW_INT4 ? gscale : nullptr, ctile + (m - m0) * kPanel,
+                                  fuse && p1 == pairs ? &ep : nullptr);
           }
         }
-        const int64_t ncols = std::min(kPanel, N - n0);
-        float cs[kPanel], bs[kPanel];
-        for (int64_t j = 0; j < ncols; ++j) {
-          cs[j] = col_scale(n0 + j);
-          bs[j] = bias ? Ty::load(bias[n0 + j]) : 0.f;
-        }
+        if (fuse) continue;
         for (int64_t m = m0; m < m1; ++m) {
           const float rs = row_scale[m];
           const float* src = ctile + (m - m0) * kPanel;
