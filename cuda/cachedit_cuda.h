@@ -53,6 +53,15 @@ CDIT_API int cdit_cuda_ulysses_pack_seq(int dtype, int wire, void* out, const vo
 CDIT_API int cdit_cuda_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                           int64_t Hk, int64_t Hl, int64_t D, void* stream);
 
+/**
+ * As cdit_qlinear: x, packed (cdit_qweight_pack's layout, uploaded as is), scales, bias and y in
+ * device memory. Results are bit-identical to the CPU library. Scratch (2 bytes per input element)
+ * comes from the stream-ordered allocator and is freed on the stream.
+ */
+CDIT_API int cdit_cuda_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
+                               const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
+                               const void* bias, void* y, void* stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,4 +28,8 @@ int cdit_cuda_ulysses_pack_seq(int, int, void*, const void*, int64_t, int64_t, i
 int cdit_cuda_ulysses_unpack_seq(int, int, void*, const void*, int64_t, int64_t, int64_t, int64_t, int64_t, void*) {
   return CDIT_ERR_UNAVAILABLE;
 }
+int cdit_cuda_qlinear(int, int, int, const void*, int64_t, int64_t, const void*, const float*, int64_t, int64_t, int,
+                      const void*, void*, void*) {
+  return CDIT_ERR_UNAVAILABLE;
+}
 }

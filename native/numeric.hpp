@@ -109,6 +109,28 @@ CDIT_INLINE float fp8_e4m3_to_f32(uint8_t v) {
   return bits_f32(f32_bits(r) | sign);
 }
 
+// Round to nearest even for |x| < 2^22 without libm (vectorises on every ISA; no SSE4.1 needed):
+// x + 1.5 * 2^23 lies in [2^23, 2^24), where one ulp is 1.
+CDIT_INLINE float round_even(float x) {
+  const float magic = 0x1.8p23f;
+  return (x + magic) - magic;
+}
+
+// fp8 grid rounding in fp32 (the value an e4m3fn byte would hold, saturated to +-448).
+CDIT_INLINE float fp8_round(float x) {
+  const uint32_t u = f32_bits(x);
+  const uint32_t sign = u & 0x80000000u;
+  const uint32_t abs_bits = u & 0x7FFFFFFFu;
+  const float a = bits_f32(abs_bits);
+  const uint32_t lsb = (abs_bits >> 20) & 1u;
+  const float normal = bits_f32((abs_bits + 0x7FFFFu + lsb) & 0xFFF00000u);
+  const float magic = 0x1.0p14f;
+  const float sub = (a + magic) - magic;  // multiples of 2^-9 below 2^-6
+  float r = a < 0x1.0p-6f ? sub : normal;
+  r = r > kFp8E4m3Max ? kFp8E4m3Max : r;
+  return bits_f32(f32_bits(r) | sign);
+}
+
 // ---- typed loads/stores ----------------------------------------------------------------------
 struct F32 {
   using T = float;

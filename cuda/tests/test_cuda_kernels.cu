@@ -183,3 +183,42 @@ int main(int argc, char** argv) {
   }
   return rc;
 }
+
+CDIT_CASE(cuda_qlinear_bit_identical_to_cpu) {
+  struct T {
+    int qact, qweight, per_tensor;
+    int64_t group;
+  };
+  const T types[] = {{CDIT_QA_FP8_ROW, CDIT_QW_FP8, 0, 0},  {CDIT_QA_FP8_TENSOR, CDIT_QW_FP8, 1, 0},
+                     {CDIT_QA_NONE, CDIT_QW_FP8, 0, 0},     {CDIT_QA_INT8_ROW, CDIT_QW_INT8, 0, 0},
+                     {CDIT_QA_INT8_TENSOR, CDIT_QW_INT8, 1, 0}, {CDIT_QA_NONE, CDIT_QW_INT8, 0, 0},
+                     {CDIT_QA_NONE, CDIT_QW_INT4, 0, 32},   {CDIT_QA_NONE, CDIT_QW_INT4, 0, 128}};
+  const int64_t shapes[][3] = {{1, 128, 1}, {7, 30, 17}, {97, 256, 33}, {130, 1152, 70}, {300, 640, 128}};
+  for (const T& t : types)
+    for (const auto& s : shapes) {
+      const int64_t M = s[0], N = s[2];
+      int64_t K = s[1];
+      if (t.qweight == CDIT_QW_INT4 && K % t.group) continue;
+      const auto x = randn(M * K, 71 + K), w = randn(N * K, 72 + N, 0.1f), b = randn(N, 73);
+      std::vector<uint8_t> q(N * K);
+      std::vector<float> sc(N * K);
+      cdit_qweight_quantize(CDIT_F32, t.qweight, w.data(), N, K, t.group, t.per_tensor, q.data(), sc.data(), 1);
+      std::vector<uint8_t> packed(cdit_qweight_packed_bytes(t.qweight, N, K));
+      cdit_qweight_pack(t.qweight, q.data(), N, K, packed.data(), 1);
+      std::vector<float> cpu(M * N);
+      cdit_qlinear(CDIT_F32, t.qact, t.qweight, x.data(), M, K, packed.data(), sc.data(), N, t.group, t.per_tensor,
+                   b.data(), cpu.data(), 2);
+      DeviceBuffer dx(x.size() * 4), dp(packed.size()), ds(sc.size() * 4), db(b.size() * 4), dy(cpu.size() * 4);
+      dx.upload(x);
+      dp.upload(packed);
+      ds.upload(sc);
+      db.upload(b);
+      const int st = cdit_cuda_qlinear(CDIT_F32, t.qact, t.qweight, dx.ptr, M, K, dp.ptr, (const float*)ds.ptr, N,
+                                       t.group, t.per_tensor, db.ptr, dy.ptr, nullptr);
+      cdit_cuda_stream_synchronize(nullptr);
+      CDIT_CHECK(st == CDIT_OK, "qlinear status %d: %s", st, cdit_cuda_last_error());
+      auto got = dy.download();
+      CDIT_CHECK(std::memcmp(got.data(), cpu.data(), got.size()) == 0, "qact %d qweight %d %lldx%lldx%lld differs",
+                 t.qact, t.qweight, (long long)M, (long long)K, (long long)N);
+    }
+}

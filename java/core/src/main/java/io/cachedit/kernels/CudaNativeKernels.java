@@ -41,6 +41,11 @@ final class CudaNativeKernels {
   static native int taylorPredict(int dtype, @Cast("void*") long out, @Cast("const void* const*") long[] terms,
       int nterms, double k, long n, @Cast("void*") long stream);
 
+  @Name("cdit_cuda_qlinear")
+  static native int qlinear(int dtype, int qact, int qweight, @Cast("const void*") long x, long m, long k,
+      @Cast("const void*") long packed, @Cast("const float*") long scales, long n, long group, int perTensorW,
+      @Cast("const void*") long bias, @Cast("void*") long y, @Cast("void*") long stream);
+
   @Name("cdit_cuda_taylor_update")
   static native int taylorUpdate(int dtype, @Cast("void* const*") long[] ladder, int nvalid, int nlevels,
       @Cast("const void*") long y, double gap, long n, @Cast("void*") long stream);

@@ -3,6 +3,7 @@ package io.cachedit.kernels;
 import io.cachedit.error.KernelException;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.MemoryFormatOptional;
 import org.bytedeco.pytorch.ScalarTypeOptional;
@@ -465,16 +466,25 @@ public final class Kernels {
   }
 
   /**
-   * {@code y = x W^T + bias} for {@code x} [..., in] (fp32, bf16 or fp16, CPU) with W given by its
-   * packed copy and scales; the input is quantised as {@code activation} says on every call.
+   * {@code y = x W^T + bias} for {@code x} [..., in] (fp32, bf16 or fp16) with W given by its packed
+   * copy and scales; the input is quantised as {@code activation} says on every call. On a CUDA
+   * tensor it runs cachedit's CUDA kernel (bit-identical to the CPU one); packed, scales and bias
+   * must then be on x's device.
    *
    * @param bias [out] in x's dtype, or null
    */
   public Tensor quantLinear(Tensor x, QuantActivation activation, QuantFormat format, Tensor packed, Tensor scales,
       long out, long in, int group, boolean perTensor, Tensor bias) {
     requireDefined("x", x);
-    if (device("x", x).cuda) {
-      throw new IllegalArgumentException("x must be a CPU tensor for the CPU low-bit linear kernel");
+    Device dev = device("x", x);
+    if (dev.cuda) {
+      requireCuda();
+    }
+    for (Map.Entry<String, Tensor> e : Map.of("packed", packed, "scales", scales).entrySet()) {
+      if (!device(e.getKey(), e.getValue()).equals(dev)) {
+        throw new IllegalArgumentException(e.getKey() + " is on " + describe(device(e.getKey(), e.getValue()))
+            + " but x on " + describe(dev) + "; move the quantised weight to x's device");
+      }
     }
     int dims = (int) x.dim();
     if (dims < 1 || x.size(dims - 1) != in) {
@@ -499,6 +509,12 @@ public final class Kernels {
       }
       b = bias.scalar_type().intern() == x.scalar_type().intern() ? bias.contiguous()
           : bias.to(x.scalar_type().intern()).contiguous();
+    }
+    if (dev.cuda) {
+      checkCuda(CudaNativeKernels.qlinear(dtype, activation.code, format.code, address(xc), m, in, address(packed),
+          address(scales), out, group, perTensor ? 1 : 0, b == null ? 0L : address(b), address(y),
+          CudaStreams.current(dev.index)), "quantLinear");
+      return y;
     }
     check(NativeKernels.qlinear(dtype, activation.code, format.code, address(xc), m, in, address(packed),
         address(scales), out, group, perTensor ? 1 : 0, b == null ? 0L : address(b), address(y), threads),

@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * A linear layer's weight held quantised, computed by cachedit's fused low-bit kernel: activations
@@ -25,6 +26,8 @@ final class QuantizedLinear implements LinearKernel {
   private final NativeScope owner;
   private final Tensor packed;
   private final Tensor scales;
+  private Tensor devicePacked;
+  private Tensor deviceScales;
 
   private QuantizedLinear(String describe, QuantFormat format, QuantActivation activation, boolean perTensor,
       int group, long out, long in, Tensor packed, Tensor scales, String layer) {
@@ -76,7 +79,24 @@ final class QuantizedLinear implements LinearKernel {
   @Override
   public Tensor forward(Tensor x, Tensor bias) {
     owner.ensureOpen();
+    if (x.is_cuda()) {
+      Tensor[] d = onDevice(x);
+      return kernels().quantLinear(x, activation, format, d[0], d[1], out, in, group, perTensor, bias);
+    }
     return kernels().quantLinear(x, activation, format, packed, scales, out, in, group, perTensor, bias);
+  }
+
+  /** The packed weight and scales on x's GPU, copied there once (the CPU copy stays the source). */
+  private synchronized Tensor[] onDevice(Tensor x) {
+    if (devicePacked == null || !devicePacked.device().equals(x.device())) {
+      if (devicePacked != null) {
+        owner.release(devicePacked);
+        owner.release(deviceScales);
+      }
+      devicePacked = owner.keep(packed.to(x.device(), ScalarType.Byte));
+      deviceScales = owner.keep(scales.to(x.device(), ScalarType.Float));
+    }
+    return new Tensor[] {devicePacked, deviceScales};
   }
 
   @Override
