@@ -1,6 +1,7 @@
 package io.cachedit.bench;
 
 import io.cachedit.kernels.Kernels;
+import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.quant.QuantType;
 import java.util.concurrent.TimeUnit;
 import org.bytedeco.javacpp.PointerScope;
@@ -64,6 +65,7 @@ public class QuantLinearBench {
 
   @Setup(Level.Trial)
   public void setUp() {
+    NativeRuntime.initialize();  // first, as every cachedit entry point: libgomp's wait policy is read at load
     String[] dims = shape.split("x");
     long m = Long.parseLong(dims[0]);
     k = Long.parseLong(dims[1]);
