@@ -128,6 +128,32 @@ class QuantizeTest {
     }
   }
 
+  /**
+   * The kernel computes each row as that row alone would, whatever the batch and thread count (what
+   * CFG-parallel and sequence-parallel ranks rely on). A whole model is only as batch-invariant as its
+   * dense ops: activation quantisation can turn their last-bit differences into one quantisation step.
+   */
+  @ParameterizedTest
+  @EnumSource(QuantType.class)
+  void kernelRowsDoNotDependOnTheBatch(QuantType type) {
+    torch.manual_seed(9);
+    Tensor x = torch.randn(203, 96);
+    Tensor w = torch.randn(40, 96);
+    Kernels two = Kernels.withThreads(2);
+    Tensor[] q = two.quantizeWeight(w, type.format(), 32, type.perTensorWeights());
+    Tensor p = two.packWeight(type.format(), q[0], 40, 96);
+    Tensor all = two.quantLinear(x, type.activation(), type.format(), p, q[1], 40, 96, 32, type.perTensorWeights(),
+        null);
+    if (type.activation() == QuantActivation.INT8_PER_TENSOR || type.activation() == QuantActivation.FP8_PER_TENSOR) {
+      return;  // one activation scale for the whole batch: rows depend on it by definition
+    }
+    for (long[] range : new long[][] {{0, 1}, {5, 7}, {100, 103}, {197, 6}}) {
+      Tensor part = Kernels.withThreads(1).quantLinear(x.narrow(0, range[0], range[1]).contiguous(), type.activation(),
+          type.format(), p, q[1], 40, 96, 32, type.perTensorWeights(), null);
+      assertTrue(torch.equal(all.narrow(0, range[0], range[1]), part), type + " rows " + range[0] + "+" + range[1]);
+    }
+  }
+
   static Stream<ModelSpec> models() {
     return ModelSpecs.all().stream();
   }
