@@ -109,8 +109,20 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (n < 1 || n > 1024 || steps < 1 || steps > 1000 || guidance < 0) {
-      throw new IllegalArgumentException("--n must be 1..1024, --steps 1..1000, --guidance >= 0");
+    if (n < 1 || n > 1024) {
+      throw io.cachedit.error.ConfigException.forField("--n", "--n " + n + ": images must be 1..1024");
+    }
+    if (steps < 1 || steps > 1000) {
+      throw io.cachedit.error.ConfigException.forField("--steps", "--steps " + steps + ": steps must be 1..1000");
+    }
+    if (!(guidance >= 0 && guidance <= 100)) {  // NaN fails too
+      throw io.cachedit.error.ConfigException.forField("--guidance", "--guidance " + guidance + ": the guidance scale "
+          + "must be a finite number in 0..100 (1 = off)");
+    }
+    Images.checkWritable(out);  // before any work: a bad --out must not cost a generation
+    if (saveImages != null && Files.exists(saveImages) && !Files.isDirectory(saveImages)) {
+      throw io.cachedit.error.ConfigException.forField("--save-images", "--save-images " + saveImages
+          + " is a file; give a folder");
     }
     CacheOptions fileOptions = options();
     io.cachedit.parallel.ParallelismConfig parallelism = ParallelRun.config(parallel, fileOptions);

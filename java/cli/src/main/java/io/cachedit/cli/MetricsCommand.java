@@ -49,8 +49,9 @@ final class MetricsCommand implements Callable<Integer> {
   @Option(names = "--json", description = "print one JSON object: {\"psnr\": value, \"n\": count, ...}")
   boolean json;
 
-  @Option(names = "--classifier", description = "classifier folder for fid/accuracy (default models/fashion-classifier)")
-  Path classifier = FashionClassifier.DEFAULT_DIR;
+  @Option(names = "--classifier", description = "classifier folder for fid/accuracy (default: the bundled "
+      + "models/fashion-classifier of the cachedit installation, wherever the command runs)")
+  Path classifier;
 
   @Override
   public Integer call() throws Exception {
@@ -65,7 +66,8 @@ final class MetricsCommand implements Callable<Integer> {
         throw new IllegalArgumentException("unknown metric \"" + m + "\"; use one of " + METRICS + " or all");
       }
     }
-    Map<String, Object> out = compute(wanted, first, second, classifier);
+    Path classifierDir = classifier != null ? classifier : GenerateCommand.home().resolve(FashionClassifier.DEFAULT_DIR);
+    Map<String, Object> out = compute(wanted, first, second, classifierDir);
     if (json) {
       ObjectMapper mapper = new ObjectMapper();
       ObjectNode node = mapper.createObjectNode();

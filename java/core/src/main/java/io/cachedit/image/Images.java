@@ -112,16 +112,54 @@ public final class Images {
         }
       }
     }
+    checkWritable(file);
+    Path parent = file.toAbsolutePath().getParent();
+    Path tmp = null;
     try {
-      Path parent = file.toAbsolutePath().getParent();
+      // a temporary file beside the target, renamed over it: a crash or a full disk never leaves a
+      // truncated PNG, and an existing good one stays until the new one is complete
+      tmp = Files.createTempFile(parent, "." + file.getFileName(), ".tmp");
+      if (!ImageIO.write(b, "png", tmp.toFile())) {
+        throw new IOException("no PNG writer");
+      }
+      Files.move(tmp, file.toAbsolutePath(), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+          java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+      tmp = null;
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+    } finally {
+      if (tmp != null) {
+        try {
+          Files.deleteIfExists(tmp);
+        } catch (IOException ignored) {
+          // the original error says what went wrong
+        }
+      }
+    }
+  }
+
+  /**
+   * Checks, before any work, that {@code file} can be written: not a directory, its folder exists (or
+   * is created) and is writable. Throws {@link UncheckedIOException} naming the path otherwise.
+   */
+  public static void checkWritable(Path file) {
+    Path abs = file.toAbsolutePath();
+    if (Files.isDirectory(abs)) {
+      String msg = "cannot write " + file + ": it is a directory; give a file name such as " + file.resolve("out.png");
+      throw new UncheckedIOException(msg, new IOException(msg));
+    }
+    Path parent = abs.getParent();
+    try {
       if (parent != null) {
         Files.createDirectories(parent);
       }
-      if (!ImageIO.write(b, "png", file.toFile())) {
-        throw new IOException("no PNG writer");
-      }
     } catch (IOException e) {
-      throw new UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+      throw new UncheckedIOException("cannot write " + file + ": cannot create its folder " + parent + " ("
+          + e.getClass().getSimpleName() + ": " + e.getMessage() + ")", e);
+    }
+    if (parent != null && !Files.isWritable(parent)) {
+      String msg = "cannot write " + file + ": its folder " + parent + " is not writable";
+      throw new UncheckedIOException(msg, new IOException(msg));
     }
   }
 

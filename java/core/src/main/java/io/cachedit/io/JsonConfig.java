@@ -31,6 +31,7 @@ public final class JsonConfig {
   }
 
   public static JsonConfig read(Path file) {
+    SafetensorsFile.requireRegularFile(file, "model config");
     try {
       return parse(Files.readString(file), file.toString());
     } catch (IOException e) {

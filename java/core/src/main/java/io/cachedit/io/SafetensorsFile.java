@@ -84,8 +84,23 @@ public final class SafetensorsFile implements AutoCloseable {
     this.metadata = metadata;
   }
 
+  /**
+   * Throws {@link WeightLoadException} unless {@code path} is a regular file: reading a FIFO or a
+   * device would block or never end, a directory cannot be read.
+   */
+  static void requireRegularFile(Path path, String what) {
+    if (!java.nio.file.Files.exists(path)) {
+      throw new WeightLoadException(what + " " + path + " does not exist");
+    }
+    if (!java.nio.file.Files.isRegularFile(path)) {
+      throw new WeightLoadException(what + " " + path + " is not a regular file (" + (java.nio.file.Files.isDirectory(path)
+          ? "a directory" : "a FIFO, socket or device") + "); give the path of a file");
+    }
+  }
+
   /** Opens and validates a file; reads only its header. */
   public static SafetensorsFile open(Path path) {
+    requireRegularFile(path, "safetensors file");
     try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
       long size = ch.size();
       if (size < 8) {

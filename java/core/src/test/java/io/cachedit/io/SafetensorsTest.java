@@ -224,4 +224,26 @@ class SafetensorsTest {
     assertTrue(rejected > 1000 && loaded > 300, "loaded " + loaded + ", rejected " + rejected);
     assertTrue(seconds < 120, "fuzzing took " + seconds + " s");
   }
+
+  /** A FIFO (or a directory) named like a weight file fails at once, naming it, instead of blocking forever. */
+  @org.junit.jupiter.api.Test
+  @org.junit.jupiter.api.Timeout(20)
+  void nonRegularFilesAreRejectedWithoutReading(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+      throws Exception {
+    java.nio.file.Path fifo = dir.resolve("model.safetensors");
+    org.junit.jupiter.api.Assumptions.assumeTrue(new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0,
+        "mkfifo unavailable");
+    io.cachedit.error.WeightLoadException e = org.junit.jupiter.api.Assertions.assertThrows(
+        io.cachedit.error.WeightLoadException.class, () -> SafetensorsFile.open(fifo));
+    org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains(fifo.toString())
+        && e.getMessage().contains("not a regular file"), e.getMessage());
+    java.nio.file.Path folder = java.nio.file.Files.createDirectories(dir.resolve("x.safetensors"));
+    org.junit.jupiter.api.Assertions.assertTrue(org.junit.jupiter.api.Assertions.assertThrows(
+        io.cachedit.error.WeightLoadException.class, () -> SafetensorsFile.open(folder)).getMessage()
+        .contains("a directory"));
+    java.nio.file.Path config = dir.resolve("config.json");
+    new ProcessBuilder("mkfifo", config.toString()).start().waitFor();
+    org.junit.jupiter.api.Assertions.assertThrows(io.cachedit.error.WeightLoadException.class,
+        () -> JsonConfig.read(config));
+  }
 }
