@@ -42,7 +42,9 @@ public final class JsonConfig {
   public static JsonConfig parse(String json, String origin) {
     JsonNode root;
     try {
-      root = new ObjectMapper().readTree(json);
+      // a key given twice is an error, not "the last one wins"
+      root = new ObjectMapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .readTree(json);
     } catch (IOException e) {
       throw new WeightLoadException("model config " + origin + " is not valid JSON: " + e.getMessage(), e);
     }

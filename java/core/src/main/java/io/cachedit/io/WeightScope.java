@@ -102,6 +102,7 @@ public final class WeightScope {
     final Parameters parameters = new Parameters();
     final List<String> missing = new ArrayList<>();
     final List<String> wrongShape = new ArrayList<>();
+    final List<String> wrongType = new ArrayList<>();
     final Set<String> allowedUnused = new TreeSet<>();
     final WeightSharding sharding;
     Set<String> placeholders = Set.of();
@@ -276,7 +277,13 @@ public final class WeightScope {
           ScalarType stored = t.scalar_type().intern();
           boolean floating = stored == ScalarType.Float || stored == ScalarType.BFloat16 || stored == ScalarType.Half
               || stored == ScalarType.Double;
-          value = root.parameters.keep(floating && stored != target ? t.to(target) : t);
+          if (!floating) {  // an integer or fp8 tensor where the model needs floats: never reinterpret it
+            root.wrongType.add(key + " in " + root.source.origin(key) + ": stored as " + stored
+                + ", a floating-point parameter needs F32, BF16, F16 or F64");
+            value = root.parameters.keep(torch.zeros(local).to(root.dtype));
+          } else {
+            value = root.parameters.keep(stored != target ? t.to(target) : t);
+          }
         }
       }
     }
@@ -338,6 +345,9 @@ public final class WeightScope {
     }
     if (!root.wrongShape.isEmpty()) {
       problems.add(root.wrongShape.size() + " with the wrong shape: " + String.join("; ", limit(root.wrongShape)));
+    }
+    if (!root.wrongType.isEmpty()) {
+      problems.add(root.wrongType.size() + " with a non-float dtype: " + String.join("; ", limit(root.wrongType)));
     }
     if (root.source != null) {
       List<String> unexpected = new ArrayList<>();
