@@ -4,31 +4,19 @@
 #include <cmath>
 
 #include "cuda_common.cuh"
+#include "quant_layout.hpp"
 
 namespace cachedit {
 namespace cuda {
 namespace {
 
-constexpr int64_t kPanel = 16;
-constexpr int64_t kPairBlock = 256;  // as on the CPU: flush groups never straddle it
-constexpr int32_t kFp8Fixed = 4095;
-constexpr int kTile = 64;            // outputs per block side
-constexpr int kChunk = 16;           // k pairs staged in shared memory at a time
+using quant::act_max;
+using quant::flush_pairs;
+using quant::kFp8Fixed;
+using quant::kPanel;
 
-__host__ __device__ inline int32_t act_max(int qweight, int qact) {
-  if (qact == CDIT_QA_INT8_ROW || qact == CDIT_QA_INT8_TENSOR) return 127;
-  if (qact == CDIT_QA_FP8_ROW || qact == CDIT_QA_FP8_TENSOR) return 8191;
-  return qweight == CDIT_QW_FP8 ? 8191 : 16383;
-}
-
-int64_t flush_pairs(int qweight, int qact, int64_t group) {
-  if (qweight == CDIT_QW_INT4) return group / 2;
-  const int32_t wmax = qweight == CDIT_QW_INT8 ? 127 : kFp8Fixed;
-  const int64_t bound = INT32_MAX / (2LL * act_max(qweight, qact) * wmax);
-  int64_t f = 1;
-  while (f * 2 <= bound && f * 2 <= kPairBlock) f *= 2;
-  return f;
-}
+constexpr int kTile = 64;   // outputs per block side
+constexpr int kChunk = 16;  // k pairs staged in shared memory at a time
 
 // Largest |x| of the whole input (per-tensor activations): non-negative floats order as their bits.
 template <typename Ty>

@@ -22,40 +22,25 @@
 #include "cachedit_kernels.h"
 #include "numeric.hpp"
 #include "parallel.hpp"
+#include "quant_layout.hpp"
 
 namespace cachedit {
 namespace {
 
-constexpr int64_t kPanel = 16;        // output columns per packed panel (two 8-lane int32 vectors)
+using quant::act_max;
+using quant::flush_pairs;
+using quant::kFp8Fixed;
+using quant::kPairBlock;
+using quant::kPanel;
+
 constexpr int64_t kRowBlock = 96;     // activation rows per work item (a multiple of kMicroRows)
-constexpr int64_t kPairBlock = 256;   // k pairs per tile: 512 inputs, 16 KiB of 16-bit weights (L1 with the A rows)
 constexpr int kMicroRows = 6;
 constexpr int64_t kPanelsPerItem = 4;
-constexpr int32_t kFp8Fixed = 4095;   // fp8 weight 448 -> 4095
 
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 bool valid_qweight(int q) { return q == CDIT_QW_INT8 || q == CDIT_QW_FP8 || q == CDIT_QW_INT4; }
 bool valid_qact(int a) { return a >= CDIT_QA_NONE && a <= CDIT_QA_FP8_TENSOR; }
-
-// Largest activation magnitude in fixed point for a (weights, activations) pair.
-int32_t act_max(int qweight, int qact) {
-  if (qact == CDIT_QA_INT8_ROW || qact == CDIT_QA_INT8_TENSOR) return 127;
-  if (qact == CDIT_QA_FP8_ROW || qact == CDIT_QA_FP8_TENSOR) return 8191;
-  return qweight == CDIT_QW_FP8 ? 8191 : 16383;
-}
-int32_t weight_max(int qweight) {
-  return qweight == CDIT_QW_INT8 ? 127 : qweight == CDIT_QW_INT4 ? 8 : kFp8Fixed;
-}
-
-// k pairs summed in int32 between flushes: a power of two that keeps |sum| < 2^31 and divides kPairBlock.
-int64_t flush_pairs(int qweight, int qact, int64_t group) {
-  if (qweight == CDIT_QW_INT4) return group / 2;
-  const int64_t bound = INT32_MAX / (2LL * act_max(qweight, qact) * weight_max(qweight));
-  int64_t f = 1;
-  while (f * 2 <= bound && f * 2 <= kPairBlock) f *= 2;
-  return f;
-}
 
 // ---- weight quantisation (canonical layout) ----------------------------------------------------
 template <typename Ty>

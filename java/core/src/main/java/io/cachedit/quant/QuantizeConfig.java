@@ -98,6 +98,16 @@ public record QuantizeConfig(QuantType quantType, List<String> excludeLayers, bo
         perTensorFallback, precisionPlan, groupSize, serializeTo, verbose);
   }
 
+  public QuantizeConfig withRepeatedBlocks(List<String> lists) {
+    return new QuantizeConfig(quantType, excludeLayers, regionalQuantize, lists, componentsToQuantize,
+        perTensorFallback, precisionPlan, groupSize, serializeTo, verbose);
+  }
+
+  public QuantizeConfig withVerbose(boolean log) {
+    return new QuantizeConfig(quantType, excludeLayers, regionalQuantize, repeatedBlocks, componentsToQuantize,
+        perTensorFallback, precisionPlan, groupSize, serializeTo, log);
+  }
+
   public QuantizeConfig withPerTensorFallback(boolean fallback) {
     return new QuantizeConfig(quantType, excludeLayers, regionalQuantize, repeatedBlocks, componentsToQuantize,
         fallback, precisionPlan, groupSize, serializeTo, verbose);
@@ -144,16 +154,13 @@ public record QuantizeConfig(QuantType quantType, List<String> excludeLayers, bo
         case "quant_type" -> c = c.withQuantType(QuantType.of(string(v, key), key));
         case "exclude_layers" -> c = c.withExcludeLayers(v == null ? List.of() : strings(v, key));
         case "regional_quantize" -> c = c.withRegionalQuantize(bool(v, key));
-        case "repeated_blocks" -> c = new QuantizeConfig(c.quantType, c.excludeLayers, c.regionalQuantize,
-            v == null ? List.of() : strings(v, key), c.componentsToQuantize, c.perTensorFallback, c.precisionPlan,
-            c.groupSize, c.serializeTo, c.verbose);
+        case "repeated_blocks" -> c = c.withRepeatedBlocks(v == null ? List.of() : strings(v, key));
         case "components_to_quantize" -> c = c.withComponents(v == null ? null : components(v, key));
         case "per_tensor_fallback" -> c = c.withPerTensorFallback(bool(v, key));
         case "precision_plan" -> c = c.withPrecisionPlan(v == null ? null : plan(v, key));
         case "group_size" -> c = c.withGroupSize(integer(v, key));
         case "serialize_to" -> c = c.withSerializeTo(v == null ? null : Path.of(string(v, key)));
-        case "verbose" -> c = new QuantizeConfig(c.quantType, c.excludeLayers, c.regionalQuantize, c.repeatedBlocks,
-            c.componentsToQuantize, c.perTensorFallback, c.precisionPlan, c.groupSize, c.serializeTo, bool(v, key));
+        case "verbose" -> c = c.withVerbose(bool(v, key));
         case "backend" -> {
           String b = v == null ? "auto" : string(v, key).toLowerCase(Locale.ROOT);
           if (!b.equals("auto") && !b.equals("cache_dit") && !b.equals("cachedit")) {
