@@ -196,6 +196,25 @@ CDIT_API int cdit_qlinear(int dtype, int qact, int qweight, const void* x, int64
 CDIT_API const char* cdit_qlinear_isa(void);
 
 /* ------------------------------------------------------------------------------------------------
+ * Batch-invariant fp32 linear layer: y[M, N] = x[M, K] W[N, K]^T + bias (docs/serving.md).
+ *
+ * Each output is acc = 0; for k in 0..K-1: acc = fma(x[m][k], W[n][k], acc); y = acc + bias[n], in
+ * that order on every path, so a row's result does not depend on M, on the other rows, on the thread
+ * count or on the instruction set: a request gives the same bits alone or batched with others.
+ * W is read in a packed layout: panels of 16 outputs, for each k the panel's 16 weights (zero padding).
+ * Runs serially below about 4 M multiply-adds.
+ * --------------------------------------------------------------------------------------------- */
+/** Floats of the packed layout of an [N][K] weight, or -1 for invalid arguments. */
+CDIT_API int64_t cdit_linear_f32_packed_floats(int64_t N, int64_t K);
+/** w [N][K] -> packed (cdit_linear_f32_packed_floats floats). */
+CDIT_API int cdit_linear_f32_pack(const float* w, int64_t N, int64_t K, float* packed, int nthreads);
+/** y [M][N] = x [M][K] W^T + bias (N floats, or NULL); M may be 0. */
+CDIT_API int cdit_linear_f32(const float* x, int64_t M, int64_t K, const float* packed, int64_t N, const float* bias,
+                             float* y, int nthreads);
+/** "avx2" or "default"; CACHEDIT_LINEAR_ISA=default selects the portable path (same results, slower). */
+CDIT_API const char* cdit_linear_f32_isa(void);
+
+/* ------------------------------------------------------------------------------------------------
  * Scalar float8 e4m3fn conversions (round to nearest even, saturating at +-448). For tests and tools.
  * --------------------------------------------------------------------------------------------- */
 CDIT_API uint8_t cdit_fp8_e4m3_from_float(float x);

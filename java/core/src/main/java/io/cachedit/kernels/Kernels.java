@@ -466,6 +466,64 @@ public final class Kernels {
   }
 
   /**
+   * The packed copy of an fp32 weight [out, in] that {@link #invariantLinear} reads (panels of 16
+   * outputs; docs/kernels.md).
+   */
+  public Tensor packInvariantWeight(Tensor w) {
+    requireDefined("w", w);
+    if (w.dim() != 2 || w.scalar_type().intern() != ScalarType.Float || w.is_cuda()) {
+      throw new IllegalArgumentException("an invariant linear weight is a CPU fp32 [out, in] matrix, got "
+          + w.scalar_type().intern() + " " + Arrays.toString(w.sizes().vec().get()) + (w.is_cuda() ? " on CUDA" : ""));
+    }
+    long out = w.size(0);
+    long in = w.size(1);
+    Tensor wc = w.contiguous();
+    Tensor packed = torch.empty(new long[] {NativeKernels.linearF32PackedFloats(out, in)},
+        new org.bytedeco.pytorch.TensorOptions(ScalarType.Float), new MemoryFormatOptional());
+    check(NativeKernels.linearF32Pack(address(wc), out, in, address(packed), threads), "packInvariantWeight");
+    return packed;
+  }
+
+  /**
+   * {@code y = x W^T + bias} for a CPU fp32 {@code x} [..., in], computed so that every row's result
+   * is the same bits whatever the other rows, their number and the thread count: a request batched with
+   * others gets exactly what it gets alone (BLAS GEMMs choose kernels by size and do not).
+   *
+   * @param packed from {@link #packInvariantWeight}
+   * @param bias [out] fp32, or null
+   */
+  public Tensor invariantLinear(Tensor x, Tensor packed, long out, long in, Tensor bias) {
+    requireDefined("x", x);
+    int dims = (int) x.dim();
+    if (x.is_cuda() || x.scalar_type().intern() != ScalarType.Float || dims < 1 || x.size(dims - 1) != in) {
+      throw new IllegalArgumentException("x must be a CPU fp32 tensor ending in the layer's " + in + " inputs, got "
+          + x.scalar_type().intern() + " " + Arrays.toString(x.sizes().vec().get()));
+    }
+    if (packed.numel() != NativeKernels.linearF32PackedFloats(out, in)) {
+      throw new IllegalArgumentException("packed is not a packed " + out + " x " + in + " weight");
+    }
+    Tensor b = null;
+    if (bias != null) {
+      if (bias.numel() != out) {
+        throw new IllegalArgumentException("bias must hold " + out + " values, got " + bias.numel());
+      }
+      b = bias.to(ScalarType.Float).contiguous();
+    }
+    Tensor xc = x.contiguous();
+    long[] shape = x.sizes().vec().get();
+    shape[dims - 1] = out;
+    Tensor y = torch.empty(shape, x.options(), new MemoryFormatOptional());
+    check(NativeKernels.linearF32(address(xc), x.numel() / in, in, address(packed), out, b == null ? 0L : address(b),
+        address(y), threads), "invariantLinear");
+    return y;
+  }
+
+  /** The instruction set {@link #invariantLinear} uses here: {@code avx2} or {@code default}. */
+  public static String invariantLinearIsa() {
+    return NativeKernels.linearF32Isa();
+  }
+
+  /**
    * {@code y = x W^T + bias} for {@code x} [..., in] (fp32, bf16 or fp16) with W given by its packed
    * copy and scales; the input is quantised as {@code activation} says on every call. On a CUDA
    * tensor it runs cachedit's CUDA kernel (bit-identical to the CPU one); packed, scales and bias

@@ -93,6 +93,20 @@ final class NativeKernels {
   @Name("cdit_qlinear_isa")
   static native @Cast("const char*") String qlinearIsa();
 
+  @Name("cdit_linear_f32_packed_floats")
+  static native long linearF32PackedFloats(long n, long k);
+
+  @Name("cdit_linear_f32_pack")
+  static native int linearF32Pack(@Cast("const float*") long w, long n, long k, @Cast("float*") long packed,
+      int nthreads);
+
+  @Name("cdit_linear_f32")
+  static native int linearF32(@Cast("const float*") long x, long m, long k, @Cast("const float*") long packed, long n,
+      @Cast("const float*") long bias, @Cast("float*") long y, int nthreads);
+
+  @Name("cdit_linear_f32_isa")
+  static native @Cast("const char*") String linearF32Isa();
+
   @Name("cdit_fp8_e4m3_from_float")
   static native @Cast("uint8_t") byte fp8FromFloat(float x);
 

@@ -269,6 +269,9 @@ public final class Quantizer {
     for (Map.Entry<String, Linear> e : model.linearLayers().entrySet()) {
       LinearKernel k = e.getValue().kernel();
       if (!(k instanceof QuantizedLinear q)) {
+        if (k != null) {  // another kernel (batch-invariant fp32): its dense weight, as a plain checkpoint holds it
+          k.checkpointTensors().forEach((key, t) -> tensors.put(e.getKey() + "." + key, t));
+        }
         continue;
       }
       for (Map.Entry<String, Tensor> t : q.checkpointTensors().entrySet()) {

@@ -83,7 +83,8 @@ public final class Linear {
   public Tensor weight() {
     Tensor w = weight;
     if (w == null) {
-      throw new IllegalStateException(name + " is " + kernel.describe() + "-quantised; its dense weight is gone");
+      throw new IllegalStateException(name + " runs the " + kernel.describe() + " kernel (quantised or batch-invariant);"
+          + " its dense weight is gone");
     }
     return w;
   }
@@ -109,7 +110,7 @@ public final class Linear {
    */
   public synchronized void install(LinearKernel replacement) {
     if (kernel != null) {
-      throw new IllegalStateException(name + " is already " + kernel.describe() + "-quantised");
+      throw new IllegalStateException(name + " already runs the " + kernel.describe() + " kernel; a layer takes one");
     }
     owner.adopt(replacement);
     kernel = replacement;

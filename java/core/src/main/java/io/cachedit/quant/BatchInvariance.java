@@ -1,0 +1,114 @@
+package io.cachedit.quant;
+
+import io.cachedit.kernels.Kernels;
+import io.cachedit.kernels.NativeScope;
+import io.cachedit.models.common.DiffusersModel;
+import io.cachedit.models.common.Linear;
+import io.cachedit.models.common.LinearKernel;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Makes a model's linear layers batch-invariant: each row of a layer's output is the same bits
+ * whatever else is in the batch, so requests batched together get exactly the images they get alone
+ * (what {@code cachedit serve} relies on to batch; docs/serving.md). A policy applied to a loaded fp32
+ * CPU model, as quantisation is: each {@link Linear} gets cachedit's fixed-order fp32 kernel in place
+ * of libtorch's BLAS call, whose kernels and blocking change with the batch size.
+ *
+ * <p>The results differ from libtorch's by float rounding only (about 1e-6 relative); the other
+ * operations of the models (attention, norms, element-wise) already treat rows independently.
+ */
+public final class BatchInvariance {
+  private BatchInvariance() {}
+
+  /**
+   * Installs the batch-invariant kernel on every dense linear layer of {@code model} (layers that
+   * already have a kernel, e.g. quantised ones, keep it: the low-bit kernel is batch-invariant too).
+   *
+   * @return the number of layers converted
+   * @throws IllegalArgumentException for a model that is not fp32 on the CPU
+   */
+  public static int apply(DiffusersModel model) {
+    List<Map.Entry<String, Linear>> dense = new ArrayList<>();
+    for (Map.Entry<String, Linear> e : model.linearLayers().entrySet()) {
+      if (e.getValue().kernel() == null) {
+        if (e.getValue().dtype() != ScalarType.Float || e.getValue().weight().is_cuda()) {
+          throw new IllegalArgumentException("batch invariance needs an fp32 CPU model; " + e.getKey() + " is "
+              + e.getValue().dtype() + (e.getValue().weight().is_cuda() ? " on CUDA" : ""));
+        }
+        dense.add(e);
+      }
+    }
+    List<InvariantLinear> made = new ArrayList<>();
+    try {
+      for (Map.Entry<String, Linear> e : dense) {
+        made.add(new InvariantLinear(e.getKey(), e.getValue().weight()));
+      }
+    } catch (RuntimeException ex) {
+      made.forEach(InvariantLinear::close);
+      throw ex;
+    }
+    for (int i = 0; i < dense.size(); i++) {
+      dense.get(i).getValue().install(made.get(i));
+    }
+    return dense.size();
+  }
+
+  /** Whether every linear layer of {@code model} has a batch-invariant kernel (this one or a low-bit one). */
+  public static boolean applied(DiffusersModel model) {
+    return model.linearLayers().values().stream().allMatch(l -> l.kernel() != null);
+  }
+
+  /** One layer's packed fp32 weight and the fixed-order kernel. */
+  static final class InvariantLinear implements LinearKernel {
+    private final NativeScope owner;
+    private final Tensor packed;
+    private final long out;
+    private final long in;
+
+    InvariantLinear(String layer, Tensor weight) {
+      this.out = weight.size(0);
+      this.in = weight.size(1);
+      this.owner = NativeScope.owner("batch-invariant weight of " + layer);
+      this.packed = owner.keep(kernels().packInvariantWeight(weight));
+    }
+
+    private static Kernels kernels() {
+      return Kernels.withThreads(Math.max(1, torch.get_num_threads()));
+    }
+
+    @Override
+    public Tensor forward(Tensor x, Tensor bias) {
+      owner.ensureOpen();
+      return kernels().invariantLinear(x, packed, out, in, bias);
+    }
+
+    @Override
+    public String describe() {
+      return "fp32_batch_invariant";
+    }
+
+    @Override
+    public long weightBytes() {
+      return out * in * 4;
+    }
+
+    @Override
+    public Map<String, Tensor> checkpointTensors() {
+      owner.ensureOpen();
+      long panels = packed.numel() / (16 * in);
+      // panels of [in][16] back to [out][in]
+      Tensor w = packed.view(panels, in, 16).permute(0, 2, 1).reshape(panels * 16, in).narrow(0, 0, out).contiguous();
+      return Map.of("weight", w);
+    }
+
+    @Override
+    public void close() {
+      owner.close();
+    }
+  }
+}
