@@ -67,6 +67,10 @@ public final class CacheDit {
   }
 
   public static CacheHandle enableCache(DiffusionPipeline pipeline, CacheOptions options, EngineSettings settings) {
+    if (pipeline != null && pipeline.generating()) {
+      throw new IllegalStateException(pipeline.getClass().getSimpleName() + " is generating on another thread;"
+          + " enable caching between its generations (a generation's cache settings cannot change mid-way)");
+    }
     return enableCache(AdapterRegistry.defaults().adapterFor(requireTarget(pipeline)), options, settings);
   }
 

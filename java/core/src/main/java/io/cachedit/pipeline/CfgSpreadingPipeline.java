@@ -7,6 +7,13 @@ import io.cachedit.models.common.DiffusionPipeline;
 abstract class CfgSpreadingPipeline implements DiffusionPipeline {
   /** How this pipeline's CFG branches are spread; read once per generation. */
   protected volatile CfgParallel cfgParallel = CfgParallel.NONE;
+  /** One generation at a time. */
+  protected final GenerationGuard guard = new GenerationGuard();
+
+  @Override
+  public final boolean generating() {
+    return guard.busy();
+  }
 
   @Override
   public final boolean supportsCfgParallel() {

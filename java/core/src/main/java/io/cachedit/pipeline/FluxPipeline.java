@@ -89,10 +89,13 @@ public final class FluxPipeline extends CfgSpreadingPipeline {
    * @param batchedCfg run cond and uncond as one batch instead of two calls
    * @param numImages images per prompt
    * @param seed seed of the initial noise
+   * @param latents the initial noise itself, [batch, latent channels, height / vae scale, width / vae scale]
+   *     (diffusers' {@code latents} argument, unpacked), or null to draw it from {@code seed}; a server
+   *     batching requests concatenates each request's {@link #initialNoise} so each keeps its own seed
    */
   public record Request(Tensor promptEmbeds, Tensor pooledPromptEmbeds, Tensor negativePromptEmbeds,
       Tensor negativePooledPromptEmbeds, int height, int width, int steps, double guidanceScale, double trueCfgScale,
-      boolean batchedCfg, int numImages, long seed) {
+      boolean batchedCfg, int numImages, long seed, Tensor latents) {
     public Request {
       if (height <= 0 || width <= 0) {
         throw new IllegalArgumentException("height and width must be positive, got " + height + "x" + width);
@@ -101,6 +104,24 @@ public final class FluxPipeline extends CfgSpreadingPipeline {
         throw new IllegalArgumentException("steps and numImages must be >= 1");
       }
     }
+
+    /** A request whose noise is drawn from {@code seed}. */
+    public Request(Tensor promptEmbeds, Tensor pooledPromptEmbeds, Tensor negativePromptEmbeds,
+        Tensor negativePooledPromptEmbeds, int height, int width, int steps, double guidanceScale, double trueCfgScale,
+        boolean batchedCfg, int numImages, long seed) {
+      this(promptEmbeds, pooledPromptEmbeds, negativePromptEmbeds, negativePooledPromptEmbeds, height, width, steps,
+          guidanceScale, trueCfgScale, batchedCfg, numImages, seed, null);
+    }
+  }
+
+  /**
+   * The initial noise a request with {@code seed} and {@code batch} images of {@code height} x {@code width}
+   * pixels starts from: [batch, latent channels, h, w] in fp32, bit-identical for the same arguments.
+   */
+  public Tensor initialNoise(long seed, int batch, int height, int width) {
+    Generator generator = torch.createCPUGenerator(seed);
+    return torch.randn(new long[] {batch, latentChannels(), height / vaeScaleFactor, width / vaeScaleFactor},
+        new GeneratorOptional(generator), new TensorOptions(ScalarType.Float));
   }
 
   /** Runs the request; {@code onStep} (may be null) is called after each step with its index. */
@@ -115,60 +136,66 @@ public final class FluxPipeline extends CfgSpreadingPipeline {
     int w = r.width() / vaeScaleFactor;
     int batch = r.numImages() * (int) r.promptEmbeds().size(0);
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
-    return DenoisingLoop.run("FluxPipeline", scope -> {
-      ScalarType dtype = transformer.dtype();
-      Generator generator = torch.createCPUGenerator(r.seed());
-      Tensor noise = torch.randn(new long[] {batch, latentChannels(), h, w}, new GeneratorOptional(generator),
-          new TensorOptions(ScalarType.Float)).to(dtype);
-      // Same token layout every step: RoPE tables once per generation.
-      Rope.CosSin computed = transformer.rotaryEmbedding(imageIds(h / p, w / p),
-          torch.zeros(r.promptEmbeds().size(1), 3));
-      Rope.CosSin rope = new Rope.CosSin(scope.keep(computed.cos()), scope.keep(computed.sin()));
-      double[] sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
-          scheduler.mu((h / p) * (w / p)));
-      // Text projections, timestep embeddings and output modulation of every step, in one batched pass.
-      Tensor prompt = repeat(r.promptEmbeds(), r.numImages()).to(dtype);
-      Tensor pooled = repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype);
-      Tensor guidance = transformer.config().guidanceEmbeds()
-          ? torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float) : null;
-      DenoisingLoop.Velocity velocity;
-      if (!cfg) {
-        FluxTransformer2DModel.Conditioning cond = transformer.condition(prompt, pooled,
-            timesteps(sigmas, r.steps(), batch), guidance).keepIn(scope);
-        velocity = (i, x) -> transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.SINGLE));
-      } else {
-        Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
-        Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
-        CfgParallel cfgp = cfgParallel;
-        if (r.batchedCfg() && !cfgp.active()) {
-          FluxTransformer2DModel.Conditioning both = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
-              torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
-              guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keepIn(scope);
-          velocity = (i, x) -> {
-            Tensor out = transformer.forward(torch.cat(new TensorVector(x, x), 0), both, i, rope,
-                step(generation, i, r, StepContext.Branch.SINGLE));
-            return guide(out.narrow(0, 0, batch), out.narrow(0, batch, batch), r.trueCfgScale());
-          };
-        } else {
-          Tensor ts = timesteps(sigmas, r.steps(), batch);
-          // under CFG parallelism a rank conditions only the branch it computes
-          boolean condHere = !cfgp.active() || cfgp.index() == 0;
-          boolean uncondHere = !cfgp.active() || cfgp.index() == 1;
-          FluxTransformer2DModel.Conditioning cond = condHere
-              ? transformer.condition(prompt, pooled, ts, guidance).keepIn(scope) : null;
-          FluxTransformer2DModel.Conditioning uncond = uncondHere
-              ? transformer.condition(negPrompt, negPooled, ts, guidance).keepIn(scope) : null;
-          // spread over two ranks, a batched request runs as two calls too: each rank computes its branch
-          velocity = (i, x) -> {
-            Tensor[] b = cfgp.branches(
-                () -> transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.COND)),
-                () -> transformer.forward(x, uncond, i, rope, step(generation, i, r, StepContext.Branch.UNCOND)));
-            return guide(b[0], b[1], r.trueCfgScale());
-          };
+    try (GenerationGuard.Held held = guard.enter("FluxPipeline")) {
+      return DenoisingLoop.run("FluxPipeline", scope -> {
+        ScalarType dtype = transformer.dtype();
+        Tensor noise = (r.latents() != null ? r.latents() : initialNoise(r.seed(), batch, r.height(), r.width()))
+            .to(dtype);
+        if (noise.dim() != 4 || noise.size(0) != batch || noise.size(1) != latentChannels() || noise.size(2) != h
+            || noise.size(3) != w) {
+          throw new IllegalArgumentException("latents must be [" + batch + ", " + latentChannels() + ", " + h + ", " + w
+              + "], got " + java.util.Arrays.toString(noise.sizes().vec().get()));
         }
-      }
-      return new DenoisingLoop.Plan(pack(noise, p), sigmas, velocity, x -> unpack(x, h, w, p));
-    }, onStep);
+        // Same token layout every step: RoPE tables once per generation.
+        Rope.CosSin computed = transformer.rotaryEmbedding(imageIds(h / p, w / p),
+            torch.zeros(r.promptEmbeds().size(1), 3));
+        Rope.CosSin rope = new Rope.CosSin(scope.keep(computed.cos()), scope.keep(computed.sin()));
+        double[] sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
+            scheduler.mu((h / p) * (w / p)));
+        // Text projections, timestep embeddings and output modulation of every step, in one batched pass.
+        Tensor prompt = repeat(r.promptEmbeds(), r.numImages()).to(dtype);
+        Tensor pooled = repeat(r.pooledPromptEmbeds(), r.numImages()).to(dtype);
+        Tensor guidance = transformer.config().guidanceEmbeds()
+            ? torch.full(new long[] {batch}, new Scalar(r.guidanceScale())).to(ScalarType.Float) : null;
+        DenoisingLoop.Velocity velocity;
+        if (!cfg) {
+          FluxTransformer2DModel.Conditioning cond = transformer.condition(prompt, pooled,
+              timesteps(sigmas, r.steps(), batch), guidance).keepIn(scope);
+          velocity = (i, x) -> transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.SINGLE));
+        } else {
+          Tensor negPrompt = repeat(r.negativePromptEmbeds(), r.numImages()).to(dtype);
+          Tensor negPooled = repeat(r.negativePooledPromptEmbeds(), r.numImages()).to(dtype);
+          CfgParallel cfgp = cfgParallel;
+          if (r.batchedCfg() && !cfgp.active()) {
+            FluxTransformer2DModel.Conditioning both = transformer.condition(torch.cat(new TensorVector(prompt, negPrompt), 0),
+                torch.cat(new TensorVector(pooled, negPooled), 0), timesteps(sigmas, r.steps(), 2 * batch),
+                guidance == null ? null : torch.cat(new TensorVector(guidance, guidance), 0)).keepIn(scope);
+            velocity = (i, x) -> {
+              Tensor out = transformer.forward(torch.cat(new TensorVector(x, x), 0), both, i, rope,
+                  step(generation, i, r, StepContext.Branch.SINGLE));
+              return guide(out.narrow(0, 0, batch), out.narrow(0, batch, batch), r.trueCfgScale());
+            };
+          } else {
+            Tensor ts = timesteps(sigmas, r.steps(), batch);
+            // under CFG parallelism a rank conditions only the branch it computes
+            boolean condHere = !cfgp.active() || cfgp.index() == 0;
+            boolean uncondHere = !cfgp.active() || cfgp.index() == 1;
+            FluxTransformer2DModel.Conditioning cond = condHere
+                ? transformer.condition(prompt, pooled, ts, guidance).keepIn(scope) : null;
+            FluxTransformer2DModel.Conditioning uncond = uncondHere
+                ? transformer.condition(negPrompt, negPooled, ts, guidance).keepIn(scope) : null;
+            // spread over two ranks, a batched request runs as two calls too: each rank computes its branch
+            velocity = (i, x) -> {
+              Tensor[] b = cfgp.branches(
+                  () -> transformer.forward(x, cond, i, rope, step(generation, i, r, StepContext.Branch.COND)),
+                  () -> transformer.forward(x, uncond, i, rope, step(generation, i, r, StepContext.Branch.UNCOND)));
+              return guide(b[0], b[1], r.trueCfgScale());
+            };
+          }
+        }
+        return new DenoisingLoop.Plan(pack(noise, p), sigmas, velocity, x -> unpack(x, h, w, p));
+      }, onStep);
+    }
   }
 
   private static StepContext step(long generation, int i, Request r, StepContext.Branch branch) {

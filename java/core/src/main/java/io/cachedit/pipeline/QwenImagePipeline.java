@@ -70,36 +70,38 @@ public final class QwenImagePipeline extends CfgSpreadingPipeline {
     int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
     int channels = transformer.config().inChannels() / 4;
     List<long[]> imgShapes = List.of(new long[] {1, h / 2, w / 2});
-    return DenoisingLoop.run("QwenImagePipeline", scope -> {
-      ScalarType dtype = transformer.dtype();
-      Generator generator = torch.createCPUGenerator(r.seed());
-      Tensor noise = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
-          new TensorOptions(ScalarType.Float)).to(dtype);
-      Tensor latents = FluxPipeline.pack(noise);
-      double[] sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
-          scheduler.mu((int) latents.size(1)));
-      double[] timesteps = scheduler.timesteps(sigmas);
-      DenoisingLoop.Velocity velocity = (i, x) -> {
-        Tensor t = torch.full(new long[] {batch}, new Scalar(timesteps[i])).to(dtype).div(new Scalar(1000.0));
-        if (!cfg) {
-          return transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
-              new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-        }
-        Tensor[] b = cfgParallel.branches(
-            () -> transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
-                new StepContext(generation, i, r.steps(), StepContext.Branch.COND)),
-            () -> transformer.forward(x, r.negativePromptEmbeds(), r.negativePromptEmbedsMask(), t,
-                imgShapes, new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND)));
-        Tensor cond = b[0];
-        Tensor uncond = b[1];
-        Tensor comb = uncond.add(cond.sub(uncond).mul(new Scalar(r.trueCfgScale())));
-        Tensor condNorm = torch.linalg_vector_norm(cond, new Scalar(2.0), new long[] {-1}, true,
-            new org.bytedeco.pytorch.ScalarTypeOptional());
-        Tensor combNorm = torch.linalg_vector_norm(comb, new Scalar(2.0), new long[] {-1}, true,
-            new org.bytedeco.pytorch.ScalarTypeOptional());
-        return comb.mul(condNorm.div(combNorm));
-      };
-      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
-    }, onStep);
+    try (GenerationGuard.Held held = guard.enter("QwenImagePipeline")) {
+      return DenoisingLoop.run("QwenImagePipeline", scope -> {
+        ScalarType dtype = transformer.dtype();
+        Generator generator = torch.createCPUGenerator(r.seed());
+        Tensor noise = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
+            new TensorOptions(ScalarType.Float)).to(dtype);
+        Tensor latents = FluxPipeline.pack(noise);
+        double[] sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()),
+            scheduler.mu((int) latents.size(1)));
+        double[] timesteps = scheduler.timesteps(sigmas);
+        DenoisingLoop.Velocity velocity = (i, x) -> {
+          Tensor t = torch.full(new long[] {batch}, new Scalar(timesteps[i])).to(dtype).div(new Scalar(1000.0));
+          if (!cfg) {
+            return transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
+                new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+          }
+          Tensor[] b = cfgParallel.branches(
+              () -> transformer.forward(x, r.promptEmbeds(), r.promptEmbedsMask(), t, imgShapes,
+                  new StepContext(generation, i, r.steps(), StepContext.Branch.COND)),
+              () -> transformer.forward(x, r.negativePromptEmbeds(), r.negativePromptEmbedsMask(), t,
+                  imgShapes, new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND)));
+          Tensor cond = b[0];
+          Tensor uncond = b[1];
+          Tensor comb = uncond.add(cond.sub(uncond).mul(new Scalar(r.trueCfgScale())));
+          Tensor condNorm = torch.linalg_vector_norm(cond, new Scalar(2.0), new long[] {-1}, true,
+              new org.bytedeco.pytorch.ScalarTypeOptional());
+          Tensor combNorm = torch.linalg_vector_norm(comb, new Scalar(2.0), new long[] {-1}, true,
+              new org.bytedeco.pytorch.ScalarTypeOptional());
+          return comb.mul(condNorm.div(combNorm));
+        };
+        return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+      }, onStep);
+    }
   }
 }

@@ -88,60 +88,62 @@ public final class SD3Pipeline extends CfgSpreadingPipeline {
     boolean cfg = r.guidanceScale() > 1 && r.negativePromptEmbeds() != null;
     int h = r.height() / VAE_SCALE_FACTOR;
     int w = r.width() / VAE_SCALE_FACTOR;
-    return DenoisingLoop.run("SD3Pipeline", scope -> {
-      ScalarType dtype = transformer.dtype();
-      Generator generator = torch.createCPUGenerator(r.seed());
-      Tensor latents = torch.randn(new long[] {batch, transformer.config().inChannels(), h, w},
-          new GeneratorOptional(generator), new TensorOptions(ScalarType.Float)).to(dtype);
-      Tensor prompt = scope.keep(r.promptEmbeds().to(dtype));
-      Tensor pooled = scope.keep(r.pooledPromptEmbeds().to(dtype));
-      Tensor promptBoth = cfg ? scope.keep(torch.cat(new TensorVector(r.negativePromptEmbeds().to(dtype), prompt), 0))
-          : null;
-      Tensor pooledBoth = cfg ? scope.keep(torch.cat(new TensorVector(r.negativePooledPromptEmbeds().to(dtype),
-          pooled), 0)) : null;
-      double mu = Double.NaN;
-      if (scheduler.useDynamicShifting()) {
-        int p = transformer.config().patchSize();
-        mu = scheduler.mu((h / p) * (w / p));
-      }
-      double[] sigmas = scheduler.sigmas(r.steps(), null, mu);
-      double[] timesteps = scheduler.timesteps(sigmas);
-      DenoisingLoop.Velocity velocity = (i, x) -> {
-        if (!cfg) {
-          return transformer.forward(x, prompt, pooled, torch.full(new long[] {batch}, new Scalar(timesteps[i])),
-              Set.of(), new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+    try (GenerationGuard.Held held = guard.enter("SD3Pipeline")) {
+      return DenoisingLoop.run("SD3Pipeline", scope -> {
+        ScalarType dtype = transformer.dtype();
+        Generator generator = torch.createCPUGenerator(r.seed());
+        Tensor latents = torch.randn(new long[] {batch, transformer.config().inChannels(), h, w},
+            new GeneratorOptional(generator), new TensorOptions(ScalarType.Float)).to(dtype);
+        Tensor prompt = scope.keep(r.promptEmbeds().to(dtype));
+        Tensor pooled = scope.keep(r.pooledPromptEmbeds().to(dtype));
+        Tensor promptBoth = cfg ? scope.keep(torch.cat(new TensorVector(r.negativePromptEmbeds().to(dtype), prompt), 0))
+            : null;
+        Tensor pooledBoth = cfg ? scope.keep(torch.cat(new TensorVector(r.negativePooledPromptEmbeds().to(dtype),
+            pooled), 0)) : null;
+        double mu = Double.NaN;
+        if (scheduler.useDynamicShifting()) {
+          int p = transformer.config().patchSize();
+          mu = scheduler.mu((h / p) * (w / p));
         }
-        Tensor uncond;
-        Tensor text;
-        CfgParallel cfgp = cfgParallel;
-        if (cfgp.active()) {  // each rank computes one branch of the batch [negative; positive]
-          Tensor tb = torch.full(new long[] {batch}, new Scalar(timesteps[i]));
-          Tensor[] b = cfgp.branches(
-              () -> transformer.forward(x, prompt, pooled, tb, Set.of(),
-                  new StepContext(generation, i, r.steps(), StepContext.Branch.COND)),
-              () -> transformer.forward(x, promptBoth.narrow(0, 0, batch), pooledBoth.narrow(0, 0, batch), tb, Set.of(),
-                  new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND)));
-          text = b[0];
-          uncond = b[1];
-        } else {
-          Tensor t = torch.full(new long[] {2L * batch}, new Scalar(timesteps[i]));
-          Tensor both = transformer.forward(torch.cat(new TensorVector(x, x), 0), promptBoth, pooledBoth, t, Set.of(),
-              new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-          uncond = both.narrow(0, 0, batch);
-          text = both.narrow(0, batch, batch);
-        }
-        Tensor v = uncond.add(text.sub(uncond).mul(new Scalar(r.guidanceScale())));
-        boolean skip = !r.skipGuidanceLayers().isEmpty() && i > r.steps() * r.skipLayerGuidanceStart()
-            && i < r.steps() * r.skipLayerGuidanceStop();
-        if (skip) {
-          Tensor skipped = transformer.forward(x, prompt, pooled, torch.full(new long[] {batch},
-              new Scalar(timesteps[i])), r.skipGuidanceLayers(),
-              new StepContext(generation, i, r.steps(), StepContext.Branch.BYPASS));
-          v = v.add(text.sub(skipped).mul(new Scalar(r.skipLayerGuidanceScale())));
-        }
-        return v;
-      };
-      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
-    }, onStep);
+        double[] sigmas = scheduler.sigmas(r.steps(), null, mu);
+        double[] timesteps = scheduler.timesteps(sigmas);
+        DenoisingLoop.Velocity velocity = (i, x) -> {
+          if (!cfg) {
+            return transformer.forward(x, prompt, pooled, torch.full(new long[] {batch}, new Scalar(timesteps[i])),
+                Set.of(), new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+          }
+          Tensor uncond;
+          Tensor text;
+          CfgParallel cfgp = cfgParallel;
+          if (cfgp.active()) {  // each rank computes one branch of the batch [negative; positive]
+            Tensor tb = torch.full(new long[] {batch}, new Scalar(timesteps[i]));
+            Tensor[] b = cfgp.branches(
+                () -> transformer.forward(x, prompt, pooled, tb, Set.of(),
+                    new StepContext(generation, i, r.steps(), StepContext.Branch.COND)),
+                () -> transformer.forward(x, promptBoth.narrow(0, 0, batch), pooledBoth.narrow(0, 0, batch), tb, Set.of(),
+                    new StepContext(generation, i, r.steps(), StepContext.Branch.UNCOND)));
+            text = b[0];
+            uncond = b[1];
+          } else {
+            Tensor t = torch.full(new long[] {2L * batch}, new Scalar(timesteps[i]));
+            Tensor both = transformer.forward(torch.cat(new TensorVector(x, x), 0), promptBoth, pooledBoth, t, Set.of(),
+                new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+            uncond = both.narrow(0, 0, batch);
+            text = both.narrow(0, batch, batch);
+          }
+          Tensor v = uncond.add(text.sub(uncond).mul(new Scalar(r.guidanceScale())));
+          boolean skip = !r.skipGuidanceLayers().isEmpty() && i > r.steps() * r.skipLayerGuidanceStart()
+              && i < r.steps() * r.skipLayerGuidanceStop();
+          if (skip) {
+            Tensor skipped = transformer.forward(x, prompt, pooled, torch.full(new long[] {batch},
+                new Scalar(timesteps[i])), r.skipGuidanceLayers(),
+                new StepContext(generation, i, r.steps(), StepContext.Branch.BYPASS));
+            v = v.add(text.sub(skipped).mul(new Scalar(r.skipLayerGuidanceScale())));
+          }
+          return v;
+        };
+        return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+      }, onStep);
+    }
   }
 }

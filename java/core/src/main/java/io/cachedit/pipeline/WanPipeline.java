@@ -99,33 +99,35 @@ public final class WanPipeline extends CfgSpreadingPipeline {
     double[] timesteps = scheduler.timesteps(sigmas);
     int[] split = stepsPerTransformer(r.steps());
     boolean cfg = r.negativePromptEmbeds() != null;
-    return DenoisingLoop.run("WanPipeline", scope -> {
-      Generator generator = torch.createCPUGenerator(r.seed());
-      Tensor latents = torch.randn(new long[] {1, channels, f, h, w}, new GeneratorOptional(generator),
-          new TensorOptions(ScalarType.Float));
-      DenoisingLoop.Velocity velocity = (i, latentsNow) -> {
-        boolean low = transformer2 != null && i >= split[0];
-        WanTransformer3DModel model = low ? transformer2 : transformer;
-        int local = low ? i - split[0] : i;
-        int localTotal = low ? split[1] : split[0];
-        double scale = low ? r.guidanceScale2() : r.guidanceScale();
-        Tensor x = latentsNow.to(dtype);
-        Tensor t = torch.full(new long[] {1}, new Scalar(timesteps[i]));
-        Tensor v;
-        if (cfg) {
-          Tensor[] b = cfgParallel.branches(
-              () -> model.forward(x, t, r.promptEmbeds(), null,
-                  new StepContext(generation, local, localTotal, StepContext.Branch.COND)),
-              () -> model.forward(x, t, r.negativePromptEmbeds(), null,
-                  new StepContext(generation, local, localTotal, StepContext.Branch.UNCOND)));
-          v = FluxPipeline.guide(b[0], b[1], scale);
-        } else {
-          v = model.forward(x, t, r.promptEmbeds(), null,
-              new StepContext(generation, local, localTotal, StepContext.Branch.SINGLE));
-        }
-        return v.to(ScalarType.Float);
-      };
-      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
-    }, onStep);
+    try (GenerationGuard.Held held = guard.enter("WanPipeline")) {
+      return DenoisingLoop.run("WanPipeline", scope -> {
+        Generator generator = torch.createCPUGenerator(r.seed());
+        Tensor latents = torch.randn(new long[] {1, channels, f, h, w}, new GeneratorOptional(generator),
+            new TensorOptions(ScalarType.Float));
+        DenoisingLoop.Velocity velocity = (i, latentsNow) -> {
+          boolean low = transformer2 != null && i >= split[0];
+          WanTransformer3DModel model = low ? transformer2 : transformer;
+          int local = low ? i - split[0] : i;
+          int localTotal = low ? split[1] : split[0];
+          double scale = low ? r.guidanceScale2() : r.guidanceScale();
+          Tensor x = latentsNow.to(dtype);
+          Tensor t = torch.full(new long[] {1}, new Scalar(timesteps[i]));
+          Tensor v;
+          if (cfg) {
+            Tensor[] b = cfgParallel.branches(
+                () -> model.forward(x, t, r.promptEmbeds(), null,
+                    new StepContext(generation, local, localTotal, StepContext.Branch.COND)),
+                () -> model.forward(x, t, r.negativePromptEmbeds(), null,
+                    new StepContext(generation, local, localTotal, StepContext.Branch.UNCOND)));
+            v = FluxPipeline.guide(b[0], b[1], scale);
+          } else {
+            v = model.forward(x, t, r.promptEmbeds(), null,
+                new StepContext(generation, local, localTotal, StepContext.Branch.SINGLE));
+          }
+          return v.to(ScalarType.Float);
+        };
+        return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+      }, onStep);
+    }
   }
 }

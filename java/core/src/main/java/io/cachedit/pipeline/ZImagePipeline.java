@@ -25,6 +25,13 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * renormalisation (the guided norm capped at that multiple of the positive one). Returns latents.
  */
 public final class ZImagePipeline implements DiffusionPipeline {
+  private final GenerationGuard guard = new GenerationGuard();
+
+  @Override
+  public boolean generating() {
+    return guard.busy();
+  }
+
   public static final int VAE_SCALE_FACTOR = 8;
 
   private final ZImageTransformer2DModel transformer;
@@ -77,55 +84,57 @@ public final class ZImagePipeline implements DiffusionPipeline {
     int h = 2 * (r.height() / (VAE_SCALE_FACTOR * 2));
     int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
     int channels = transformer.config().inChannels();
-    return DenoisingLoop.run("ZImagePipeline", scope -> {
-      Generator generator = torch.createCPUGenerator(r.seed());
-      Tensor latents = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
-          new TensorOptions(ScalarType.Float));
-      List<Tensor> captions = new ArrayList<>();
-      for (Tensor p : r.promptEmbeds()) {
-        captions.add(scope.keep(p.to(transformer.dtype())));
-      }
-      if (cfg) {
-        for (Tensor p : r.negativePromptEmbeds()) {
+    try (GenerationGuard.Held held = guard.enter("ZImagePipeline")) {
+      return DenoisingLoop.run("ZImagePipeline", scope -> {
+        Generator generator = torch.createCPUGenerator(r.seed());
+        Tensor latents = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),
+            new TensorOptions(ScalarType.Float));
+        List<Tensor> captions = new ArrayList<>();
+        for (Tensor p : r.promptEmbeds()) {
           captions.add(scope.keep(p.to(transformer.dtype())));
         }
-      }
-      double mu = scheduler.mu((h / 2) * (w / 2));
-      double[] sigmas = scheduler.sigmas(r.steps(), scheduler.defaultSigmas(r.steps(), 0.0), mu);
-      double[] timesteps = scheduler.timesteps(sigmas);
-      DenoisingLoop.Velocity velocity = (i, latentsNow) -> {
-        float tNorm = (1000f - (float) timesteps[i]) / 1000f;
-        boolean applyCfg = cfg && !(r.cfgTruncation() <= 1 && tNorm > r.cfgTruncation());
-        int calls = applyCfg ? 2 * batch : batch;
-        Tensor x = latentsNow.to(transformer.dtype());
-        List<Tensor> images = new ArrayList<>();
-        for (int k = 0; k < calls; k++) {
-          images.add(x.select(0, k % batch).unsqueeze(1));
+        if (cfg) {
+          for (Tensor p : r.negativePromptEmbeds()) {
+            captions.add(scope.keep(p.to(transformer.dtype())));
+          }
         }
-        Tensor t = torch.full(new long[] {calls}, new Scalar(tNorm));
-        List<Tensor> out = transformer.forward(images, t, applyCfg ? captions : captions.subList(0, batch), 2, 1,
-            new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
-        TensorVector preds = new TensorVector();
-        for (int k = 0; k < batch; k++) {
-          Tensor pos = out.get(k).to(ScalarType.Float);
-          Tensor pred = pos;
-          if (applyCfg) {
-            Tensor neg = out.get(batch + k).to(ScalarType.Float);
-            pred = pos.add(pos.sub(neg).mul(new Scalar(r.guidanceScale())));
-            if (r.cfgNormalization() > 0) {
-              double posNorm = torch.linalg_vector_norm(pos).item_double();
-              double newNorm = torch.linalg_vector_norm(pred).item_double();
-              double max = posNorm * r.cfgNormalization();
-              if (newNorm > max) {
-                pred = pred.mul(new Scalar(max / newNorm));
+        double mu = scheduler.mu((h / 2) * (w / 2));
+        double[] sigmas = scheduler.sigmas(r.steps(), scheduler.defaultSigmas(r.steps(), 0.0), mu);
+        double[] timesteps = scheduler.timesteps(sigmas);
+        DenoisingLoop.Velocity velocity = (i, latentsNow) -> {
+          float tNorm = (1000f - (float) timesteps[i]) / 1000f;
+          boolean applyCfg = cfg && !(r.cfgTruncation() <= 1 && tNorm > r.cfgTruncation());
+          int calls = applyCfg ? 2 * batch : batch;
+          Tensor x = latentsNow.to(transformer.dtype());
+          List<Tensor> images = new ArrayList<>();
+          for (int k = 0; k < calls; k++) {
+            images.add(x.select(0, k % batch).unsqueeze(1));
+          }
+          Tensor t = torch.full(new long[] {calls}, new Scalar(tNorm));
+          List<Tensor> out = transformer.forward(images, t, applyCfg ? captions : captions.subList(0, batch), 2, 1,
+              new StepContext(generation, i, r.steps(), StepContext.Branch.SINGLE));
+          TensorVector preds = new TensorVector();
+          for (int k = 0; k < batch; k++) {
+            Tensor pos = out.get(k).to(ScalarType.Float);
+            Tensor pred = pos;
+            if (applyCfg) {
+              Tensor neg = out.get(batch + k).to(ScalarType.Float);
+              pred = pos.add(pos.sub(neg).mul(new Scalar(r.guidanceScale())));
+              if (r.cfgNormalization() > 0) {
+                double posNorm = torch.linalg_vector_norm(pos).item_double();
+                double newNorm = torch.linalg_vector_norm(pred).item_double();
+                double max = posNorm * r.cfgNormalization();
+                if (newNorm > max) {
+                  pred = pred.mul(new Scalar(max / newNorm));
+                }
               }
             }
+            preds.push_back(pred.squeeze(1).neg());
           }
-          preds.push_back(pred.squeeze(1).neg());
-        }
-        return torch.stack(preds, 0);
-      };
-      return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
-    }, onStep);
+          return torch.stack(preds, 0);
+        };
+        return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+      }, onStep);
+    }
   }
 }

@@ -207,4 +207,43 @@ class PipelineOwnershipTest {
       assertSame(io.cachedit.models.common.BlockRunner.SEQUENTIAL, c.model().blockLists().get(0).runner());
     }
   }
+
+  /** A second thread is refused, naming the pipeline, and so is enabling caching mid-generation (issue: shared instances). */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("pipelines")
+  void aSecondThreadIsRefusedWhileAGenerationRuns(String name) throws Exception {
+    try (Case c = build(name)) {
+      java.util.concurrent.CountDownLatch inside = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.atomic.AtomicReference<Throwable> failure = new java.util.concurrent.atomic.AtomicReference<>();
+      Thread first = new Thread(() -> {
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+          c.run().apply(step -> {
+            inside.countDown();
+            try {
+              release.await();
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+          });
+        } catch (Throwable t) {
+          failure.set(t);
+        }
+      }, "first-generation");
+      first.start();
+      assertTrue(inside.await(60, java.util.concurrent.TimeUnit.SECONDS));
+      assertTrue(c.pipeline().generating());
+      IllegalStateException second = assertThrows(IllegalStateException.class, () -> c.run().apply(null));
+      assertTrue(second.getMessage().contains("already generating on thread \"first-generation\""), second.getMessage());
+      IllegalStateException enable = assertThrows(IllegalStateException.class,
+          () -> CacheDit.enableCache(c.pipeline(), CacheOptions.of(DBCacheConfig.builder().fnComputeBlocks(1)
+              .bnComputeBlocks(0).build())));
+      assertTrue(enable.getMessage().contains("generating on another thread"), enable.getMessage());
+      release.countDown();
+      first.join(60_000);
+      assertEquals(null, failure.get());
+      assertFalse(c.pipeline().generating());
+      assertTrue(c.run().apply(null).numel() > 0, "generates again once the first has finished");
+    }
+  }
 }

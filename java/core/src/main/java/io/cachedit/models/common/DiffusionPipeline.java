@@ -9,6 +9,14 @@ import java.util.List;
 public interface DiffusionPipeline {
   List<? extends Transformer> transformers();
 
+  /**
+   * Whether a generation is running on this pipeline now. Pipelines run one generation at a time and
+   * refuse a second thread; caching cannot be enabled on a pipeline while it generates.
+   */
+  default boolean generating() {
+    return false;
+  }
+
   /** Whether this pipeline makes classifier-free-guidance calls that {@link #setCfgParallel} can spread. */
   default boolean supportsCfgParallel() {
     return false;

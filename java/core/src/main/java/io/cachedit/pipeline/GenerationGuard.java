@@ -1,0 +1,41 @@
+package io.cachedit.pipeline;
+
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * One generation at a time per pipeline. A pipeline's transformers and cache contexts hold the state
+ * of the generation in progress; a second thread generating on the same instance would interleave its
+ * steps with the first one's and both would get wrong images, so it is refused with an error that
+ * says what to do instead (one instance per thread; {@code cachedit serve} keeps one per worker).
+ */
+final class GenerationGuard {
+  private final AtomicReference<Thread> owner = new AtomicReference<>();
+
+  /** The held guard: closing it ends the generation. */
+  interface Held extends AutoCloseable {
+    @Override
+    void close();
+  }
+
+  /**
+   * Starts a generation on the calling thread.
+   *
+   * @throws IllegalStateException if another thread is generating on the pipeline (or this thread
+   *     already is, from inside a step)
+   */
+  Held enter(String pipeline) {
+    Thread me = Thread.currentThread();
+    if (!owner.compareAndSet(null, me)) {
+      Thread other = owner.get();
+      throw new IllegalStateException(pipeline + " is already generating on thread \""
+          + (other == null ? "?" : other.getName()) + "\"; a pipeline runs one generation at a time: give each thread"
+          + " its own pipeline (load the model once per thread) or queue the requests");
+    }
+    return () -> owner.compareAndSet(me, null);
+  }
+
+  /** Whether a generation is running. */
+  boolean busy() {
+    return owner.get() != null;
+  }
+}
