@@ -311,27 +311,10 @@ final class GenerateCommand implements Callable<Integer> {
 
   /** The decision trace as JSON: one object per decision, diff and threshold null where none was used. */
   static ArrayNode decisions(CacheStats s) {
-    ArrayNode a = new ObjectMapper().createArrayNode();
+    ObjectMapper mapper = new ObjectMapper();
+    ArrayNode a = mapper.createArrayNode();
     for (io.cachedit.cache.CacheDecision d : s.decisions()) {
-      ObjectNode o = a.addObject();
-      o.put("call", d.call());
-      o.put("step", d.step());
-      o.put("branch", d.branch().name().toLowerCase(Locale.ROOT));
-      if (d.block() >= 0) {
-        o.put("block", d.block());
-      }
-      o.put("cached", d.cached());
-      o.put("reason", d.reason().name().toLowerCase(Locale.ROOT));
-      if (Double.isFinite(d.diff())) {
-        o.put("diff", d.diff());
-      } else {
-        o.putNull("diff");
-      }
-      if (Double.isFinite(d.threshold())) {
-        o.put("threshold", d.threshold());
-      } else {
-        o.putNull("threshold");
-      }
+      a.add(mapper.valueToTree(d.toMap()));
     }
     return a;
   }

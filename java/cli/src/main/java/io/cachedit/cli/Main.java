@@ -8,7 +8,8 @@ import picocli.CommandLine.Command;
     description = "Hybrid block caching for Diffusion Transformers on the JVM.",
     subcommands = {ForwardCommand.class, TrainCommand.class, TrainClassifierCommand.class, LaunchCommand.class,
         ParallelBenchCommand.class, TensorCfgBenchCommand.class,
-        MetricsCommand.class, GenerateCommand.class, BenchCommand.class})
+        MetricsCommand.class, GenerateCommand.class, BenchCommand.class, ServeCommand.class,
+        LoadTestCommand.class})
 public final class Main implements Runnable {
   @Override
   public void run() {

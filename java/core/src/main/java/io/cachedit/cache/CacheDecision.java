@@ -23,6 +23,26 @@ import java.math.MathContext;
 public record CacheDecision(String list, int call, int step, StepContext.Branch branch, int block, boolean cached,
     DecisionReason reason, double diff, double threshold) {
 
+  /**
+   * The decision as JSON-ready fields (the trace format of {@code cachedit generate --json} and of the
+   * server): call, step, branch, block (DBPrune only), cached, reason, diff and threshold (null when
+   * none was used).
+   */
+  public java.util.Map<String, Object> toMap() {
+    java.util.Map<String, Object> o = new java.util.LinkedHashMap<>();
+    o.put("call", call);
+    o.put("step", step);
+    o.put("branch", branch.name().toLowerCase(java.util.Locale.ROOT));
+    if (block >= 0) {
+      o.put("block", block);
+    }
+    o.put("cached", cached);
+    o.put("reason", reason.name().toLowerCase(java.util.Locale.ROOT));
+    o.put("diff", Double.isFinite(diff) ? diff : null);
+    o.put("threshold", Double.isFinite(threshold) ? threshold : null);
+    return o;
+  }
+
   /** One line, e.g. {@code step 12 COND: cached (diff 0.0412 < 0.12)}. */
   @Override
   public String toString() {

@@ -100,7 +100,8 @@ public final class Images {
     return new Image8(w, h, c, data);
   }
 
-  public static void writePng(Image8 im, Path file) {
+  /** The image as PNG file bytes (8-bit gray or RGB). */
+  public static byte[] encodePng(Image8 im) {
     BufferedImage b = new BufferedImage(im.width(), im.height(),
         im.channels() == 1 ? BufferedImage.TYPE_BYTE_GRAY : BufferedImage.TYPE_INT_RGB);
     for (int y = 0; y < im.height(); y++) {
@@ -112,16 +113,32 @@ public final class Images {
         }
       }
     }
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    try {
+      if (!ImageIO.write(b, "png", out)) {
+        throw new IOException("no PNG writer");
+      }
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot encode a PNG: " + e.getMessage(), e);
+    }
+    return out.toByteArray();
+  }
+
+  public static void writePng(Image8 im, Path file) {
+    writeAtomically(encodePng(im), file);
+  }
+
+  /**
+   * Writes {@code bytes} to {@code file} through a temporary file beside it, renamed over it: a crash or
+   * a full disk never leaves a truncated file, and an existing good one stays until the new one is complete.
+   */
+  public static void writeAtomically(byte[] bytes, Path file) {
     checkWritable(file);
     Path parent = file.toAbsolutePath().getParent();
     Path tmp = null;
     try {
-      // a temporary file beside the target, renamed over it: a crash or a full disk never leaves a
-      // truncated PNG, and an existing good one stays until the new one is complete
       tmp = Files.createTempFile(parent, "." + file.getFileName(), ".tmp");
-      if (!ImageIO.write(b, "png", tmp.toFile())) {
-        throw new IOException("no PNG writer");
-      }
+      Files.write(tmp, bytes);
       Files.move(tmp, file.toAbsolutePath(), java.nio.file.StandardCopyOption.REPLACE_EXISTING,
           java.nio.file.StandardCopyOption.ATOMIC_MOVE);
       tmp = null;
