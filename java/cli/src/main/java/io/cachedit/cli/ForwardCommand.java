@@ -52,6 +52,7 @@ final class ForwardCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     io.cachedit.models.common.Sdpa backend = parseBackend(attention);
+    io.cachedit.image.Images.checkWritable(out);  // before loading anything
     io.cachedit.quant.QuantizeConfig quantization = QuantizeOption.parse(quantize);
     io.cachedit.parallel.ParallelismConfig parallelism = ParallelRun.config(parallel, null);
     Map<String, Object> values = new LinkedHashMap<>();

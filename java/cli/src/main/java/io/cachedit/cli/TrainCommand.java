@@ -55,6 +55,13 @@ final class TrainCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
+    positive("--steps", steps);
+    positive("--batch", batch);
+    positive("--log-every", logEvery);
+    positive("--checkpoint-every", checkpointEvery);
+    if (!(lr > 0 && lr < 1)) {
+      throw io.cachedit.error.ConfigException.forField("--lr", "--lr " + lr + ": the learning rate must be in (0, 1)");
+    }
     FlowMatchingTrainer.Options d = FlowMatchingTrainer.Options.defaults();
     FlowMatchingTrainer.Options options = new FlowMatchingTrainer.Options(steps, batch, lr, d.weightDecay(),
         Math.min(d.warmupSteps(), Math.max(1, steps / 10)), d.emaDecay(), d.cfgDropout(), seed, logEvery,
@@ -99,6 +106,12 @@ final class TrainCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  private static void positive(String option, int value) {
+    if (value < 1) {
+      throw io.cachedit.error.ConfigException.forField(option, option + " " + value + " must be >= 1");
+    }
   }
 
   /** Reads the {@code step,loss,lr,seconds} log that a training run writes. */

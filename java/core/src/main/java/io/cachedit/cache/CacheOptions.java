@@ -109,10 +109,21 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
     return new CacheOptions(cacheConfig, calibratorConfig, modifiers, parallelismConfig, quantizeConfig);
   }
 
+  /** The largest cache config accepted (real ones are a few hundred bytes; a huge file is a mistake). */
+  static final int MAX_CONFIG_CHARS = 1 << 20;
+
   /** Reads a YAML ({@code .yaml}/{@code .yml}) or JSON file; errors name the file and the key. */
   public static CacheOptions load(Path file) {
     String text;
+    if (!Files.isRegularFile(file)) {  // a FIFO or device would block, a folder cannot be read
+      throw new ConfigException("cache config file " + file + (Files.exists(file) ? " is not a regular file"
+          : " does not exist"));
+    }
     try {
+      if (Files.size(file) > MAX_CONFIG_CHARS * 4L) {
+        throw new ConfigException("cache config file " + file + " has " + Files.size(file) + " bytes; cache configs"
+            + " are at most " + MAX_CONFIG_CHARS + " characters");
+      }
       text = Files.readString(file);
     } catch (IOException e) {
       throw new ConfigException("cannot read cache config file " + file + ": " + e.getMessage());
@@ -130,7 +141,12 @@ public record CacheOptions(BasicCacheConfig cacheConfig, CalibratorConfig calibr
   public static CacheOptions parse(String text, boolean json) {
     Object root;
     try {
-      ObjectMapper mapper = json ? new ObjectMapper() : new ObjectMapper(new YAMLFactory());
+      if (text.length() > MAX_CONFIG_CHARS) {
+        throw new ConfigException("the cache config has " + text.length() + " characters; cache configs are at most "
+            + MAX_CONFIG_CHARS);
+      }
+      ObjectMapper mapper = (json ? new ObjectMapper() : new ObjectMapper(new YAMLFactory()))
+          .enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION);  // no "last one wins"
       root = mapper.readValue(text, Object.class);
     } catch (JsonProcessingException e) {
       throw new ConfigException("invalid " + (json ? "JSON" : "YAML") + " at line "

@@ -21,6 +21,49 @@ import org.slf4j.LoggerFactory;
  */
 public final class JsonConfig {
   private static final Logger LOG = LoggerFactory.getLogger(JsonConfig.class);
+  /**
+   * The plausible range of every size key the supported families read (and of each element of the
+   * list keys), checked on read, before any model allocates from it: 0 layers or 2^31 of them, a zero
+   * or negative width or patch, a sample size past any real model are refused naming the key.
+   */
+  private static final java.util.Map<String, long[]> RANGES = ranges();
+
+  private static java.util.Map<String, long[]> ranges() {
+    java.util.Map<String, long[]> r = new java.util.HashMap<>();
+    for (String k : List.of("num_layers", "num_single_layers", "n_layers", "n_refiner_layers")) {
+      r.put(k, new long[] {0, 1024});
+    }
+    for (String k : List.of("num_attention_heads", "n_heads", "n_kv_heads")) {
+      r.put(k, new long[] {1, 1024});
+    }
+    r.put("attention_head_dim", new long[] {1, 4096});
+    for (String k : List.of("in_channels", "out_channels")) {
+      r.put(k, new long[] {1, 65536});
+    }
+    for (String k : List.of("joint_attention_dim", "pooled_projection_dim", "caption_projection_dim",
+        "caption_channels", "cross_attention_dim", "text_dim", "freq_dim", "ffn_dim", "dim", "cap_feat_dim",
+        "image_dim", "added_kv_proj_dim")) {
+      r.put(k, new long[] {1, 131072});
+    }
+    for (String k : List.of("patch_size", "all_patch_size", "all_f_patch_size", "patch_size_t")) {
+      r.put(k, new long[] {1, 64});
+    }
+    for (String k : List.of("sample_size", "pos_embed_max_size", "norm_num_groups")) {
+      r.put(k, new long[] {1, 16384});
+    }
+    for (String k : List.of("rope_max_seq_len", "pos_embed_seq_len", "num_embeds_ada_norm", "axes_lens")) {
+      r.put(k, new long[] {1, 1 << 20});
+    }
+    for (String k : List.of("axes_dims_rope", "axes_dims")) {
+      r.put(k, new long[] {0, 4096});
+    }
+    r.put("dual_attention_layers", new long[] {0, 1023});
+    return java.util.Map.copyOf(r);
+  }
+
+  /** The largest config.json read (16 MiB). */
+  static final long MAX_BYTES = 16L << 20;
+
   private final JsonNode root;
   private final String origin;
   private final Set<String> read = new TreeSet<>();
@@ -33,6 +76,10 @@ public final class JsonConfig {
   public static JsonConfig read(Path file) {
     SafetensorsFile.requireRegularFile(file, "model config");
     try {
+      if (Files.size(file) > MAX_BYTES) {  // diffusers configs are kilobytes: never read gigabytes into memory
+        throw new WeightLoadException("model config " + file + " has " + Files.size(file) + " bytes; configs are at most "
+            + MAX_BYTES);
+      }
       return parse(Files.readString(file), file.toString());
     } catch (IOException e) {
       throw new WeightLoadException("cannot read model config " + file + ": " + e.getMessage(), e);
@@ -45,8 +92,12 @@ public final class JsonConfig {
       // a key given twice is an error, not "the last one wins"
       root = new ObjectMapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
           .readTree(json);
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      throw new WeightLoadException("model config " + origin + " is not valid JSON (line "
+          + (e.getLocation() == null ? "?" : e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr())
+          + "): " + e.getOriginalMessage().replaceAll("\\s*\\R\\s*", " "), e);
     } catch (IOException e) {
-      throw new WeightLoadException("model config " + origin + " is not valid JSON: " + e.getMessage(), e);
+      throw new WeightLoadException("model config " + origin + " cannot be read: " + e.getMessage(), e);
     }
     if (root == null || !root.isObject()) {
       throw new WeightLoadException("model config " + origin + " must be a JSON object");
@@ -94,7 +145,17 @@ public final class JsonConfig {
     if (!n.isIntegralNumber() || !n.canConvertToInt()) {
       throw wrong(key, "an integer");
     }
-    return n.asInt();
+    return inRange(key, n.asInt());
+  }
+
+  /** {@code value} if {@code key} has no known range or it lies in it; otherwise an error naming both. */
+  private int inRange(String key, int value) {
+    long[] range = RANGES.get(key);
+    if (range != null && (value < range[0] || value > range[1])) {
+      throw io.cachedit.error.ConfigException.forField(key, "model config " + origin + ": " + key + " = " + value
+          + " is out of range; it must be " + range[0] + ".." + range[1]);
+    }
+    return value;
   }
 
   public Integer getIntOrNull(String key) {
@@ -105,7 +166,7 @@ public final class JsonConfig {
     if (!n.isIntegralNumber() || !n.canConvertToInt()) {
       throw wrong(key, "an integer");
     }
-    return n.asInt();
+    return inRange(key, n.asInt());
   }
 
   public double getDouble(String key, double defaultValue) {
@@ -154,7 +215,7 @@ public final class JsonConfig {
       if (!n.get(i).isIntegralNumber() || !n.get(i).canConvertToInt()) {
         throw wrong(key, "a list of integers");
       }
-      out[i] = n.get(i).asInt();
+      out[i] = inRange(key, n.get(i).asInt());
     }
     return out;
   }

@@ -148,7 +148,8 @@ public final class SafetensorsFile implements AutoCloseable {
   }
 
   private static final ObjectMapper JSON = new ObjectMapper()
-      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+      .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+      .enable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS);  // padding: spaces only
 
   private static Map<String, Entry> parseHeader(String json, long dataLength, Map<String, String> meta, Path path) {
     JsonNode root;
@@ -180,17 +181,28 @@ public final class SafetensorsFile implements AutoCloseable {
       }
       entries.put(name, parseEntry(name, node, dataLength, path));
     }
-    // no two tensors may share bytes (zero-sized tensors occupy none)
+    // no two tensors may share bytes (zero-sized tensors occupy none), and, as the format requires, the
+    // tensors cover the data section exactly: a gap or bytes past the last tensor mean a wrong header length
     List<Entry> byOffset = new ArrayList<>(entries.values());
     byOffset.removeIf(e -> e.begin() == e.end());
     byOffset.sort(Comparator.comparingLong(Entry::begin));
-    for (int i = 1; i < byOffset.size(); i++) {
-      Entry prev = byOffset.get(i - 1);
+    long covered = 0;
+    for (int i = 0; i < byOffset.size(); i++) {
       Entry cur = byOffset.get(i);
-      if (cur.begin() < prev.end()) {
+      if (cur.begin() < covered) {
+        Entry prev = byOffset.get(i - 1);
         throw fail(path, "tensors " + prev.name() + " and " + cur.name() + " overlap (bytes " + cur.begin() + ".."
             + prev.end() + ")");
       }
+      if (cur.begin() > covered) {
+        throw fail(path, "bytes " + covered + ".." + cur.begin() + " of the data section belong to no tensor (before "
+            + cur.name() + "); the header length or the offsets are wrong");
+      }
+      covered = cur.end();
+    }
+    if (covered != dataLength) {
+      throw fail(path, "the tensors cover " + covered + " bytes of a " + dataLength + "-byte data section; the header"
+          + " length or the file size is wrong (truncated, or bytes appended)");
     }
     return Collections.unmodifiableMap(entries);
   }

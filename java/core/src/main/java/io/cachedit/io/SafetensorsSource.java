@@ -43,7 +43,13 @@ public final class SafetensorsSource implements WeightSource {
   public static SafetensorsSource index(Path indexFile) {
     JsonNode root;
     try {
-      root = new ObjectMapper().readTree(Files.readString(indexFile));
+      SafetensorsFile.requireRegularFile(indexFile, "weight index");
+      if (Files.size(indexFile) > JsonConfig.MAX_BYTES) {
+        throw new WeightLoadException("weight index " + indexFile + " has " + Files.size(indexFile)
+            + " bytes; indexes are at most " + JsonConfig.MAX_BYTES);
+      }
+      root = new ObjectMapper().enable(com.fasterxml.jackson.core.JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
+          .readTree(Files.readString(indexFile));
     } catch (IOException e) {
       throw new WeightLoadException("cannot read weight index " + indexFile + ": " + e.getMessage(), e);
     }
@@ -81,6 +87,11 @@ public final class SafetensorsSource implements WeightSource {
       throw e;
     }
     return new SafetensorsSource(opened, Collections.unmodifiableMap(byName));
+  }
+
+  @Override
+  public List<Path> files() {
+    return files.stream().map(SafetensorsFile::path).toList();
   }
 
   @Override

@@ -66,13 +66,13 @@ public final class SafetensorsWriter {
       prefix.put((byte) ' ');
     }
     prefix.flip();
-    Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+    Path tmp = null;
     try {
-      if (file.getParent() != null) {
-        Files.createDirectories(file.getParent());
-      }
-      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-          StandardOpenOption.TRUNCATE_EXISTING)) {
+      Path dir = file.toAbsolutePath().getParent();
+      Files.createDirectories(dir);
+      // a unique temporary file beside the target: concurrent writers never share it, and it goes on failure
+      tmp = Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
+      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
         writeAll(ch, prefix);
         for (String name : names) {
           try (PointerScope scope = new PointerScope()) {
@@ -91,8 +91,17 @@ public final class SafetensorsWriter {
         }
       }
       Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+      tmp = null;
     } catch (IOException e) {
       throw new WeightLoadException("cannot write " + file + ": " + e.getMessage(), e);
+    } finally {
+      if (tmp != null) {
+        try {
+          Files.deleteIfExists(tmp);
+        } catch (IOException ignored) {
+          // the write's own error says what went wrong
+        }
+      }
     }
   }
 

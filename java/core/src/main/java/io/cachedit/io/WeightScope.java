@@ -33,6 +33,42 @@ public final class WeightScope {
     private final Map<String, Object> modules = new LinkedHashMap<>();
     private final List<AutoCloseable> adopted = new ArrayList<>();
     private final NativeScope owner = NativeScope.owner("model parameters");
+    /** Memory-mapped files the parameters are views of, with their size and modification time at load. */
+    private final Map<java.nio.file.Path, long[]> mapped = new LinkedHashMap<>();
+
+    /**
+     * Fails if a file the parameters are memory-mapped from changed size or modification time since
+     * the model was loaded: its pages are the weights, so a rewritten file would silently change the
+     * outputs and a truncated one would crash the process on the next read. Call before a generation.
+     */
+    public synchronized void checkUnchanged() {
+      for (Map.Entry<java.nio.file.Path, long[]> e : mapped.entrySet()) {
+        long[] now = stat(e.getKey());
+        if (now == null || now[0] != e.getValue()[0] || now[1] != e.getValue()[1]) {
+          throw new WeightLoadException(e.getKey() + " changed on disk after the model was loaded ("
+              + (now == null ? "it is gone" : "size " + e.getValue()[0] + " -> " + now[0] + " bytes, modified "
+                  + java.time.Instant.ofEpochMilli(e.getValue()[1]) + " -> " + java.time.Instant.ofEpochMilli(now[1]))
+              + "); its weights are memory-mapped, so reload the model (or load with -Dcachedit.weights=memory "
+              + "to keep a private copy in memory)");
+        }
+      }
+    }
+
+    synchronized void recordMapped(java.nio.file.Path file) {
+      long[] s = stat(file);
+      if (s != null) {
+        mapped.putIfAbsent(file, s);
+      }
+    }
+
+    private static long[] stat(java.nio.file.Path file) {
+      try {
+        return new long[] {java.nio.file.Files.size(file),
+            java.nio.file.Files.getLastModifiedTime(file).toMillis()};
+      } catch (java.io.IOException e) {
+        return null;
+      }
+    }
 
     /** Modules that registered themselves while the model was built, by their key prefix, in build order. */
     public synchronized Map<String, Object> modules() {
@@ -95,6 +131,31 @@ public final class WeightScope {
     }
   }
 
+  /**
+   * Whether loaded weights are checked for NaN and infinities (one pass over each tensor as it loads):
+   * on unless {@code -Dcachedit.checkFinite=false} or {@code CACHEDIT_CHECK_FINITE=0}, for very large
+   * checkpoints whose load time matters more.
+   */
+  static boolean checkFiniteEnabled() {
+    String p = System.getProperty("cachedit.checkFinite");
+    if (p != null) {
+      return !p.equalsIgnoreCase("false") && !p.equals("0");
+    }
+    String e = System.getenv("CACHEDIT_CHECK_FINITE");
+    return e == null || !(e.equals("0") || e.equalsIgnoreCase("false"));
+  }
+
+  /**
+   * Whether parameters are copied into memory instead of staying views of the memory-mapped files:
+   * {@code -Dcachedit.weights=memory} or {@code CACHEDIT_WEIGHTS=memory} (then the files may change or
+   * go after loading; the default mapping shares pages with the page cache and loads lazily).
+   */
+  static boolean copyWeightsEnabled() {
+    String p = System.getProperty("cachedit.weights");
+    String v = p != null ? p : System.getenv("CACHEDIT_WEIGHTS");
+    return v != null && v.equalsIgnoreCase("memory");
+  }
+
   private static final class Root {
     final WeightSource source;  // null = generate
     final ScalarType dtype;
@@ -103,6 +164,9 @@ public final class WeightScope {
     final List<String> missing = new ArrayList<>();
     final List<String> wrongShape = new ArrayList<>();
     final List<String> wrongType = new ArrayList<>();
+    final List<String> nonFinite = new ArrayList<>();
+    final boolean checkFinite = checkFiniteEnabled();
+    final boolean copyWeights = copyWeightsEnabled();
     final Set<String> allowedUnused = new TreeSet<>();
     final WeightSharding sharding;
     Set<String> placeholders = Set.of();
@@ -267,11 +331,11 @@ public final class WeightScope {
         long[] actual = root.source.shape(key);
         if (actual == null) {
           root.missing.add(key + " " + Arrays.toString(shape));
-          value = root.parameters.keep(torch.zeros(local).to(root.dtype));
+          value = root.parameters.keep(standIn(local));
         } else if (!Arrays.equals(actual, shape)) {
           root.wrongShape.add(key + " in " + root.source.origin(key) + ": expected " + Arrays.toString(shape)
               + ", found " + Arrays.toString(actual));
-          value = root.parameters.keep(torch.zeros(local).to(root.dtype));
+          value = root.parameters.keep(standIn(local));
         } else {
           Tensor t = cut(root.source.load(key), slice);
           ScalarType stored = t.scalar_type().intern();
@@ -280,15 +344,44 @@ public final class WeightScope {
           if (!floating) {  // an integer or fp8 tensor where the model needs floats: never reinterpret it
             root.wrongType.add(key + " in " + root.source.origin(key) + ": stored as " + stored
                 + ", a floating-point parameter needs F32, BF16, F16 or F64");
-            value = root.parameters.keep(torch.zeros(local).to(root.dtype));
+            value = root.parameters.keep(standIn(local));
           } else {
-            value = root.parameters.keep(stored != target ? t.to(target) : t);
+            if (root.checkFinite && !torch.isfinite(t).all().item_bool()) {
+              root.nonFinite.add(key + " in " + root.source.origin(key));
+            }
+            boolean view = stored == target && !root.copyWeights && slice == null;
+            // a view of the mapping, a converted copy, a cut copy, or (weights=memory) a plain copy
+            value = root.parameters.keep(view || (slice != null && stored == target) ? t
+                : stored != target ? t.to(target) : t.clone());
+            if (view) {
+              String origin = root.source.origin(key);
+              for (java.nio.file.Path f : root.source.files()) {
+                if (f.toString().equals(origin) || f.getFileName().toString().equals(origin)) {
+                  root.parameters.recordMapped(f);
+                }
+              }
+            }
           }
         }
       }
     }
     root.parameters.tensors.put(key, value);
     return value;
+  }
+
+  /**
+   * A zero-stride stand-in of {@code shape} for a tensor that is missing or unusable: the model can be
+   * built to the end, so {@link #finish} lists every problem, without allocating what config.json
+   * claims (a bogus config must not exhaust memory before the error).
+   */
+  private Tensor standIn(long[] shape) {
+    return torch.zeros(new long[] {1}).to(root.dtype).expand(shape);
+  }
+
+  /** Whether loading has met a missing, wrong-shaped or wrong-dtype tensor so far. */
+  public boolean hasProblems() {
+    return !root.missing.isEmpty() || !root.wrongShape.isEmpty() || !root.wrongType.isEmpty()
+        || !root.nonFinite.isEmpty();
   }
 
   /** The slice's pieces of {@code t} as one new contiguous tensor (only those bytes are read). */
@@ -348,6 +441,11 @@ public final class WeightScope {
     }
     if (!root.wrongType.isEmpty()) {
       problems.add(root.wrongType.size() + " with a non-float dtype: " + String.join("; ", limit(root.wrongType)));
+    }
+    if (!root.nonFinite.isEmpty()) {
+      problems.add(root.nonFinite.size() + " holding NaN or infinite values (first: " + root.nonFinite.get(0) + "): "
+          + String.join(", ", limit(root.nonFinite)) + " (the check can be skipped with -Dcachedit.checkFinite=false"
+          + " or CACHEDIT_CHECK_FINITE=0)");
     }
     if (root.source != null) {
       List<String> unexpected = new ArrayList<>();

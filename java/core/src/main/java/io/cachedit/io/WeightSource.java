@@ -14,6 +14,11 @@ public interface WeightSource extends AutoCloseable {
   /** The tensor (CPU, its stored dtype), owned by the caller's scope. */
   Tensor load(String name);
 
+  /** The files the tensors are read (memory-mapped) from; empty for generated weights. */
+  default java.util.List<java.nio.file.Path> files() {
+    return java.util.List.of();
+  }
+
   /** Where a tensor comes from, for error messages (a file name). */
   String origin(String name);
 

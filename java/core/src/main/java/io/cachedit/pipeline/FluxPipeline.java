@@ -136,7 +136,7 @@ public final class FluxPipeline extends CfgSpreadingPipeline {
     int w = r.width() / vaeScaleFactor;
     int batch = r.numImages() * (int) r.promptEmbeds().size(0);
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
-    try (GenerationGuard.Held held = guard.enter("FluxPipeline")) {
+    try (GenerationGuard.Held held = guard.enter("FluxPipeline", transformers())) {
       return DenoisingLoop.run("FluxPipeline", scope -> {
         ScalarType dtype = transformer.dtype();
         Tensor noise = (r.latents() != null ? r.latents() : initialNoise(r.seed(), batch, r.height(), r.width()))

@@ -34,6 +34,25 @@ final class GenerationGuard {
     return () -> owner.compareAndSet(me, null);
   }
 
+  /**
+   * {@link #enter(String)}, then checks that the weight files of {@code models} have not changed on
+   * disk since they were loaded (released again if they have).
+   */
+  Held enter(String pipeline, java.util.List<?> models) {
+    Held held = enter(pipeline);
+    try {
+      for (Object m : models) {
+        if (m instanceof io.cachedit.models.common.DiffusersModel d) {
+          d.checkWeightsUnchanged();
+        }
+      }
+    } catch (RuntimeException e) {
+      held.close();
+      throw e;
+    }
+    return held;
+  }
+
   /** Whether a generation is running. */
   boolean busy() {
     return owner.get() != null;

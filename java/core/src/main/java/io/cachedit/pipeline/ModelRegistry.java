@@ -150,7 +150,21 @@ public final class ModelRegistry {
     WeightSharding sharding = sharding(config, origin, group);
     try (SafetensorsSource weights = folder.openWeights()) {
       if (quantized == null) {
-        return factory.create(config, WeightScope.load(weights, dtype, sharding));
+        WeightScope scope = WeightScope.load(weights, dtype, sharding);
+        try {
+          return factory.create(config, scope);
+        } catch (RuntimeException e) {
+          if (scope.hasProblems() && !(e instanceof WeightLoadException)) {
+            // a stand-in for a missing tensor failed inside the model: the checkpoint's problems are the cause
+            try {
+              scope.finish();
+            } catch (WeightLoadException listed) {
+              listed.addSuppressed(e);
+              throw listed;
+            }
+          }
+          throw e;
+        }
       }
       WeightScope scope = WeightScope.load(weights, dtype, sharding).withPlaceholders(Quantizer.quantizedKeys(quantized));
       for (String layer : quantized.keySet()) {
@@ -173,7 +187,12 @@ public final class ModelRegistry {
   public DiffusersModel random(String configJson, long seed, ScalarType dtype) {
     NativeRuntime.initialize();
     JsonConfig config = JsonConfig.parse(configJson, "config");
-    return factory(config, "config").create(config, WeightScope.random(seed, dtype));
+    ModelFactory factory = factory(config, "config");
+    try {
+      return factory.create(config, WeightScope.random(seed, dtype));
+    } catch (IllegalArgumentException e) {  // a config value out of line with the others, as when loading
+      throw new io.cachedit.error.ConfigException("model config: " + e.getMessage());
+    }
   }
 
   /** {@link #random} for a transformer config. */

@@ -70,7 +70,7 @@ public final class QwenImagePipeline extends CfgSpreadingPipeline {
     int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
     int channels = transformer.config().inChannels() / 4;
     List<long[]> imgShapes = List.of(new long[] {1, h / 2, w / 2});
-    try (GenerationGuard.Held held = guard.enter("QwenImagePipeline")) {
+    try (GenerationGuard.Held held = guard.enter("QwenImagePipeline", transformers())) {
       return DenoisingLoop.run("QwenImagePipeline", scope -> {
         ScalarType dtype = transformer.dtype();
         Generator generator = torch.createCPUGenerator(r.seed());

@@ -88,7 +88,7 @@ public final class SD3Pipeline extends CfgSpreadingPipeline {
     boolean cfg = r.guidanceScale() > 1 && r.negativePromptEmbeds() != null;
     int h = r.height() / VAE_SCALE_FACTOR;
     int w = r.width() / VAE_SCALE_FACTOR;
-    try (GenerationGuard.Held held = guard.enter("SD3Pipeline")) {
+    try (GenerationGuard.Held held = guard.enter("SD3Pipeline", transformers())) {
       return DenoisingLoop.run("SD3Pipeline", scope -> {
         ScalarType dtype = transformer.dtype();
         Generator generator = torch.createCPUGenerator(r.seed());

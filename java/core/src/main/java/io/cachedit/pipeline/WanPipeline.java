@@ -99,7 +99,7 @@ public final class WanPipeline extends CfgSpreadingPipeline {
     double[] timesteps = scheduler.timesteps(sigmas);
     int[] split = stepsPerTransformer(r.steps());
     boolean cfg = r.negativePromptEmbeds() != null;
-    try (GenerationGuard.Held held = guard.enter("WanPipeline")) {
+    try (GenerationGuard.Held held = guard.enter("WanPipeline", transformers())) {
       return DenoisingLoop.run("WanPipeline", scope -> {
         Generator generator = torch.createCPUGenerator(r.seed());
         Tensor latents = torch.randn(new long[] {1, channels, f, h, w}, new GeneratorOptional(generator),

@@ -84,7 +84,7 @@ public final class ZImagePipeline implements DiffusionPipeline {
     int h = 2 * (r.height() / (VAE_SCALE_FACTOR * 2));
     int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
     int channels = transformer.config().inChannels();
-    try (GenerationGuard.Held held = guard.enter("ZImagePipeline")) {
+    try (GenerationGuard.Held held = guard.enter("ZImagePipeline", transformers())) {
       return DenoisingLoop.run("ZImagePipeline", scope -> {
         Generator generator = torch.createCPUGenerator(r.seed());
         Tensor latents = torch.randn(new long[] {batch, channels, h, w}, new GeneratorOptional(generator),

@@ -43,6 +43,12 @@ public abstract class AbstractDiffusersModel implements DiffusersModel {
   }
 
   @Override
+  public final void checkWeightsUnchanged() {
+    ensureOpen();
+    parameters.checkUnchanged();
+  }
+
+  @Override
   public final Map<String, Tensor> parameters() {
     ensureOpen();
     return parameters.asMap();

@@ -25,6 +25,13 @@ public interface DiffusersModel extends AutoCloseable {
    * The model's linear layers by checkpoint key prefix, in build order (what quantisation walks).
    * {@link IllegalStateException} once closed.
    */
+  /**
+   * Fails ({@link io.cachedit.error.WeightLoadException}) if a weight file this model's parameters are
+   * memory-mapped from has changed since loading; pipelines call it before each generation.
+   */
+  default void checkWeightsUnchanged() {
+  }
+
   default Map<String, Linear> linearLayers() {
     return Map.of();
   }

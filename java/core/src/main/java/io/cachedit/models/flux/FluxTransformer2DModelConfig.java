@@ -25,12 +25,21 @@ public record FluxTransformer2DModelConfig(int patchSize, int inChannels, int ou
     if (numAttentionHeads < 1 || attentionHeadDim < 2 || attentionHeadDim % 2 != 0) {
       throw new IllegalArgumentException("attention_head_dim must be even and num_attention_heads >= 1");
     }
+    if (axesDimsRope.length != 3 || Arrays.stream(axesDimsRope).anyMatch(d -> d < 0 || d % 2 != 0)) {
+      throw new IllegalArgumentException("axes_dims_rope " + Arrays.toString(axesDimsRope) + " must be three even "
+          + "sizes, one per position id axis (text, row, column)");
+    }
+    if ((long) numAttentionHeads * attentionHeadDim > 65536) {
+      throw new IllegalArgumentException("num_attention_heads x attention_head_dim = "
+          + (long) numAttentionHeads * attentionHeadDim + " is past any real model (at most 65536)");
+    }
     if (Arrays.stream(axesDimsRope).sum() != attentionHeadDim) {
       throw new IllegalArgumentException("axes_dims_rope " + Arrays.toString(axesDimsRope)
           + " must sum to attention_head_dim " + attentionHeadDim);
     }
     if (numLayers < 0 || numSingleLayers < 0 || inChannels < 1 || outChannels < 1 || patchSize < 1) {
-      throw new IllegalArgumentException("invalid FLUX config sizes");
+      throw new IllegalArgumentException("num_layers, num_single_layers must be >= 0 and in_channels, out_channels,"
+          + " patch_size >= 1");
     }
   }
 

@@ -42,6 +42,19 @@ public final class QwenImageTransformer2DModel extends AbstractDiffusersTransfor
   /** config.json of {@code QwenImageTransformer2DModel}. */
   public record Config(int patchSize, int inChannels, int outChannels, int numLayers, int attentionHeadDim,
       int numAttentionHeads, int jointAttentionDim, int[] axesDimsRope) {
+    public Config {
+      if (numAttentionHeads < 1 || attentionHeadDim < 2 || attentionHeadDim % 2 != 0
+          || (long) numAttentionHeads * attentionHeadDim > 65536) {
+        throw new IllegalArgumentException("attention_head_dim must be even and num_attention_heads x "
+            + "attention_head_dim at most 65536, got " + numAttentionHeads + " x " + attentionHeadDim);
+      }
+      if (axesDimsRope.length != 3 || Arrays.stream(axesDimsRope).anyMatch(d -> d < 0 || d % 2 != 0)
+          || Arrays.stream(axesDimsRope).sum() != attentionHeadDim) {
+        throw new IllegalArgumentException("axes_dims_rope " + Arrays.toString(axesDimsRope) + " must be three even "
+            + "sizes summing to attention_head_dim " + attentionHeadDim);
+      }
+    }
+
     public int innerDim() {
       return numAttentionHeads * attentionHeadDim;
     }

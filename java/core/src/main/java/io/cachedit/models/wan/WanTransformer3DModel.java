@@ -43,8 +43,13 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
       int textDim, int freqDim, int ffnDim, int numLayers, boolean crossAttnNorm, String qkNorm, double eps,
       Integer imageDim, Integer addedKvProjDim, int ropeMaxSeqLen, Integer posEmbedSeqLen) {
     public Config {
-      if (patchSize.length != 3 || numAttentionHeads < 1 || attentionHeadDim < 6) {
-        throw new IllegalArgumentException("invalid Wan config: patch_size needs 3 values, attention_head_dim >= 6");
+      if (patchSize.length != 3 || numAttentionHeads < 1 || attentionHeadDim < 6 || attentionHeadDim % 2 != 0) {
+        throw new IllegalArgumentException("invalid Wan config: patch_size needs 3 values, attention_head_dim an even"
+            + " size >= 6 (its rotary axes)");
+      }
+      if ((long) numAttentionHeads * attentionHeadDim > 65536) {
+        throw new IllegalArgumentException("num_attention_heads x attention_head_dim = "
+            + (long) numAttentionHeads * attentionHeadDim + " is past any real model (at most 65536)");
       }
     }
 

@@ -69,6 +69,9 @@ public final class ZImageTransformer2DModel extends AbstractDiffusersTransformer
         throw new IllegalArgumentException("dim / n_heads (" + cfg.dim() + " / " + cfg.nHeads()
             + ") must be an integer equal to the sum of axes_dims " + Arrays.toString(cfg.axesDims()));
       }
+      if (Arrays.stream(cfg.axesDims()).anyMatch(d -> d % 2 != 0)) {
+        throw new IllegalArgumentException("axes_dims " + Arrays.toString(cfg.axesDims()) + " must be even sizes");
+      }
       if (cfg.axesDims().length != cfg.axesLens().length) {
         throw new IllegalArgumentException("axes_dims and axes_lens must have the same length");
       }
