@@ -217,9 +217,17 @@ public abstract class Settings<B extends Settings<B>> {
       throw ConfigException.forField(key, "unknown cache setting \"" + key + "\"" + (field != null
           ? " (it applies only to cache_type: DBPrune)" : "") + "; known settings: " + CacheField.knownKeys(pruneAllowed));
     }
+    String earlier = keysRead.putIfAbsent(field, key);
+    if (earlier != null) {  // keys are matched ignoring case: two spellings of one setting must not race
+      throw ConfigException.forField(key, "\"" + earlier + "\" and \"" + key + "\" are both the setting "
+          + field.key + "; give it once");
+    }
     field.parser.set(this, field.key, value);
     return self();
   }
+
+  /** The config-file key each field was set from by {@link #setByKey}. */
+  private final java.util.Map<CacheField, String> keysRead = new java.util.EnumMap<>(CacheField.class);
 
   /** Copies the fields {@code from} set (its {@link #set}) onto this builder. */
   final B copySetFields(Settings<?> from) {

@@ -47,4 +47,26 @@ class CacheConfigLimitsTest {
       assertTrue(files.noneMatch(p -> p.getFileName().toString().endsWith(".tmp")), "no .tmp left");
     }
   }
+
+  @Test
+  void aDifferentlyCasedKeyIsUnknownNotASecondValue() {
+    ConfigException e = assertThrows(ConfigException.class, () -> CacheOptions.parse(
+        "cache_config:\n  Fn_compute_blocks: 1\n  fn_compute_blocks: 4\n", false));
+    assertTrue(e.getMessage().contains("fn_compute_blocks") && e.getMessage().contains("give it once"),
+        e.getMessage());
+  }
+
+  @Test
+  void moreParamsModifiersThanBlockListsAreRefusedWhenCachingIsEnabled() {
+    CacheOptions o = CacheOptions.parse("cache_config: {Fn_compute_blocks: 1, Bn_compute_blocks: 0}\n"
+        + "params_modifiers:\n  - cache_config: {residual_diff_threshold: 0.1}\n"
+        + "  - cache_config: {residual_diff_threshold: 0.2}\n  - cache_config: {residual_diff_threshold: 0.3}\n",
+        false);
+    try (PointerScope s = new PointerScope();
+         io.cachedit.models.common.DiffusersTransformer m = io.cachedit.pipeline.ModelRegistry.defaults()
+             .randomTransformer(io.cachedit.models.TinyConfigs.flux(false), 1, org.bytedeco.pytorch.global.torch.ScalarType.Float)) {
+      CacheDitException e = assertThrows(CacheDitException.class, () -> io.cachedit.CacheDit.enableCache(m, o).close());
+      assertTrue(e.getMessage().contains("params_modifiers") || e.getMessage().contains("modifier"), e.getMessage());
+    }
+  }
 }
