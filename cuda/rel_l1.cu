@@ -1,4 +1,4 @@
-// Relative L1 residual difference on the GPU: sum|a-b| and sum|a| (SPEC 3.5).
+// Relative L1 residual difference on the GPU: sum|a-b| and sum|a| (docs/algorithms.md section 3.5).
 // Pass 1: a fixed grid (depends only on n) of grid-stride blocks with 16-byte loads writes one
 // fp64 partial pair per block; pass 2: one block folds the partials in a fixed order. Results are
 // therefore deterministic for a given n.

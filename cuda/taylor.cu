@@ -1,4 +1,4 @@
-// Taylor extrapolation and divided-difference ladder update on the GPU (TaylorSeer, SPEC 6.1).
+// Taylor extrapolation and divided-difference ladder update on the GPU (TaylorSeer, docs/algorithms.md section 6.1).
 // Same arithmetic, in the same order, as native/taylor.cpp, so results are bit-identical.
 #include <cmath>
 

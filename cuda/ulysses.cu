@@ -1,4 +1,4 @@
-// Ulysses all-to-all packing on the GPU (SPEC 9.3-9.5): one warp per row of D values, fused
+// Ulysses all-to-all packing on the GPU (docs/parallelism.md, "What runs where"): one warp per row of D values, fused
 // permute + head padding + optional fp8 quantisation with the row scale appended. Row geometry and
 // conversions come from the same headers as the CPU kernels, so the bytes are identical.
 #include <cstring>

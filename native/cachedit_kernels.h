@@ -48,9 +48,9 @@ typedef enum cdit_status {
  * How rows travel in the Ulysses all-to-all buffers. A row is the D values of one (token, head).
  *  - CDIT_WIRE_RAW: the D values in the input dtype.
  *  - CDIT_WIRE_FP8_F32_SCALE: D float8 e4m3fn bytes, then the row's fp32 scale (4 bytes, unaligned,
- *    little endian); scale = max(absmax / 448, 1e-6). Used for Q and V (SPEC 9.5).
+ *    little endian); scale = max(absmax / 448, 1e-6). Used for Q and V (docs/parallelism.md).
  *  - CDIT_WIRE_FP8_BF16_SCALE: D float8 e4m3fn bytes, then the row's bf16 scale (2 bytes);
- *    scale = bf16(max(absmax, 1e-4) / 448). Used for the attention output O (SPEC 9.5).
+ *    scale = bf16(max(absmax, 1e-4) / 448). Used for the attention output O (docs/parallelism.md).
  * Quantisation is saturating: a finite input never becomes NaN; NaN stays NaN.
  */
 typedef enum cdit_wire {
@@ -73,7 +73,7 @@ CDIT_API int cdit_dtype_size(int dtype);
 CDIT_API int64_t cdit_wire_row_bytes(int dtype, int wire, int64_t D);
 
 /* ------------------------------------------------------------------------------------------------
- * Relative L1 residual difference (SPEC 3.5): diff = sum|a - b| / sum|a|, a = previous, b = current.
+ * Relative L1 residual difference (docs/algorithms.md section 3.5): diff = sum|a - b| / sum|a|, a = previous, b = current.
  * Both sums are returned so that ranks can all-reduce numerator and denominator before dividing.
  * The summation order is fixed (blocks of 4096 elements, folded in order) so the result does not
  * depend on nthreads.
@@ -83,7 +83,7 @@ CDIT_API int cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n
 /**
  * The same sums where the current tensor is a residual computed on the fly: with d = after - before,
  * sum|prev - d| and sum|prev|. One pass over three buffers instead of materialising d first (the
- * DBCache probe is the Fn output residual, SPEC 3.2). d is rounded to dtype before use, exactly as a
+ * DBCache probe is the Fn output residual, docs/algorithms.md section 3.2). d is rounded to dtype before use, exactly as a
  * materialised residual would be.
  */
 CDIT_API int cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
@@ -92,7 +92,7 @@ CDIT_API int cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* 
 CDIT_API int cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff);
 
 /* ------------------------------------------------------------------------------------------------
- * Taylor-series extrapolation for the TaylorSeer calibrator (SPEC 6.1).
+ * Taylor-series extrapolation for the TaylorSeer calibrator (docs/algorithms.md section 6.1).
  * --------------------------------------------------------------------------------------------- */
 /**
  * out[j] = sum_{i < nterms} terms[i][j] * k^i / i!   (1 <= nterms <= CDIT_TAYLOR_MAX_TERMS).
@@ -112,7 +112,7 @@ CDIT_API int cdit_taylor_update(int dtype, void* const* ladder, int nvalid, int 
                                 double gap, int64_t n, int nthreads);
 
 /* ------------------------------------------------------------------------------------------------
- * Ulysses all-to-all packing (SPEC 9.3-9.5), with uneven heads padded by zero heads.
+ * Ulysses all-to-all packing (docs/parallelism.md, "What runs where"), with uneven heads padded by zero heads.
  * P = group size, H = heads, Hl = ceil(H / P) heads per rank after padding, D = head dim.
  *
  * Q/K/V travel "heads -> ranks": pack_heads on the sender, unpack_seq on the receiver.

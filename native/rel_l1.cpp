@@ -1,4 +1,4 @@
-// Relative L1 residual difference: sum|a-b| and sum|a| in one pass (SPEC 3.5).
+// Relative L1 residual difference: sum|a-b| and sum|a| in one pass (docs/algorithms.md section 3.5).
 #include <cmath>
 #include <limits>
 #include <vector>

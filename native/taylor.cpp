@@ -1,4 +1,4 @@
-// Taylor-series extrapolation and divided-difference ladder update (TaylorSeer, SPEC 6.1).
+// Taylor-series extrapolation and divided-difference ladder update (TaylorSeer, docs/algorithms.md section 6.1).
 #include <cmath>
 
 #include "cachedit_kernels.h"

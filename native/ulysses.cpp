@@ -1,5 +1,5 @@
 // Ulysses all-to-all packing: fused permute + head padding + optional fp8 row quantisation
-// (SPEC 9.3-9.5). Every output row is produced from exactly one input row (or zeros), so the
+// (docs/parallelism.md, "What runs where"). Every output row is produced from exactly one input row (or zeros), so the
 // kernels are row-parallel gathers; D values of a row are contiguous on both sides.
 #include <cstring>
 #include <initializer_list>

@@ -7,8 +7,8 @@
 
 namespace cachedit {
 
-constexpr float kF32ScaleFloor = 1e-6f;   // Q/V: floor on the scale (SPEC 9.5)
-constexpr float kBf16AbsmaxFloor = 1e-4f;  // O: floor on the absmax (SPEC 9.5)
+constexpr float kF32ScaleFloor = 1e-6f;   // Q/V: floor on the scale (docs/parallelism.md)
+constexpr float kBf16AbsmaxFloor = 1e-4f;  // O: floor on the absmax (docs/parallelism.md)
 
 // Geometry of one call; `src_row(r)` maps an output row to an input row index or -1 (zeros).
 struct Layout {

@@ -169,7 +169,7 @@ CDIT_CASE(taylor_update_ladder_matches_reference) {
 }
 
 CDIT_CASE(taylor_seer_example_y_equals_t_squared) {
-  // SPEC 6.1: Y = t^2 computed at steps 0..3 and 6 (order 1) predicts 14, 19 at 4, 5 and 45, 54, 63.
+  // docs/algorithms.md section 6.1: Y = t^2 computed at steps 0..3 and 6 (order 1) predicts 14, 19 at 4, 5 and 45, 54, 63.
   float l0 = 0, l1 = 0;
   void* ladder[2] = {&l0, &l1};
   int valid = 0, last = -1;
