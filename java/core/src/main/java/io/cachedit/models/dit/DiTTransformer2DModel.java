@@ -37,13 +37,8 @@ public final class DiTTransformer2DModel extends AbstractDiffusersTransformer {
       boolean attentionBias, int sampleSize, int patchSize, String activationFn, int numEmbedsAdaNorm,
       double normEps) {
     public Config {
-      if ((long) numAttentionHeads * attentionHeadDim > 65536) {
-        throw new IllegalArgumentException("num_attention_heads x attention_head_dim = "
-            + (long) numAttentionHeads * attentionHeadDim + " is past any real model (at most 65536)");
-      }
-      if (sampleSize < patchSize) {
-        throw new IllegalArgumentException("sample_size " + sampleSize + " is smaller than patch_size " + patchSize);
-      }
+      io.cachedit.models.common.ConfigChecks.innerDim(numAttentionHeads, attentionHeadDim);
+      io.cachedit.models.common.ConfigChecks.sampleCoversPatch(sampleSize, patchSize);
     }
 
     public int innerDim() {

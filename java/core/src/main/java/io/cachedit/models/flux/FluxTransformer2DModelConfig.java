@@ -29,10 +29,7 @@ public record FluxTransformer2DModelConfig(int patchSize, int inChannels, int ou
       throw new IllegalArgumentException("axes_dims_rope " + Arrays.toString(axesDimsRope) + " must be three even "
           + "sizes, one per position id axis (text, row, column)");
     }
-    if ((long) numAttentionHeads * attentionHeadDim > 65536) {
-      throw new IllegalArgumentException("num_attention_heads x attention_head_dim = "
-          + (long) numAttentionHeads * attentionHeadDim + " is past any real model (at most 65536)");
-    }
+    io.cachedit.models.common.ConfigChecks.innerDim(numAttentionHeads, attentionHeadDim);
     if (Arrays.stream(axesDimsRope).sum() != attentionHeadDim) {
       throw new IllegalArgumentException("axes_dims_rope " + Arrays.toString(axesDimsRope)
           + " must sum to attention_head_dim " + attentionHeadDim);

@@ -43,19 +43,14 @@ public final class SD3Transformer2DModel extends AbstractDiffusersTransformer {
       int numAttentionHeads, int jointAttentionDim, int captionProjectionDim, int pooledProjectionDim,
       int outChannels, int posEmbedMaxSize, int[] dualAttentionLayers, String qkNorm) {
     public Config {
-      if ((long) numAttentionHeads * attentionHeadDim > 65536) {
-        throw new IllegalArgumentException("num_attention_heads x attention_head_dim = "
-            + (long) numAttentionHeads * attentionHeadDim + " is past any real model (at most 65536)");
-      }
+      io.cachedit.models.common.ConfigChecks.innerDim(numAttentionHeads, attentionHeadDim);
       for (int l : dualAttentionLayers) {
         if (l >= numLayers) {
           throw new IllegalArgumentException("dual_attention_layers names block " + l + " of " + numLayers
               + " (num_layers)");
         }
       }
-      if (sampleSize < patchSize) {
-        throw new IllegalArgumentException("sample_size " + sampleSize + " is smaller than patch_size " + patchSize);
-      }
+      io.cachedit.models.common.ConfigChecks.sampleCoversPatch(sampleSize, patchSize);
     }
 
     public int innerDim() {

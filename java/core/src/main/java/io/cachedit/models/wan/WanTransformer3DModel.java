@@ -47,10 +47,7 @@ public final class WanTransformer3DModel extends AbstractDiffusersTransformer {
         throw new IllegalArgumentException("invalid Wan config: patch_size needs 3 values, attention_head_dim an even"
             + " size >= 6 (its rotary axes)");
       }
-      if ((long) numAttentionHeads * attentionHeadDim > 65536) {
-        throw new IllegalArgumentException("num_attention_heads x attention_head_dim = "
-            + (long) numAttentionHeads * attentionHeadDim + " is past any real model (at most 65536)");
-      }
+      io.cachedit.models.common.ConfigChecks.innerDim(numAttentionHeads, attentionHeadDim);
     }
 
     public int innerDim() {
