@@ -218,20 +218,20 @@ public final class ImageServer implements AutoCloseable {
     app.post("/generate", ctx -> {
       String accept = ctx.header("Accept");
       boolean png = accept != null && accept.trim().equalsIgnoreCase("image/png");
-      Job job = submit(ctx, "/generate", false);
-      if (png && (job.request().numImages() != 1 || job.request().output() != ImageRequest.Output.BASE64)) {
-        scheduler.cancel(job, "refused");
-        throw HttpError.badField("num_images", "Accept: image/png returns one PNG: use num_images 1 and the default "
-            + "output_format, or accept application/json");
-      }
+      Job job = submit(ctx, "/generate", false, r -> {
+        if (png && (r.numImages() != 1 || r.output() != ImageRequest.Output.BASE64)) {
+          throw HttpError.badField("num_images", "Accept: image/png returns one PNG: use num_images 1 and the default "
+              + "output_format, or accept application/json");
+        }
+      });
       ctx.future(() -> png ? respondPng(ctx, job) : respond(ctx, job, j -> nativeAnswer(j)));
     });
     app.post(OPENAI, ctx -> {
-      Job job = submit(ctx, OPENAI, true);
+      Job job = submit(ctx, OPENAI, true, r -> { });
       ctx.future(() -> respond(ctx, job, j -> openAiAnswer(j)));
     });
     app.post("/v1/jobs", ctx -> {
-      Job job = submit(ctx, "/v1/jobs", false);
+      Job job = submit(ctx, "/v1/jobs", false, r -> { });
       synchronized (jobs) {
         jobs.put(job.id(), job);
         trimJobs();
@@ -260,7 +260,8 @@ public final class ImageServer implements AutoCloseable {
     });
   }
 
-  private Job submit(Context ctx, String route, boolean openAi) {
+  /** Parses, checks ({@code check} may refuse what only this route cannot answer) and queues a request. */
+  private Job submit(Context ctx, String route, boolean openAi, java.util.function.Consumer<ImageRequest> check) {
     if (stopping) {
       throw new HttpError(503, null, "the server is shutting down", 1);
     }
@@ -272,6 +273,7 @@ public final class ImageServer implements AutoCloseable {
     }
     JsonNode body = body(ctx);
     ImageRequest request = openAi ? p.parseOpenAi(body) : p.parseGenerate(body);
+    check.accept(request);
     Job job = new Job(UUID.randomUUID().toString(), request, route);
     s.submit(job);
     return job;
@@ -312,14 +314,17 @@ public final class ImageServer implements AutoCloseable {
       if (failure == null) {
         send(ctx, 200, answer.apply(job));
       } else {
-        Throwable t = failure instanceof CompletionException && failure.getCause() != null ? failure.getCause()
-            : failure;
-        HttpError e = t instanceof HttpError h ? (h.status() == 409 ? new HttpError(503, null, h.getMessage(), 1) : h)
-            : new HttpError(500, null, "generation failed: " + t.getMessage());
-        error(ctx, e);
+        error(ctx, failureError(failure));
       }
       return null;
     });
+  }
+
+  /** What a synchronous client gets for a job that did not succeed (a cancelled one: 503, the server stopped it). */
+  private static HttpError failureError(Throwable failure) {
+    Throwable t = failure instanceof CompletionException && failure.getCause() != null ? failure.getCause() : failure;
+    return t instanceof HttpError h ? (h.status() == 409 ? new HttpError(503, null, h.getMessage(), 1) : h)
+        : new HttpError(500, null, "generation failed: " + t.getMessage());
   }
 
   /** {@code Accept: image/png}: the image itself, its seed in {@code X-Seed}. */
@@ -328,9 +333,10 @@ public final class ImageServer implements AutoCloseable {
       if (failure == null) {
         ctx.status(200).contentType("image/png").header("X-Seed", Long.toString(job.request().seed()))
             .result(result.output().pngs().get(0));
-        return null;
+      } else {
+        error(ctx, failureError(failure));
       }
-      return respond(ctx, job, j -> null).join();
+      return null;
     });
   }
 

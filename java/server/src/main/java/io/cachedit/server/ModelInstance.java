@@ -73,8 +73,10 @@ final class ModelInstance implements AutoCloseable {
         int n = r.numImages();
         prompts.push_back(rows(te.promptEmbeds(r.prompt()), n));
         pooled.push_back(rows(te.pooledPromptEmbeds(r.prompt()), n));
-        negatives.push_back(rows(te.promptEmbeds(r.negativePrompt()), n));
-        negativesPooled.push_back(rows(te.pooledPromptEmbeds(r.negativePrompt()), n));
+        if (cfg) {
+          negatives.push_back(rows(te.promptEmbeds(r.negativePrompt()), n));
+          negativesPooled.push_back(rows(te.pooledPromptEmbeds(r.negativePrompt()), n));
+        }
         noise.push_back(pipeline.initialNoise(r.seed(), n, r.height(), r.width()));
         images += n;
       }

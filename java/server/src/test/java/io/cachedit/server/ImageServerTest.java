@@ -196,4 +196,21 @@ class ImageServerTest {
       assertFalse(h.get("/get_model_info").json().get("is_loaded").asBoolean());
     }
   }
+
+  @Test
+  void acceptImagePngReturnsThePngItselfAndRefusesSeveralImagesBeforeQueueing() throws Exception {
+    java.net.http.HttpResponse<byte[]> png = java.net.http.HttpClient.newHttpClient().send(
+        java.net.http.HttpRequest.newBuilder(server.uri().resolve("/generate")).header("Accept", "image/png")
+            .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"prompt\": \"bag\", \"seed\": 2, "
+                + "\"num_inference_steps\": 3}")).build(), java.net.http.HttpResponse.BodyHandlers.ofByteArray());
+    assertEquals(200, png.statusCode());
+    assertEquals("2", png.headers().firstValue("X-Seed").orElse(null));
+    assertArrayEquals(alone("bag", 1, 2, 3, 4.0, null, 0), png.body());
+    java.net.http.HttpResponse<String> two = java.net.http.HttpClient.newHttpClient().send(
+        java.net.http.HttpRequest.newBuilder(server.uri().resolve("/generate")).header("Accept", "image/png")
+            .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"prompt\": \"bag\", \"num_images\": 2}"))
+            .build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+    assertEquals(400, two.statusCode(), two.body());
+    assertTrue(two.body().contains("\"field\":\"num_images\""), two.body());
+  }
 }
