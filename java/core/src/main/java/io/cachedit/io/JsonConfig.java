@@ -58,6 +58,18 @@ public final class JsonConfig {
       r.put(k, new long[] {0, 4096});
     }
     r.put("dual_attention_layers", new long[] {0, 1023});
+    // text encoders (transformers' names) and VAEs
+    r.put("vocab_size", new long[] {1, 1 << 24});
+    for (String k : List.of("hidden_size", "intermediate_size", "projection_dim", "d_model", "d_kv", "d_ff",
+        "latent_channels", "block_out_channels")) {
+      r.put(k, new long[] {1, 131072});
+    }
+    r.put("num_hidden_layers", new long[] {0, 1024});
+    r.put("num_heads", new long[] {1, 1024});
+    r.put("layers_per_block", new long[] {0, 64});
+    r.put("max_position_embeddings", new long[] {1, 1 << 20});
+    r.put("relative_attention_num_buckets", new long[] {2, 4096});
+    r.put("relative_attention_max_distance", new long[] {1, 1 << 20});
     return java.util.Map.copyOf(r);
   }
 
@@ -109,10 +121,22 @@ public final class JsonConfig {
     return origin;
   }
 
-  /** {@code _class_name}, or null. */
+  /**
+   * {@code _class_name} (diffusers), else {@code architectures[0]} (transformers' config.json), or
+   * null.
+   */
   public String className() {
     JsonNode n = root.get("_class_name");
-    return n == null || !n.isTextual() ? null : n.asText();
+    if (n != null && n.isTextual()) {
+      return n.asText();
+    }
+    JsonNode a = root.get("architectures");
+    return a != null && a.isArray() && a.size() > 0 && a.get(0).isTextual() ? a.get(0).asText() : null;
+  }
+
+  /** The config as read, as JSON text (what a model built from it saves). */
+  public String json() {
+    return root.toPrettyString();
   }
 
   private JsonNode node(String key) {

@@ -9,7 +9,10 @@ import io.cachedit.io.WeightScope;
 import io.cachedit.kernels.NativeRuntime;
 import io.cachedit.models.common.DiffusersModel;
 import io.cachedit.models.common.DiffusersTransformer;
+import io.cachedit.models.clip.CLIPTextModel;
 import io.cachedit.models.dit.DiTTransformer2DModel;
+import io.cachedit.models.t5.T5EncoderModel;
+import io.cachedit.models.vae.AutoencoderKL;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import io.cachedit.models.flux.FluxTransformer2DModelConfig;
 import io.cachedit.models.pixart.PixArtTransformer2DModel;
@@ -272,7 +275,7 @@ public final class ModelRegistry {
       return this;
     }
 
-    /** The seven transformer families of cachedit. */
+    /** The seven transformer families of cachedit, and the text encoders and VAEs their pipelines load. */
     public Builder builtins() {
       register("FluxTransformer2DModel", (c, w) -> new FluxTransformer2DModel(FluxTransformer2DModelConfig.fromJson(c), w),
           FluxTransformer2DModel.TENSOR_PARALLEL_PLAN);
@@ -287,6 +290,13 @@ public final class ModelRegistry {
       register("DiTTransformer2DModel", (c, w) -> new DiTTransformer2DModel(DiTTransformer2DModel.Config.fromJson(c), w));
       register("PixArtTransformer2DModel", (c, w) -> new PixArtTransformer2DModel(
           PixArtTransformer2DModel.Config.fromJson(c), w));
+      // text encoders (transformers) and VAEs of the pipelines
+      register("CLIPTextModel", (c, w) -> new CLIPTextModel(CLIPTextModel.Config.fromJson(c), w, false, c.json()));
+      register("CLIPTextModelWithProjection", (c, w) -> new CLIPTextModel(CLIPTextModel.Config.fromJson(c), w, true,
+          c.json()));
+      register("T5EncoderModel", (c, w) -> new T5EncoderModel(T5EncoderModel.Config.fromJson(c), w, false, c.json()));
+      register("UMT5EncoderModel", (c, w) -> new T5EncoderModel(T5EncoderModel.Config.fromJson(c), w, true, c.json()));
+      register("AutoencoderKL", (c, w) -> new AutoencoderKL(AutoencoderKL.Config.fromJson(c), w, c.json()));
       return this;
     }
 
