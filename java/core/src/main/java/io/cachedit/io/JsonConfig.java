@@ -244,6 +244,31 @@ public final class JsonConfig {
     return out;
   }
 
+  /** A list of strings (e.g. a VAE's {@code down_block_types}), or the default. */
+  public List<String> getStringList(String key, List<String> defaultValue) {
+    JsonNode n = node(key);
+    if (n == null) {
+      return defaultValue;
+    }
+    if (!n.isArray()) {
+      throw wrong(key, "a list of strings");
+    }
+    List<String> out = new ArrayList<>();
+    for (JsonNode e : n) {
+      if (!e.isTextual()) {
+        throw wrong(key, "a list of strings");
+      }
+      out.add(e.asText());
+    }
+    return List.copyOf(out);
+  }
+
+  /** Whether {@code key} is present and holds a list. */
+  public boolean isList(String key) {
+    JsonNode n = root.get(key);
+    return n != null && n.isArray();
+  }
+
   /** Logs the keys present but never read (excluding diffusers' bookkeeping keys starting with "_"). */
   public void warnUnused(String model) {
     List<String> unused = new ArrayList<>();

@@ -135,7 +135,12 @@ public final class ModelRegistry {
     return asTransformer(m, folder.configFile().toString());
   }
 
-  private DiffusersModel load(DiffusersFolder folder, ScalarType dtype) {
+  /**
+   * Loads the model {@code folder} describes: its config.json and its weights, which may lie apart (a
+   * single replacement weights file read with another folder's config).
+   */
+  public DiffusersModel load(DiffusersFolder folder, ScalarType dtype) {
+    NativeRuntime.initialize();
     return load(folder, dtype, null);
   }
 

@@ -29,9 +29,25 @@ public final class SD3Pipeline extends CfgSpreadingPipeline {
   private final FlowMatchEulerScheduler scheduler;
   private final AtomicLong generations = new AtomicLong();
 
+  private final int vaeScaleFactor;
+
   public SD3Pipeline(SD3Transformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
+    this(transformer, scheduler, VAE_SCALE_FACTOR);
+  }
+
+  /** With the downsampling of another VAE ({@code 2^(len(block_out_channels) - 1)}). */
+  public SD3Pipeline(SD3Transformer2DModel transformer, FlowMatchEulerScheduler scheduler, int vaeScaleFactor) {
+    if (vaeScaleFactor < 1) {
+      throw new IllegalArgumentException("vae scale factor must be >= 1, got " + vaeScaleFactor);
+    }
     this.transformer = transformer;
     this.scheduler = scheduler;
+    this.vaeScaleFactor = vaeScaleFactor;
+  }
+
+  /** Pixels per latent side. */
+  public int vaeScaleFactor() {
+    return vaeScaleFactor;
   }
 
   public SD3Transformer2DModel transformer() {
@@ -77,17 +93,17 @@ public final class SD3Pipeline extends CfgSpreadingPipeline {
     }
   }
 
-  /** Runs the request and returns the final latents [B, C, H/8, W/8]. */
+  /** Runs the request and returns the final latents [B, C, H/8, W/8] (8: the VAE scale factor). */
   public Tensor generate(Request r, IntConsumer onStep) {
-    int unit = VAE_SCALE_FACTOR * transformer.config().patchSize();
+    int unit = vaeScaleFactor * transformer.config().patchSize();
     if (r.height() % unit != 0 || r.width() % unit != 0) {
       throw new IllegalArgumentException("height and width must be multiples of " + unit);
     }
     long generation = generations.incrementAndGet();
     int batch = (int) r.promptEmbeds().size(0);
     boolean cfg = r.guidanceScale() > 1 && r.negativePromptEmbeds() != null;
-    int h = r.height() / VAE_SCALE_FACTOR;
-    int w = r.width() / VAE_SCALE_FACTOR;
+    int h = r.height() / vaeScaleFactor;
+    int w = r.width() / vaeScaleFactor;
     try (GenerationGuard.Held held = guard.enter("SD3Pipeline", transformers())) {
       return DenoisingLoop.run("SD3Pipeline", scope -> {
         ScalarType dtype = transformer.dtype();

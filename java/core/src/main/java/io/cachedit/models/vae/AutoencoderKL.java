@@ -64,8 +64,8 @@ public final class AutoencoderKL extends AbstractDiffusersModel implements Compo
     public static Config fromJson(JsonConfig c) {
       Double shift = c.getDouble("shift_factor", Double.NaN);
       return new Config(c.getInt("in_channels", 3), c.getInt("out_channels", 3),
-          strings(c, "down_block_types", List.of("DownEncoderBlock2D")),
-          strings(c, "up_block_types", List.of("UpDecoderBlock2D")), c.getIntArray("block_out_channels", new int[] {64}),
+          c.getStringList("down_block_types", List.of("DownEncoderBlock2D")),
+          c.getStringList("up_block_types", List.of("UpDecoderBlock2D")), c.getIntArray("block_out_channels", new int[] {64}),
           c.getInt("layers_per_block", 1), c.getString("act_fn", "silu"), c.getInt("latent_channels", 4),
           c.getInt("norm_num_groups", 32), sampleSize(c), c.getDouble("scaling_factor", 0.18215),
           shift.isNaN() ? null : shift, c.getBool("use_quant_conv", true), c.getBool("use_post_quant_conv", true),
@@ -73,25 +73,7 @@ public final class AutoencoderKL extends AbstractDiffusersModel implements Compo
     }
 
     private static int sampleSize(JsonConfig c) {
-      String json = c.getObjectJson("sample_size");
-      if (json != null && json.startsWith("[")) {
-        int[] s = c.getIntArray("sample_size", new int[] {32});
-        return s[0];
-      }
-      return c.getInt("sample_size", 32);
-    }
-
-    private static List<String> strings(JsonConfig c, String key, List<String> fallback) {
-      String json = c.getObjectJson(key);
-      if (json == null) {
-        return fallback;
-      }
-      try {
-        return List.of(new com.fasterxml.jackson.databind.ObjectMapper().readValue(json, String[].class));
-      } catch (java.io.IOException e) {
-        throw io.cachedit.error.ConfigException.forField(key, "model config " + c.origin() + ": " + key
-            + " must be a list of block names");
-      }
+      return c.isList("sample_size") ? c.getIntArray("sample_size", new int[] {32})[0] : c.getInt("sample_size", 32);
     }
 
     /** Pixels per latent side: 2 per down block after the first (8 for FLUX and SD3). */

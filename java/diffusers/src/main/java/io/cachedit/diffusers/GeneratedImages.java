@@ -1,0 +1,24 @@
+package io.cachedit.diffusers;
+
+import io.cachedit.image.Images;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * The images of one request, as 8-bit RGB ({@link Images.Image8}) and as the pipeline's float output
+ * ({@code output_type="np"}: [images, height, width, 3] in [0, 1], row-major).
+ */
+public record GeneratedImages(List<Images.Image8> images, float[] pixels, int width, int height) {
+  public GeneratedImages {
+    images = List.copyOf(images);
+  }
+
+  /** Writes image {@code index} as a PNG (atomically). */
+  public void writePng(int index, Path file) {
+    Images.writePng(images.get(index), file);
+  }
+
+  public int count() {
+    return images.size();
+  }
+}
