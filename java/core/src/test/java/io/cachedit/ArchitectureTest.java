@@ -25,6 +25,9 @@ class ArchitectureTest {
       Map.entry("io.cachedit.cli", List.of("*")),
       Map.entry("io.cachedit.server", List.of("io.cachedit", "io.cachedit.cache", "io.cachedit.fashion",
           "io.cachedit.image", "io.cachedit.pipeline", "io.cachedit.quant", "io.cachedit.kernels", "io.cachedit.error")),
+      Map.entry("io.cachedit.diffusers", List.of("io.cachedit.diffusers.text", "io.cachedit.models.*",
+          "io.cachedit.pipeline", "io.cachedit.image", "io.cachedit.io", "io.cachedit.kernels", "io.cachedit.error")),
+      Map.entry("io.cachedit.diffusers.text", List.of("io.cachedit.error")),
       Map.entry("io.cachedit.adapter", List.of("io.cachedit.cache", "io.cachedit.models.*", "io.cachedit.pipeline",
           "io.cachedit.kernels")),
       Map.entry("io.cachedit.pipeline", List.of("io.cachedit.models.*", "io.cachedit.kernels", "io.cachedit.io",
@@ -51,7 +54,7 @@ class ArchitectureTest {
   /** The sources of every module: this one (java/core) and its siblings, and the benchmarks. */
   static List<Path> sourceRoots() {
     return List.of(Path.of("src/main/java"), Path.of("../fashion/src/main/java"), Path.of("../cli/src/main/java"),
-        Path.of("../server/src/main/java"), Path.of("../../bench/src/main/java"));
+        Path.of("../server/src/main/java"), Path.of("../diffusers/src/main/java"), Path.of("../../bench/src/main/java"));
   }
 
   @Test
@@ -89,7 +92,7 @@ class ArchitectureTest {
     Pattern cite = Pattern.compile("docs/algorithms\\.md sections? (\\d+(?:\\.\\d+)?)");
     List<Path> roots = new ArrayList<>(sourceRoots());
     roots.addAll(List.of(Path.of("src/test/java"), Path.of("../fashion/src/test/java"), Path.of("../cli/src/test/java"), Path.of("../server/src/test/java"),
-        docs));
+        Path.of("../diffusers/src/test/java"), docs));
     List<String> problems = new ArrayList<>();
     for (Path root : roots) {
       try (Stream<Path> paths = Files.walk(root)) {

@@ -31,16 +31,17 @@ import picocli.CommandLine.Option;
 
 /** {@code cachedit generate}: images from the bundled model (or another), cached, optionally compared. */
 @Command(name = "generate", mixinStandardHelpOptions = true,
-    description = {"Generates a grid of images for a prompt with the bundled Fashion-MNIST FLUX model.",
+    description = {"Generates a grid of images for a prompt with the bundled Fashion-MNIST FLUX model, or any text "
+        + "prompt with a diffusers pipeline folder (FluxPipeline, StableDiffusion3Pipeline: docs/pipelines.md).",
         "With --compare, also runs uncached with the same seed and reports wall times, speedup, cached steps, and PSNR"
             + " / SSIM of the cached images against the uncached ones."})
 final class GenerateCommand implements Callable<Integer> {
-  @Option(names = "--prompt", required = true, description = "a class name: t-shirt, trouser, pullover, dress, coat,"
-      + " sandal, shirt, sneaker, bag, ankle boot")
+  @Option(names = "--prompt", required = true, description = "bundled model: a class name (t-shirt, trouser, pullover,"
+      + " dress, coat, sandal, shirt, sneaker, bag, ankle boot); diffusers folders: any text")
   String prompt;
 
-  @Option(names = "--n", description = "images (default ${DEFAULT-VALUE})")
-  int n = 16;
+  @Option(names = "--n", description = "images (default 16 for the bundled model, 1 for a diffusers folder)")
+  Integer n;
 
   @Option(names = "--seed", description = "noise seed (default ${DEFAULT-VALUE})")
   long seed = 0;
@@ -48,8 +49,38 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--steps", description = "denoising steps (default ${DEFAULT-VALUE})")
   int steps = 28;
 
-  @Option(names = "--guidance", description = "classifier-free guidance scale, 1 = off (default ${DEFAULT-VALUE})")
-  double guidance = 4.0;
+  @Option(names = "--guidance", description = "guidance scale: classifier-free (bundled model, SD3; 1 = off) or "
+      + "FLUX's guidance embedding (default 4 for the bundled model, 3.5 FLUX, 7 SD3)")
+  Double guidance;
+
+  @Option(names = "--negative-prompt", description = "diffusers folders: the negative prompt (SD3 CFG; FLUX true CFG "
+      + "with --true-cfg > 1)")
+  String negativePrompt;
+
+  @Option(names = "--true-cfg", description = "FLUX folders: true classifier-free guidance scale with "
+      + "--negative-prompt (default ${DEFAULT-VALUE}: off)")
+  double trueCfg = 1.0;
+
+  @Option(names = "--height", description = "diffusers folders: image height in pixels (default: the pipeline's, 1024)")
+  Integer height;
+
+  @Option(names = "--width", description = "diffusers folders: image width in pixels (default: the pipeline's, 1024)")
+  Integer width;
+
+  @Option(names = "--max-sequence-length", description = "diffusers folders: T5 tokens (default FLUX 512, SD3 256)")
+  Integer maxSequenceLength;
+
+  @Option(names = "--dtype", defaultValue = "fp32", description = "diffusers folders: weights dtype fp32, bf16 or "
+      + "fp16 (default ${DEFAULT-VALUE})")
+  String dtype;
+
+  @Option(names = "--transformer", description = "diffusers folders: a replacement transformer (folder or one "
+      + ".safetensors file), as diffusers' transformer= argument")
+  Path transformer;
+
+  @Option(names = "--release-text-encoders", description = "diffusers folders: load the text encoders for each "
+      + "prompt and free them before denoising (less memory, slower)")
+  boolean releaseTextEncoders;
 
   static final class CacheChoice {
     @Option(names = "--cache", completionCandidates = PresetNames.class,
@@ -74,7 +105,8 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--compare", description = "also run uncached and report speedup and PSNR/SSIM")
   boolean compare;
 
-  @Option(names = "--model", description = "model folder (default: the bundled models/fashion-flux)")
+  @Option(names = "--model", description = "model folder: a diffusers pipeline folder (model_index.json) or the "
+      + "bundled layout (default: the bundled models/fashion-flux)")
   Path model;
 
   @Option(names = "--out", required = true, description = "output PNG (a grid of the images)")
@@ -109,13 +141,27 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (n < 1 || n > 1024) {
+    boolean diffusers = model != null && io.cachedit.pipeline.PipelineFolder.isPipelineFolder(model)
+        && io.cachedit.diffusers.Pipelines.SUPPORTED.contains(io.cachedit.pipeline.PipelineFolder.open(model)
+            .pipelineClass());
+    if (!diffusers) {
+      n = n == null ? 16 : n;
+      guidance = guidance == null ? 4.0 : guidance;
+      if (negativePrompt != null || height != null || width != null || maxSequenceLength != null || transformer != null
+          || releaseTextEncoders || trueCfg != 1.0) {
+        throw io.cachedit.error.ConfigException.forField("--model", "--negative-prompt, --true-cfg, --height, --width, "
+            + "--max-sequence-length, --transformer and --release-text-encoders apply to diffusers pipeline folders "
+            + "(FluxPipeline, StableDiffusion3Pipeline); " + (model == null ? "the bundled model" : model)
+            + " is not one");
+      }
+    }
+    if (n != null && (n < 1 || n > 1024)) {
       throw io.cachedit.error.ConfigException.forField("--n", "--n " + n + ": images must be 1..1024");
     }
     if (steps < 1 || steps > 1000) {
       throw io.cachedit.error.ConfigException.forField("--steps", "--steps " + steps + ": steps must be 1..1000");
     }
-    if (!(guidance >= 0 && guidance <= 100)) {  // NaN fails too
+    if (guidance != null && !(guidance >= 0 && guidance <= 100)) {  // NaN fails too
       throw io.cachedit.error.ConfigException.forField("--guidance", "--guidance " + guidance + ": the guidance scale "
           + "must be a finite number in 0..100 (1 = off)");
     }
@@ -130,6 +176,9 @@ final class GenerateCommand implements Callable<Integer> {
     CacheOptions options = QuantizeOption.withoutQuantize(ParallelRun.withoutParallelism(fileOptions));
     if (compare && options == null && quantization == null) {
       throw new IllegalArgumentException("--compare needs --cache, --cache-config or --quantize (there is nothing to compare)");
+    }
+    if (diffusers) {
+      return DiffusersGenerate.run(this, options);
     }
     Path dir = model != null ? model : home().resolve(BundledModel.DEFAULT_DIR);
     PrintStream err = System.err;

@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
     subcommands = {ForwardCommand.class, TrainCommand.class, TrainClassifierCommand.class, LaunchCommand.class,
         ParallelBenchCommand.class, TensorCfgBenchCommand.class,
         MetricsCommand.class, GenerateCommand.class, BenchCommand.class, ServeCommand.class,
-        LoadTestCommand.class, SoakCommand.class})
+        LoadTestCommand.class, SoakCommand.class, TokenizeCommand.class})
 public final class Main implements Runnable {
   @Override
   public void run() {

@@ -71,6 +71,11 @@ final class FluxTextToImage implements TextToImagePipeline {
   }
 
   @Override
+  public int defaultSize() {
+    return 128 * vae.config().scaleFactor();  // FluxPipeline.default_sample_size x vae_scale_factor
+  }
+
+  @Override
   public int sizeMultiple() {
     return denoiser.pixelsPerToken();
   }

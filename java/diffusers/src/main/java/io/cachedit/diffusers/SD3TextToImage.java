@@ -86,6 +86,11 @@ final class SD3TextToImage implements TextToImagePipeline {
   }
 
   @Override
+  public int defaultSize() {
+    return transformer.config().sampleSize() * denoiser.vaeScaleFactor();
+  }
+
+  @Override
   public int sizeMultiple() {
     return denoiser.vaeScaleFactor() * transformer.config().patchSize();
   }

@@ -19,6 +19,9 @@ public interface TextToImagePipeline extends AutoCloseable {
   /** Height and width must be multiples of this (VAE downsampling x packing or patch size). */
   int sizeMultiple();
 
+  /** diffusers' default height and width when the call gives none (1024 for FLUX.1 and SD3). */
+  int defaultSize();
+
   /** Generates {@code request}; {@code onStep} (may be null) hears each finished step's index. */
   GeneratedImages generate(PromptRequest request, IntConsumer onStep);
 

@@ -94,7 +94,8 @@ public final class T5EncoderModel extends AbstractDiffusersModel implements Comp
           new Linear(a.pp("o"), inner, d, false), bias, b.pp("layer").pp(1).get("layer_norm.weight", d),
           new Linear(f.pp(config.gated() ? "wi_0" : "wi"), d, config.dFf(), false),
           config.gated() ? new Linear(f.pp("wi_1"), d, config.dFf(), false) : null,
-          new Linear(f.pp("wo"), config.dFf(), d, false)));
+          // transformers keeps wo in fp32 when loading fp16 (_keep_in_fp32_modules), not bf16
+          new Linear(w.dtype() == ScalarType.Half ? f.pp("wo").fp32() : f.pp("wo"), config.dFf(), d, false)));
     }
     finalNorm = w.get("encoder.final_layer_norm.weight", d);
     finishLoading(w);
@@ -138,7 +139,7 @@ public final class T5EncoderModel extends AbstractDiffusersModel implements Comp
       if (hidden != null) {
         hidden.add(x);
       }
-      Tensor bias = blk.positionBias() != null ? positionBias(blk.positionBias(), s).to(x.scalar_type()) : sharedBias;
+      Tensor bias = blk.positionBias() != null ? positionBias(blk.positionBias(), s) : sharedBias;  // in the table's dtype
       if (!perLayerBias) {
         sharedBias = bias;
       }
