@@ -7,7 +7,7 @@ Run from java/core: python3 src/test/python/make_text_encoder_fixtures.py
 """
 import os, torch
 from safetensors.torch import save_file
-from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel,
+from transformers import (Qwen3Config, Qwen3ForCausalLM, Qwen3Model, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel,
                           UMT5Config, UMT5EncoderModel)
 
 OUT = "src/test/resources/text-encoders"
@@ -47,3 +47,17 @@ mask_long = torch.ones(2, 40, dtype=torch.long); mask_long[1, 25:] = 0
 save("T5EncoderModel", T5EncoderModel(T5Config(**t5, feed_forward_proj="gated-gelu")), ids_long, mask_long, False)
 save("T5EncoderModel-relu", T5EncoderModel(T5Config(**t5, feed_forward_proj="relu")), ids_long, mask_long, True)
 save("UMT5EncoderModel", UMT5EncoderModel(UMT5Config(**t5, feed_forward_proj="gated-gelu")), ids_long, mask_long, True)
+qwen = dict(vocab_size=100, hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=64, rope_theta=1000000.0)
+save("Qwen3Model", Qwen3Model(Qwen3Config(**qwen)), ids_long, mask_long, True)
+lm = Qwen3ForCausalLM(Qwen3Config(**qwen, tie_word_embeddings=False)).eval()
+d = os.path.join(OUT, "Qwen3ForCausalLM")
+lm.save_pretrained(d)
+with torch.no_grad():
+    o = lm.model(input_ids=ids_long, attention_mask=mask_long, output_hidden_states=True)
+exp = {"last_hidden_state": o.last_hidden_state.clone().contiguous()}
+for i, h in enumerate(o.hidden_states):
+    exp[f"hidden_states.{i}"] = h.clone().contiguous()
+save_file({"input_ids": ids_long, "attention_mask": mask_long}, os.path.join(d, "inputs.safetensors"))
+save_file(exp, os.path.join(d, "expected.safetensors"))
+print("Qwen3ForCausalLM", len(exp))

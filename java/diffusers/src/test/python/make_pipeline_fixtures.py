@@ -7,9 +7,9 @@ Run from java/diffusers after make_tokenizer_fixtures.py: python3 src/test/pytho
 """
 import json, os, shutil, torch
 from safetensors.torch import save_file
-from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
+from diffusers import (ZImagePipeline, ZImageTransformer2DModel, AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
                        SD3Transformer2DModel, StableDiffusion3Pipeline)
-from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
+from transformers import (Qwen2Tokenizer, Qwen3Config, Qwen3Model, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
                           T5EncoderModel, T5Tokenizer)
 
 OUT = "src/test/resources/pipelines"
@@ -115,9 +115,33 @@ def vae_reference():
     save_file({"z": z, "x": x}, os.path.join(d, "inputs.safetensors"))
     save_file({k: t.clone().contiguous() for k, t in out.items()}, os.path.join(d, "expected.safetensors"))
 
+def zimage():
+    d = os.path.join(OUT, "zimage")
+    shutil.rmtree(d, ignore_errors=True)
+    transformer = ZImageTransformer2DModel(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=4, dim=32, n_layers=2,
+                                           n_refiner_layers=1, n_heads=2, n_kv_heads=2, cap_feat_dim=32,
+                                           axes_dims=[8, 4, 4], axes_lens=[64, 32, 32]).eval()
+    text_encoder = Qwen3Model(Qwen3Config(vocab_size=503, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+                                          num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                                          max_position_embeddings=128)).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=False)
+    pipe = ZImagePipeline(scheduler=scheduler, vae=vae(4), text_encoder=text_encoder,
+                          tokenizer=Qwen2Tokenizer.from_pretrained(os.path.join(TOK, "qwen2")), transformer=transformer)
+    pipe.save_pretrained(d)
+    pipe = ZImagePipeline.from_pretrained(d)
+    expect(pipe, d, [
+        dict(prompt="a photo of a cat", height=32, width=32, num_inference_steps=4, guidance_scale=0.0,
+             max_sequence_length=64, seed=0),
+        dict(prompt="a photo of a cat", negative_prompt="blurry", height=32, width=48, num_inference_steps=3,
+             guidance_scale=4.0, max_sequence_length=64, num_images_per_prompt=2, seed=13),
+        dict(prompt="An astronaut 🐱", height=32, width=32, num_inference_steps=3, guidance_scale=1.0,
+             max_sequence_length=64, seed=21),
+    ])
+
 vae_reference()
 flux()
 sd3()
+zimage()
 for root, _, files in os.walk(OUT):
     for f in files:
         print(os.path.join(root, f), os.path.getsize(os.path.join(root, f)))

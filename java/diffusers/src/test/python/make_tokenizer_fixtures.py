@@ -6,7 +6,13 @@ Run from java/diffusers: python3 src/test/python/make_tokenizer_fixtures.py
 import json, os, shutil, io
 import sentencepiece as spm
 from tokenizers import Tokenizer, Regex, models, normalizers, pre_tokenizers, trainers
-from transformers import CLIPTokenizer, T5Tokenizer
+from transformers import CLIPTokenizer, Qwen2Tokenizer, T5Tokenizer
+
+# Qwen3's chat template reduced to what a one-message prompt renders (Z-Image renders exactly this)
+CHATML = ("{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+          "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}"
+          "{%- endif %}{%- endif %}")
 
 OUT = "src/test/resources/tokenizers"
 CORPUS = """A photo of a cat sitting on a red sofa, highly detailed, 4k.
@@ -90,8 +96,40 @@ def clip_folder():
                    "do_lower_case": True}, f, indent=2)
     return {"clip": CLIPTokenizer.from_pretrained(d)}
 
+QWEN2_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+def qwen_folder():
+    d = os.path.join(OUT, "qwen2")
+    os.makedirs(d, exist_ok=True)
+    tok = Tokenizer(models.BPE(unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False,
+                               byte_fallback=False))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=500, special_tokens=[], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    tok.train_from_iterator(CORPUS.splitlines(), trainer)
+    m = json.loads(tok.to_str())["model"]
+    vocab = dict(m["vocab"])
+    with open(os.path.join(d, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(vocab, f, ensure_ascii=False)
+    merges = [" ".join(x) if isinstance(x, list) else x for x in m["merges"]]
+    with open(os.path.join(d, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
+    n = len(vocab)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "Qwen2Tokenizer", "model_max_length": 131072, "eos_token": "<|im_end|>",
+                   "pad_token": "<|endoftext|>", "unk_token": None, "bos_token": None, "chat_template": CHATML,
+                   "added_tokens_decoder": {str(n + i): {"content": t, "lstrip": False, "normalized": False,
+                       "rstrip": False, "single_word": False, "special": True} for i, t in enumerate(specials)}},
+                  f, indent=2)
+    return {"qwen2": Qwen2Tokenizer.from_pretrained(d)}
+
 def main():
     toks = {}
+    toks.update(qwen_folder())
     toks.update(spm_folder())
     toks.update(clip_folder())
     cases = []
@@ -103,6 +141,14 @@ def main():
                 enc = tok(text, **kw)
                 cases.append({"tokenizer": name, "text": text, "options": kw,
                               "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+    qwen = toks["qwen2"]
+    for text in TEXTS[:6]:
+        rendered = qwen.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                            add_generation_prompt=True, enable_thinking=True)
+        enc = qwen(rendered, padding="max_length", max_length=48, truncation=True)
+        cases.append({"tokenizer": "qwen2", "text": text, "chat": True, "rendered": rendered,
+                      "options": {"padding": "max_length", "max_length": 48, "truncation": True},
+                      "input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
         json.dump(cases, f, ensure_ascii=False, indent=0)
     print(len(cases), "cases")

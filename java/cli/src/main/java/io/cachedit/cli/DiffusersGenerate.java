@@ -27,9 +27,13 @@ import java.util.Locale;
 final class DiffusersGenerate {
   private DiffusersGenerate() {}
 
-  /** FLUX.1's and SD3's default guidance, as their diffusers pipelines have it. */
+  /** Each pipeline's default guidance, as its diffusers pipeline has it. */
   static double defaultGuidance(String pipelineClass) {
-    return pipelineClass.equals("FluxPipeline") ? 3.5 : 7.0;
+    return switch (pipelineClass) {
+      case "FluxPipeline" -> 3.5;
+      case "ZImagePipeline" -> 5.0;
+      default -> 7.0;
+    };
   }
 
   static int run(GenerateCommand c, CacheOptions options) throws Exception {

@@ -32,7 +32,8 @@ import picocli.CommandLine.Option;
 /** {@code cachedit generate}: images from the bundled model (or another), cached, optionally compared. */
 @Command(name = "generate", mixinStandardHelpOptions = true,
     description = {"Generates a grid of images for a prompt with the bundled Fashion-MNIST FLUX model, or any text "
-        + "prompt with a diffusers pipeline folder (FluxPipeline, StableDiffusion3Pipeline: docs/pipelines.md).",
+        + "prompt with a diffusers pipeline folder (FluxPipeline, StableDiffusion3Pipeline, ZImagePipeline: "
+        + "docs/pipelines.md).",
         "With --compare, also runs uncached with the same seed and reports wall times, speedup, cached steps, and PSNR"
             + " / SSIM of the cached images against the uncached ones."})
 final class GenerateCommand implements Callable<Integer> {
@@ -50,7 +51,7 @@ final class GenerateCommand implements Callable<Integer> {
   int steps = 28;
 
   @Option(names = "--guidance", description = "guidance scale: classifier-free (bundled model, SD3; 1 = off) or "
-      + "FLUX's guidance embedding (default 4 for the bundled model, 3.5 FLUX, 7 SD3)")
+      + "FLUX's guidance embedding (default 4 for the bundled model, 3.5 FLUX, 7 SD3, 5 Z-Image; Z-Image: > 0 is CFG)")
   Double guidance;
 
   @Option(names = "--negative-prompt", description = "diffusers folders: the negative prompt (SD3 CFG; FLUX true CFG "
@@ -151,7 +152,7 @@ final class GenerateCommand implements Callable<Integer> {
           || releaseTextEncoders || trueCfg != 1.0) {
         throw io.cachedit.error.ConfigException.forField("--model", "--negative-prompt, --true-cfg, --height, --width, "
             + "--max-sequence-length, --transformer and --release-text-encoders apply to diffusers pipeline folders "
-            + "(FluxPipeline, StableDiffusion3Pipeline); " + (model == null ? "the bundled model" : model)
+            + "(" + String.join(", ", io.cachedit.diffusers.Pipelines.SUPPORTED) + "); " + (model == null ? "the bundled model" : model)
             + " is not one");
       }
     }

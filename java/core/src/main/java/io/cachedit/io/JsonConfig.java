@@ -66,6 +66,8 @@ public final class JsonConfig {
     }
     r.put("num_hidden_layers", new long[] {0, 1024});
     r.put("num_heads", new long[] {1, 1024});
+    r.put("num_key_value_heads", new long[] {1, 1024});
+    r.put("head_dim", new long[] {2, 4096});
     r.put("layers_per_block", new long[] {0, 64});
     r.put("max_position_embeddings", new long[] {1, 1 << 20});
     r.put("relative_attention_num_buckets", new long[] {2, 4096});

@@ -18,11 +18,13 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * Z-Image / Z-Image-Turbo sampling from caption features (diffusers' {@code ZImagePipeline} without the
- * text encoder and VAE): fp32 latents [B, 16, H/8, W/8], the scheduler's schedule down to sigma 0 with
- * its shift (mu from the image sequence length when dynamic), the model fed {@code 1 - sigma} and its
- * output negated, classifier-free guidance batched as [positive; negative] with
- * {@code pos + scale * (pos - neg)}, optional truncation (no CFG once {@code 1 - sigma} exceeds it) and
- * renormalisation (the guided norm capped at that multiple of the positive one). Returns latents.
+ * text encoder and VAE): fp32 latents [B, 16, H/8, W/8], the schedule {@code linspace(1, 1/N, N)} with
+ * the scheduler's shift (mu from the image sequence length when dynamic) and a final 0, the model fed
+ * {@code 1 - sigma} and its output negated, classifier-free guidance (any scale > 0 with negative
+ * captions) batched as [positive; negative] with {@code pos + scale * (pos - neg)}, optional truncation
+ * (no CFG once {@code 1 - sigma} exceeds it) and renormalisation (the guided norm capped at that
+ * multiple of the positive one). Returns latents. As diffusers 0.39+ runs it: earlier releases enabled
+ * CFG only above 1 and ended the schedule with a second zero step.
  */
 public final class ZImagePipeline implements DiffusionPipeline {
   private final GenerationGuard guard = new GenerationGuard();
@@ -38,9 +40,25 @@ public final class ZImagePipeline implements DiffusionPipeline {
   private final FlowMatchEulerScheduler scheduler;
   private final AtomicLong generations = new AtomicLong();
 
+  private final int vaeScaleFactor;
+
   public ZImagePipeline(ZImageTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
+    this(transformer, scheduler, VAE_SCALE_FACTOR);
+  }
+
+  /** With the downsampling of another VAE ({@code 2^(len(block_out_channels) - 1)}). */
+  public ZImagePipeline(ZImageTransformer2DModel transformer, FlowMatchEulerScheduler scheduler, int vaeScaleFactor) {
+    if (vaeScaleFactor < 1) {
+      throw new IllegalArgumentException("vae scale factor must be >= 1, got " + vaeScaleFactor);
+    }
     this.transformer = transformer;
     this.scheduler = scheduler;
+    this.vaeScaleFactor = vaeScaleFactor;
+  }
+
+  /** Pixels per latent side. */
+  public int vaeScaleFactor() {
+    return vaeScaleFactor;
   }
 
   public ZImageTransformer2DModel transformer() {
@@ -55,8 +73,8 @@ public final class ZImagePipeline implements DiffusionPipeline {
   /**
    * @param promptEmbeds one [L_i, cap_feat_dim] per image
    * @param negativePromptEmbeds one per image, or null (then no CFG)
-   * @param height pixels (multiple of 16)
-   * @param width pixels (multiple of 16)
+   * @param height pixels (multiple of 2 x VAE scale x patch size: 16 for Z-Image)
+   * @param width pixels (same)
    * @param steps inference steps
    * @param guidanceScale CFG scale (Z-Image: 5; Turbo: 0 = off)
    * @param cfgNormalization cap of the guided norm relative to the positive one (0 = off)
@@ -66,8 +84,8 @@ public final class ZImagePipeline implements DiffusionPipeline {
   public record Request(List<Tensor> promptEmbeds, List<Tensor> negativePromptEmbeds, int height, int width, int steps,
       double guidanceScale, double cfgNormalization, double cfgTruncation, long seed) {
     public Request {
-      if (height % 16 != 0 || width % 16 != 0 || height <= 0 || width <= 0 || steps < 1) {
-        throw new IllegalArgumentException("height and width must be positive multiples of 16, steps >= 1");
+      if (height <= 0 || width <= 0 || steps < 1) {
+        throw new IllegalArgumentException("height and width must be positive, steps >= 1");
       }
       promptEmbeds = List.copyOf(promptEmbeds);
       if (negativePromptEmbeds != null && negativePromptEmbeds.size() != promptEmbeds.size()) {
@@ -80,9 +98,14 @@ public final class ZImagePipeline implements DiffusionPipeline {
   public Tensor generate(Request r, IntConsumer onStep) {
     long generation = generations.incrementAndGet();
     int batch = r.promptEmbeds().size();
-    boolean cfg = r.guidanceScale() > 1 && r.negativePromptEmbeds() != null;
-    int h = 2 * (r.height() / (VAE_SCALE_FACTOR * 2));
-    int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
+    int unit = vaeScaleFactor * 2;  // the latent must split into 2x2 patches
+    if (r.height() % unit != 0 || r.width() % unit != 0) {
+      throw new IllegalArgumentException("height and width must be multiples of " + unit + ", got " + r.height() + "x"
+          + r.width());
+    }
+    boolean cfg = r.guidanceScale() > 0 && r.negativePromptEmbeds() != null;
+    int h = 2 * (r.height() / (vaeScaleFactor * 2));
+    int w = 2 * (r.width() / (vaeScaleFactor * 2));
     int channels = transformer.config().inChannels();
     try (GenerationGuard.Held held = guard.enter("ZImagePipeline", transformers())) {
       return DenoisingLoop.run("ZImagePipeline", scope -> {
@@ -99,11 +122,11 @@ public final class ZImagePipeline implements DiffusionPipeline {
           }
         }
         double mu = scheduler.mu((h / 2) * (w / 2));
-        double[] sigmas = scheduler.sigmas(r.steps(), scheduler.defaultSigmas(r.steps(), 0.0), mu);
+        double[] sigmas = scheduler.sigmas(r.steps(), FlowMatchEulerScheduler.linspaceToOneOver(r.steps()), mu);
         double[] timesteps = scheduler.timesteps(sigmas);
         DenoisingLoop.Velocity velocity = (i, latentsNow) -> {
           float tNorm = (1000f - (float) timesteps[i]) / 1000f;
-          boolean applyCfg = cfg && !(r.cfgTruncation() <= 1 && tNorm > r.cfgTruncation());
+          boolean applyCfg = cfg && !(r.cfgTruncation() <= 1 && tNorm > r.cfgTruncation());  // diffusers: guidance -> 0
           int calls = applyCfg ? 2 * batch : batch;
           Tensor x = latentsNow.to(transformer.dtype());
           List<Tensor> images = new ArrayList<>();

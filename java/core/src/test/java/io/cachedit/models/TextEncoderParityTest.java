@@ -26,7 +26,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 class TextEncoderParityTest {
   @ParameterizedTest
   @ValueSource(strings = {"CLIPTextModel", "CLIPTextModel-eos", "CLIPTextModelWithProjection", "T5EncoderModel",
-      "T5EncoderModel-relu", "UMT5EncoderModel"})
+      "T5EncoderModel-relu", "UMT5EncoderModel", "Qwen3Model", "Qwen3ForCausalLM"})
   void outputsEqualTransformers(String name) {
     Path dir = Path.of("src/test/resources/text-encoders", name);
     try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard();

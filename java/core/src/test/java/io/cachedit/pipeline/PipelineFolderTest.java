@@ -99,7 +99,7 @@ class PipelineFolderTest {
     assertTrue(ModelRegistry.defaults().supports("TinyVae"), "the test provider is found by ServiceLoader");
     ModelRegistry plain = ModelRegistry.builder().builtins().build();
     assertFalse(plain.supports("TinyVae"));
-    assertEquals(7, plain.supported().size());
+    assertEquals(14, plain.supported().size(), "7 transformer families, 4 text encoder classes + 2 aliases, AutoencoderKL: " + plain.supported());
     UnsupportedModelException e = assertThrows(UnsupportedModelException.class,
         () -> plain.random("{\"_class_name\": \"TinyVae\"}", 1, ScalarType.Float));
     assertTrue(e.getMessage().contains("TinyVae") && e.getMessage().contains("WanTransformer3DModel"), e.getMessage());

@@ -22,7 +22,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class PipelineParityTest {
   @ParameterizedTest
-  @ValueSource(strings = {"flux", "sd3"})
+  @ValueSource(strings = {"flux", "sd3", "zimage"})
   void imagesEqualDiffusers(String name) throws Exception {
     Path dir = Path.of("src/test/resources/pipelines", name);
     JsonNode runs = new ObjectMapper().readTree(Files.readString(dir.resolve("expected.json")));
@@ -59,6 +59,10 @@ class PipelineParityTest {
 
   /** The seeds of the runs, in make_pipeline_fixtures.py. */
   static long[] seeds(Path dir) {
-    return dir.getFileName().toString().equals("flux") ? new long[] {0, 7, 3} : new long[] {0, 11, 5};
+    return switch (dir.getFileName().toString()) {
+      case "flux" -> new long[] {0, 7, 3};
+      case "sd3" -> new long[] {0, 11, 5};
+      default -> new long[] {0, 13, 21};
+    };
   }
 }

@@ -72,8 +72,11 @@ public final class TextTokenizer implements AutoCloseable {
   private final Map<Integer, HuggingFaceTokenizer> byMaxLength = new ConcurrentHashMap<>();
   private volatile boolean closed;
 
+  private final String chatTemplate;
+
   private TextTokenizer(Path dir, String tokenizerClass, String json, int modelMaxLength, boolean padLeft,
-      long padTokenId) {
+      long padTokenId, String chatTemplate) {
+    this.chatTemplate = chatTemplate;
     this.dir = dir;
     this.tokenizerClass = tokenizerClass;
     this.json = json;
@@ -107,6 +110,9 @@ public final class TextTokenizer implements AutoCloseable {
     }
     ObjectNode built;
     List<TokenizerJson.Added> added = addedTokens(config, configFile);
+    if (Files.isRegularFile(tokenizerJson) && !cls.isEmpty()) {  // a class re-wrapping tokenizer.json keeps its added tokens
+      added.addAll(0, TokenizerJson.addedTokens(TokenizerJson.readJson(tokenizerJson)));
+    }
     switch (cls) {
       case "CLIPTokenizer" -> {
         String bos = token(config, "bos_token", "<|startoftext|>");
@@ -153,6 +159,28 @@ public final class TextTokenizer implements AutoCloseable {
         }
         built = TokenizerJson.t5(v, added, eos);
       }
+      case "Qwen2Tokenizer" -> {
+        String eos = token(config, "eos_token", "<|endoftext|>");
+        String unk = token(config, "unk_token", "<|endoftext|>");
+        String pad = token(config, "pad_token", "<|endoftext|>");
+        String bos = token(config, "bos_token", null);
+        ObjectNode model;
+        if (Files.isRegularFile(tokenizerJson)) {
+          model = TokenizerJson.bpeFromTokenizerJson(TokenizerJson.readJson(tokenizerJson), tokenizerJson, null, "");
+        } else if (Files.isRegularFile(vocab) && Files.isRegularFile(merges)) {
+          model = TokenizerJson.bpeFromFiles(vocab, merges, null, "");
+        } else {
+          throw new WeightLoadException(dir + " holds a Qwen2Tokenizer but neither tokenizer.json nor vocab.json + "
+              + "merges.txt; copy the tokenizer folder whole");
+        }
+        for (String s : new String[] {bos, eos, unk, pad}) {
+          if (s != null) {
+            added.add(TokenizerJson.Added.special(s));
+          }
+        }
+        addSpecialList(config, added);
+        built = TokenizerJson.qwen2(model, added);
+      }
       default -> {
         if (!Files.isRegularFile(tokenizerJson)) {
           throw new WeightLoadException(dir + ": tokenizer class \"" + cls + "\" is read from tokenizer.json, which is "
@@ -173,10 +201,21 @@ public final class TextTokenizer implements AutoCloseable {
         : switch (cls) {
           case "CLIPTokenizer" -> "<|endoftext|>";
           case "T5Tokenizer", "UMT5Tokenizer" -> "<pad>";
+          case "Qwen2Tokenizer" -> "<|endoftext|>";
           default -> null;
         };
     long padId = padToken == null ? 0 : TokenizerJson.idOf(built, padToken);
-    TextTokenizer t = new TextTokenizer(dir, cls.isEmpty() ? "tokenizer.json" : cls, text, maxLength, left, padId);
+    String template = config.path("chat_template").isTextual() ? config.get("chat_template").asText() : null;
+    Path templateFile = dir.resolve("chat_template.jinja");  // where transformers 5 saves it
+    if (template == null && Files.isRegularFile(templateFile)) {
+      try {
+        template = Files.readString(templateFile);
+      } catch (IOException e) {
+        throw new WeightLoadException("cannot read " + templateFile + ": " + e.getMessage(), e);
+      }
+    }
+    TextTokenizer t = new TextTokenizer(dir, cls.isEmpty() ? "tokenizer.json" : cls, text, maxLength, left, padId,
+        template);
     t.tokenizer(UNLIMITED);  // parse now: a malformed vocabulary fails at load, naming the folder
     return t;
   }
@@ -267,6 +306,35 @@ public final class TextTokenizer implements AutoCloseable {
     return json;
   }
 
+  /** The folder's chat template (tokenizer_config.json {@code chat_template} or chat_template.jinja), or null. */
+  public String chatTemplate() {
+    return chatTemplate;
+  }
+
+  /**
+   * {@code apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+   * add_generation_prompt=True, enable_thinking=...)} for the ChatML templates of Qwen2, Qwen2.5 and
+   * Qwen3 (the chat templates the pipelines' tokenizers ship); other templates are refused, naming
+   * the folder. Qwen2.5's default system message is added when its template has one.
+   */
+  public String applyChatTemplate(String userContent, boolean enableThinking) {
+    if (chatTemplate == null || !chatTemplate.contains("<|im_start|>")) {
+      throw new io.cachedit.error.UnsupportedModelException("the tokenizer in " + dir + " has "
+          + (chatTemplate == null ? "no chat template" : "a chat template that is not ChatML (<|im_start|>)")
+          + "; cachedit renders the ChatML templates of Qwen tokenizers");
+    }
+    StringBuilder out = new StringBuilder();
+    String qwen25System = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+    if (chatTemplate.contains(qwen25System)) {
+      out.append("<|im_start|>system\n").append(qwen25System).append("<|im_end|>\n");
+    }
+    out.append("<|im_start|>user\n").append(userContent).append("<|im_end|>\n<|im_start|>assistant\n");
+    if (!enableThinking && chatTemplate.contains("enable_thinking")) {
+      out.append("<think>\n\n</think>\n\n");
+    }
+    return out.toString();
+  }
+
   /** Token ids of {@code text} with special tokens, neither truncated nor padded. */
   public long[] ids(String text) {
     return encode(text, Padding.NONE, null, false).inputIds();
@@ -316,6 +384,7 @@ public final class TextTokenizer implements AutoCloseable {
       if (n != UNLIMITED) {
         options.put("maxLength", Integer.toString(n));
       }
+      options.put("modelMaxLength", Integer.toString(Integer.MAX_VALUE));  // DJL would cap maxLength at 512
       try {
         return HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)), options);
       } catch (IOException | RuntimeException e) {

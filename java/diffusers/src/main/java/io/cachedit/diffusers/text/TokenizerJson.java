@@ -27,6 +27,8 @@ import java.util.Map;
 final class TokenizerJson {
   static final ObjectMapper JSON = new ObjectMapper();
   private static final JsonNodeFactory F = JsonNodeFactory.instance;
+  /** Qwen2's pre-tokenisation split (transformers' PRETOKENIZE_REGEX for Qwen2Tokenizer). */
+  static final String QWEN2_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
   static final String CLIP_PATTERN =
       "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
 
@@ -38,10 +40,27 @@ final class TokenizerJson {
 
   /** An added (special) token of the tokenizer. */
   record Added(String content, boolean special, boolean normalized, boolean lstrip, boolean rstrip,
-      boolean singleWord) {
+      boolean singleWord, Integer id) {
+    Added(String content, boolean special, boolean normalized, boolean lstrip, boolean rstrip, boolean singleWord) {
+      this(content, special, normalized, lstrip, rstrip, singleWord, null);
+    }
+
     static Added special(String content) {
       return new Added(content, true, false, false, false, false);
     }
+  }
+
+  /** The {@code added_tokens} of a tokenizer.json, with their ids and flags (transformers 5 saves them there). */
+  static List<Added> addedTokens(JsonNode file) {
+    List<Added> out = new ArrayList<>();
+    for (JsonNode t : file.path("added_tokens")) {
+      if (t.path("content").isTextual()) {
+        out.add(new Added(t.get("content").asText(), t.path("special").asBoolean(true),
+            t.path("normalized").asBoolean(false), t.path("lstrip").asBoolean(false), t.path("rstrip").asBoolean(false),
+            t.path("single_word").asBoolean(false), t.path("id").canConvertToInt() ? t.get("id").asInt() : null));
+      }
+    }
+    return out;
   }
 
   static JsonNode readJson(Path file) {
@@ -66,6 +85,11 @@ final class TokenizerJson {
 
   /** CLIP's byte-level BPE from {@code vocab.json} and {@code merges.txt}. */
   static ObjectNode bpeFromFiles(Path vocabFile, Path mergesFile, String unkToken) {
+    return bpeFromFiles(vocabFile, mergesFile, unkToken, "</w>");
+  }
+
+  /** A byte-level BPE from {@code vocab.json} and {@code merges.txt}; {@code suffix} ends each word. */
+  static ObjectNode bpeFromFiles(Path vocabFile, Path mergesFile, String unkToken, String suffix) {
     JsonNode vocab = readJson(vocabFile);
     for (Iterator<Map.Entry<String, JsonNode>> it = vocab.fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
@@ -93,16 +117,20 @@ final class TokenizerJson {
       }
       merges.add(F.arrayNode().add(pair[0]).add(pair[1]));
     }
-    return bpe(vocab, merges, unkToken);
+    return bpe(vocab, merges, unkToken, suffix);
   }
 
-  private static ObjectNode bpe(JsonNode vocab, JsonNode merges, String unkToken) {
+  private static ObjectNode bpe(JsonNode vocab, JsonNode merges, String unkToken, String suffix) {
     ObjectNode m = F.objectNode();
     m.put("type", "BPE");
     m.putNull("dropout");
-    m.put("unk_token", unkToken);
+    if (unkToken == null) {
+      m.putNull("unk_token");
+    } else {
+      m.put("unk_token", unkToken);
+    }
     m.put("continuing_subword_prefix", "");
-    m.put("end_of_word_suffix", "</w>");
+    m.put("end_of_word_suffix", suffix);
     m.put("fuse_unk", false);
     m.put("byte_fallback", false);
     m.put("ignore_merges", false);
@@ -113,9 +141,15 @@ final class TokenizerJson {
 
   /** A BPE vocabulary and merges taken from a {@code tokenizer.json}, re-wrapped as CLIP's model. */
   static ObjectNode bpeFromTokenizerJson(JsonNode file, Path origin, String unkToken) {
+    return bpeFromTokenizerJson(file, origin, unkToken, "</w>");
+  }
+
+  /** A BPE vocabulary and merges from a {@code tokenizer.json}, re-wrapped with {@code suffix}. */
+  static ObjectNode bpeFromTokenizerJson(JsonNode file, Path origin, String unkToken, String suffix) {
     JsonNode model = file.path("model");
     if (!"BPE".equals(model.path("type").asText("BPE")) || !model.path("vocab").isObject()) {
-      throw new WeightLoadException(origin + ": model must be a BPE model with a vocab object for a CLIP tokenizer");
+      throw new WeightLoadException(origin + ": model must be a BPE model with a vocab object for a byte-level BPE "
+          + "tokenizer (CLIP, Qwen2)");
     }
     ArrayNode merges = F.arrayNode();
     for (JsonNode merge : model.path("merges")) {
@@ -126,7 +160,7 @@ final class TokenizerJson {
         merges.add(merge);
       }
     }
-    return bpe(model.get("vocab"), merges, unkToken);
+    return bpe(model.get("vocab"), merges, unkToken, suffix);
   }
 
   /** A unigram model from SentencePiece pieces plus T5's sentinel tokens, as transformers converts it. */
@@ -210,6 +244,21 @@ final class TokenizerJson {
     return root;
   }
 
+  /** Qwen2's pipeline (Qwen2, Qwen2.5, Qwen3): NFC, Qwen's split (isolated), byte level; no special tokens added. */
+  static ObjectNode qwen2(ObjectNode model, List<Added> added) {
+    ObjectNode root = root(model, added);
+    root.set("normalizer", F.objectNode().put("type", "NFC"));
+    ArrayNode pre = F.arrayNode();
+    pre.add(F.objectNode().put("type", "Split").<ObjectNode>set("pattern", F.objectNode().put("Regex", QWEN2_PATTERN))
+        .put("behavior", "Isolated").put("invert", false));
+    pre.add(F.objectNode().put("type", "ByteLevel").put("add_prefix_space", false).put("trim_offsets", true)
+        .put("use_regex", false));
+    root.set("pre_tokenizer", F.objectNode().put("type", "Sequence").set("pretokenizers", pre));
+    root.set("decoder", F.objectNode().put("type", "ByteLevel").put("add_prefix_space", true).put("trim_offsets", true)
+        .put("use_regex", true));
+    return root;
+  }
+
   /** T5's pipeline: the precompiled normaliser, whitespace split + metaspace, {@code $A </s>}. */
   static ObjectNode t5(Vocabulary v, List<Added> added, String eos) {
     ObjectNode root = root(v.model(), added);
@@ -250,11 +299,12 @@ final class TokenizerJson {
       if (a.content() == null || seen.put(a.content(), true) != null) {
         continue;
       }
-      Integer id = ids.get(a.content());
+      Integer id = a.id() != null ? a.id() : ids.get(a.content());
       if (id == null) {
         id = next++;
-        ids.put(a.content(), id);
       }
+      ids.put(a.content(), id);
+      next = Math.max(next, id + 1);
       entries.add(F.objectNode().put("id", id).put("content", a.content()).put("single_word", a.singleWord())
           .put("lstrip", a.lstrip()).put("rstrip", a.rstrip()).put("normalized", a.normalized())
           .put("special", a.special()));
