@@ -7,9 +7,9 @@ Run from java/diffusers after make_tokenizer_fixtures.py: python3 src/test/pytho
 """
 import json, os, shutil, torch
 from safetensors.torch import save_file
-from diffusers import (ZImagePipeline, ZImageTransformer2DModel, AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
+from diffusers import (AutoencoderKLQwenImage, QwenImagePipeline, QwenImageTransformer2DModel, AutoencoderKLWan, ZImagePipeline, ZImageTransformer2DModel, AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
                        SD3Transformer2DModel, StableDiffusion3Pipeline)
-from transformers import (Qwen2Tokenizer, Qwen3Config, Qwen3Model, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
+from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer, Qwen3Config, Qwen3Model, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
                           T5EncoderModel, T5Tokenizer)
 
 OUT = "src/test/resources/pipelines"
@@ -138,10 +138,64 @@ def zimage():
              max_sequence_length=64, seed=21),
     ])
 
+def wan_vae(attn_scales=()):
+    return AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=list(attn_scales),
+                            temperal_downsample=[False, True, True], latents_mean=[0.1, -0.2, 0.3, 0.05],
+                            latents_std=[1.5, 0.8, 2.0, 1.1]).eval()
+
+def wan_vae_reference():
+    # attn_scales stays empty: diffusers' encoder cannot run attention blocks in its down path (it passes them
+    # the frame cache), and no released Wan VAE has any
+    for name, attn in (("AutoencoderKLWan", ()),):
+        d = os.path.join("../core/src/test/resources/vae", name)
+        shutil.rmtree(d, ignore_errors=True)
+        v = wan_vae(attn)
+        v.save_pretrained(d)
+        z = torch.randn(1, 4, 3, 4, 4)
+        x = torch.rand(1, 3, 9, 32, 32) * 2 - 1
+        with torch.no_grad():
+            out = {"decode.sample": v.decode(z).sample}
+            dist = v.encode(x).latent_dist
+            out["encode.mean"], out["encode.logvar"], out["encode.std"] = dist.mean, dist.logvar, dist.std
+        save_file({"z": z, "x": x}, os.path.join(d, "inputs.safetensors"))
+        save_file({k: t.clone().contiguous() for k, t in out.items()}, os.path.join(d, "expected.safetensors"))
+
+def qwenimage():
+    d = os.path.join(OUT, "qwenimage")
+    shutil.rmtree(d, ignore_errors=True)
+    transformer = QwenImageTransformer2DModel(patch_size=2, in_channels=16, out_channels=4, num_layers=2,
+                                              attention_head_dim=8, num_attention_heads=2, joint_attention_dim=32,
+                                              guidance_embeds=False, axes_dims_rope=(2, 2, 4)).eval()
+    cfg = Qwen2_5_VLConfig(text_config=dict(vocab_size=503, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                            rope_theta=1000000.0,
+                                            rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]}),
+                           vision_config=dict(depth=1, hidden_size=16, num_heads=2, intermediate_size=32,
+                                              out_hidden_size=32, fullatt_block_indexes=[0]))
+    text_encoder = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    vae = AutoencoderKLQwenImage(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+                                 temperal_downsample=[False, True, True], latents_mean=[0.1, -0.2, 0.3, 0.05],
+                                 latents_std=[1.5, 0.8, 2.0, 1.1]).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=True,
+                                                base_shift=0.5, max_shift=0.9, base_image_seq_len=256,
+                                                max_image_seq_len=8192, shift_terminal=0.02,
+                                                time_shift_type="exponential")
+    pipe = QwenImagePipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder,
+                             tokenizer=Qwen2Tokenizer.from_pretrained(os.path.join(TOK, "qwen2")), transformer=transformer)
+    pipe.save_pretrained(d)
+    pipe = QwenImagePipeline.from_pretrained(d)
+    expect(pipe, d, [
+        dict(prompt="a photo of a cat", height=32, width=32, num_inference_steps=4, true_cfg_scale=1.0, seed=0),
+        dict(prompt="a photo of a cat", negative_prompt="blurry", height=32, width=48, num_inference_steps=3,
+             true_cfg_scale=4.0, num_images_per_prompt=2, seed=17),
+    ])
+
+wan_vae_reference()
 vae_reference()
 flux()
 sd3()
 zimage()
+qwenimage()
 for root, _, files in os.walk(OUT):
     for f in files:
         print(os.path.join(root, f), os.path.getsize(os.path.join(root, f)))

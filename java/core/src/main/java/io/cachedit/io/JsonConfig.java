@@ -265,6 +265,18 @@ public final class JsonConfig {
     return List.copyOf(out);
   }
 
+  /** The JSON text of list {@code key}, or null if absent. */
+  public String getListJson(String key) {
+    JsonNode n = node(key);
+    if (n == null) {
+      return null;
+    }
+    if (!n.isArray()) {
+      throw wrong(key, "a list");
+    }
+    return n.toString();
+  }
+
   /** Whether {@code key} is present and holds a list. */
   public boolean isList(String key) {
     JsonNode n = root.get(key);

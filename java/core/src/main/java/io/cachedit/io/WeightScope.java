@@ -410,6 +410,11 @@ public final class WeightScope {
     root.allowedUnused.add(key(name));
   }
 
+  /** Declares every key below {@code prefix.*} unused on purpose (a vision tower a text encoder ignores). */
+  public void allowUnusedBelow(String name) {
+    root.allowedUnused.add(key(name) + ".*");
+  }
+
   private Tensor generate(String key, long[] shape) {
     torch.manual_seed(root.seed * 1_000_003L + key.hashCode());
     boolean norm = key.contains("norm") && !key.contains("linear");
@@ -450,7 +455,7 @@ public final class WeightScope {
     if (root.source != null) {
       List<String> unexpected = new ArrayList<>();
       for (String k : root.source.keys()) {
-        if (!root.parameters.tensors.containsKey(k) && !root.allowedUnused.contains(k)) {
+        if (!root.parameters.tensors.containsKey(k) && !root.allowedUnused.contains(k) && !allowedBelow(k)) {
           unexpected.add(k + " (" + root.source.origin(k) + ")");
         }
       }
@@ -464,6 +469,15 @@ public final class WeightScope {
           problems) + ". Check that config.json belongs to these weights.");
     }
     return root.parameters;
+  }
+
+  private boolean allowedBelow(String key) {
+    for (String a : root.allowedUnused) {
+      if (a.endsWith(".*") && key.startsWith(a.substring(0, a.length() - 1))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static List<String> limit(List<String> items) {

@@ -11,9 +11,10 @@ import io.cachedit.models.common.DiffusersModel;
 import io.cachedit.models.common.DiffusersTransformer;
 import io.cachedit.models.clip.CLIPTextModel;
 import io.cachedit.models.dit.DiTTransformer2DModel;
-import io.cachedit.models.qwen3.Qwen3Model;
+import io.cachedit.models.qwentext.QwenTextModel;
 import io.cachedit.models.t5.T5EncoderModel;
 import io.cachedit.models.vae.AutoencoderKL;
+import io.cachedit.models.vae.AutoencoderKLWan;
 import io.cachedit.models.flux.FluxTransformer2DModel;
 import io.cachedit.models.flux.FluxTransformer2DModelConfig;
 import io.cachedit.models.pixart.PixArtTransformer2DModel;
@@ -302,9 +303,16 @@ public final class ModelRegistry {
           c.json()));
       register("T5EncoderModel", (c, w) -> new T5EncoderModel(T5EncoderModel.Config.fromJson(c), w, false, c.json()));
       register("UMT5EncoderModel", (c, w) -> new T5EncoderModel(T5EncoderModel.Config.fromJson(c), w, true, c.json()));
-      register("Qwen3Model", (c, w) -> new Qwen3Model(Qwen3Model.Config.fromJson(c), w, c.json()));
-      register("Qwen3ForCausalLM", (c, w) -> new Qwen3Model(Qwen3Model.Config.fromJson(c), w, c.json()));
+      register("Qwen3Model", (c, w) -> new QwenTextModel("Qwen3Model", QwenTextModel.Variant.QWEN3,
+          QwenTextModel.Config.fromJson(c), w, c.json()));
+      register("Qwen3ForCausalLM", (c, w) -> new QwenTextModel("Qwen3ForCausalLM", QwenTextModel.Variant.QWEN3,
+          QwenTextModel.Config.fromJson(c), w, c.json()));
+      register("Qwen2_5_VLForConditionalGeneration", (c, w) -> new QwenTextModel("Qwen2_5_VLForConditionalGeneration",
+          QwenTextModel.Variant.QWEN2, QwenTextModel.Config.fromVlJson(c), w, c.json()));
+      register("AutoencoderKLQwenImage", (c, w) -> new AutoencoderKLWan("AutoencoderKLQwenImage",
+          AutoencoderKLWan.Config.fromJson(c), w, c.json()));
       register("AutoencoderKL", (c, w) -> new AutoencoderKL(AutoencoderKL.Config.fromJson(c), w, c.json()));
+      register("AutoencoderKLWan", (c, w) -> new AutoencoderKLWan(AutoencoderKLWan.Config.fromJson(c), w, c.json()));
       return this;
     }
 

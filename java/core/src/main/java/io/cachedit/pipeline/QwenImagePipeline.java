@@ -27,9 +27,26 @@ public final class QwenImagePipeline extends CfgSpreadingPipeline {
   private final FlowMatchEulerScheduler scheduler;
   private final AtomicLong generations = new AtomicLong();
 
+  private final int vaeScaleFactor;
+
   public QwenImagePipeline(QwenImageTransformer2DModel transformer, FlowMatchEulerScheduler scheduler) {
+    this(transformer, scheduler, VAE_SCALE_FACTOR);
+  }
+
+  /** With another VAE's downsampling ({@code 2^len(temperal_downsample)}). */
+  public QwenImagePipeline(QwenImageTransformer2DModel transformer, FlowMatchEulerScheduler scheduler,
+      int vaeScaleFactor) {
+    if (vaeScaleFactor < 1) {
+      throw new IllegalArgumentException("vae scale factor must be >= 1, got " + vaeScaleFactor);
+    }
     this.transformer = transformer;
     this.scheduler = scheduler;
+    this.vaeScaleFactor = vaeScaleFactor;
+  }
+
+  /** Pixels per latent side. */
+  public int vaeScaleFactor() {
+    return vaeScaleFactor;
   }
 
   public QwenImageTransformer2DModel transformer() {
@@ -46,8 +63,8 @@ public final class QwenImagePipeline extends CfgSpreadingPipeline {
    * @param promptEmbedsMask [B, S] (1 = token) or null
    * @param negativePromptEmbeds [B, S', D] or null (then no CFG)
    * @param negativePromptEmbedsMask [B, S'] or null
-   * @param height pixels (multiple of 16)
-   * @param width pixels (multiple of 16)
+   * @param height pixels (multiple of 2 x the VAE scale: 16 for Qwen-Image)
+   * @param width pixels (same)
    * @param steps inference steps
    * @param trueCfgScale CFG scale (> 1 with a negative prompt enables CFG; Qwen-Image default 4)
    * @param seed noise seed
@@ -55,8 +72,8 @@ public final class QwenImagePipeline extends CfgSpreadingPipeline {
   public record Request(Tensor promptEmbeds, Tensor promptEmbedsMask, Tensor negativePromptEmbeds,
       Tensor negativePromptEmbedsMask, int height, int width, int steps, double trueCfgScale, long seed) {
     public Request {
-      if (height % 16 != 0 || width % 16 != 0 || height <= 0 || width <= 0 || steps < 1) {
-        throw new IllegalArgumentException("height and width must be positive multiples of 16, steps >= 1");
+      if (height <= 0 || width <= 0 || steps < 1) {
+        throw new IllegalArgumentException("height and width must be positive, steps >= 1");
       }
     }
   }
@@ -66,8 +83,12 @@ public final class QwenImagePipeline extends CfgSpreadingPipeline {
     long generation = generations.incrementAndGet();
     int batch = (int) r.promptEmbeds().size(0);
     boolean cfg = r.trueCfgScale() > 1 && r.negativePromptEmbeds() != null;
-    int h = 2 * (r.height() / (VAE_SCALE_FACTOR * 2));
-    int w = 2 * (r.width() / (VAE_SCALE_FACTOR * 2));
+    if (r.height() % (vaeScaleFactor * 2) != 0 || r.width() % (vaeScaleFactor * 2) != 0) {
+      throw new IllegalArgumentException("height and width must be multiples of " + vaeScaleFactor * 2 + ", got "
+          + r.height() + "x" + r.width());
+    }
+    int h = 2 * (r.height() / (vaeScaleFactor * 2));
+    int w = 2 * (r.width() / (vaeScaleFactor * 2));
     int channels = transformer.config().inChannels() / 4;
     List<long[]> imgShapes = List.of(new long[] {1, h / 2, w / 2});
     try (GenerationGuard.Held held = guard.enter("QwenImagePipeline", transformers())) {

@@ -100,7 +100,12 @@ final class Components {
     if (c.shiftFactor() != null) {
       z = z.add(new Scalar(c.shiftFactor()));
     }
-    Tensor image = vae.decode(z.to(vae.dtype())).to(ScalarType.Float).mul(new Scalar(0.5)).add(new Scalar(0.5))
+    return images(vae.decode(z.to(vae.dtype())));
+  }
+
+  /** Decoded pixels [B, 3, H, W] in [-1, 1] to images: {@code (x * 0.5 + 0.5).clamp(0, 1)}, as diffusers postprocesses. */
+  static GeneratedImages images(Tensor decoded) {
+    Tensor image = decoded.to(ScalarType.Float).mul(new Scalar(0.5)).add(new Scalar(0.5))
         .clamp(new ScalarOptional(new Scalar(0.0)), new ScalarOptional(new Scalar(1.0)));
     Tensor hwc = image.permute(0, 2, 3, 1).contiguous();
     int b = (int) hwc.size(0);

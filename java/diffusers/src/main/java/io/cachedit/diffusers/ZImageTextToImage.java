@@ -2,7 +2,7 @@ package io.cachedit.diffusers;
 
 import io.cachedit.diffusers.text.TextTokenizer;
 import io.cachedit.models.common.DiffusionPipeline;
-import io.cachedit.models.qwen3.Qwen3Model;
+import io.cachedit.models.qwentext.QwenTextModel;
 import io.cachedit.models.vae.AutoencoderKL;
 import io.cachedit.models.zimage.ZImageTransformer2DModel;
 import io.cachedit.pipeline.PipelineFolder;
@@ -28,7 +28,7 @@ final class ZImageTextToImage implements TextToImagePipeline {
   private final PipelineFolder folder;
   private final LoadOptions options;
   private final TextTokenizer tokenizer;
-  private Qwen3Model textEncoder;
+  private QwenTextModel textEncoder;
   private final ZImageTransformer2DModel transformer;
   private final AutoencoderKL vae;
   private final ZImagePipeline denoiser;
@@ -45,7 +45,7 @@ final class ZImageTextToImage implements TextToImagePipeline {
       v = Components.model(folder, "vae", AutoencoderKL.class, options);
       tr = Components.transformer(folder, ZImageTransformer2DModel.class, options);
       if (options.keepTextEncoders()) {
-        textEncoder = Components.model(folder, "text_encoder", Qwen3Model.class, options);
+        textEncoder = Components.model(folder, "text_encoder", QwenTextModel.class, options);
       }
       denoiser = new ZImagePipeline(tr, folder.flowMatchScheduler(), v.config().scaleFactor());
     } catch (RuntimeException e) {
@@ -107,7 +107,7 @@ final class ZImageTextToImage implements TextToImagePipeline {
       boolean loaded = textEncoder == null;
       try {
         if (loaded) {
-          textEncoder = Components.model(folder, "text_encoder", Qwen3Model.class, options);
+          textEncoder = Components.model(folder, "text_encoder", QwenTextModel.class, options);
         }
         pos = encode(r.prompt(), maxSeq, r.numImages());
         if (cfg) {

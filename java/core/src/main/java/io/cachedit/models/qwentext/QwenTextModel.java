@@ -1,4 +1,4 @@
-package io.cachedit.models.qwen3;
+package io.cachedit.models.qwentext;
 
 import io.cachedit.io.JsonConfig;
 import io.cachedit.io.WeightScope;
@@ -20,12 +20,24 @@ import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * transformers' {@code Qwen3Model} as a text encoder (Z-Image takes its second-to-last hidden state):
- * pre-norm decoder layers with grouped-query causal attention, RMS norms on each head's queries and
- * keys, rotary positions, a SiLU-gated MLP. Loads {@code Qwen3Model} checkpoints and the
- * {@code model.*} part of {@code Qwen3ForCausalLM} ones (the LM head is not needed).
+ * The Qwen decoder-only language models as text encoders: transformers' {@code Qwen3Model} (Z-Image
+ * takes its second-to-last hidden state) and the text model of {@code Qwen2_5_VLForConditionalGeneration}
+ * (Qwen-Image takes its last hidden state): pre-norm decoder layers with grouped-query causal attention,
+ * rotary positions, a SiLU-gated MLP; Qwen3 adds RMS norms on each head's queries and keys, Qwen2.5
+ * biases on the query, key and value projections. Loads {@code Qwen3Model} checkpoints, the language
+ * model of {@code Qwen3ForCausalLM} and {@code Qwen2_5_VLForConditionalGeneration} ones (the LM head and
+ * the vision tower are not needed; text-only positions make Qwen2.5-VL's multimodal rotary sections
+ * one ordinary rotary embedding).
  */
-public final class Qwen3Model extends AbstractDiffusersModel implements ComponentModel {
+public final class QwenTextModel extends AbstractDiffusersModel implements ComponentModel {
+  /** Which Qwen generation: its attention's extras. */
+  public enum Variant {
+    /** q_norm / k_norm per head, biases as attention_bias says. */
+    QWEN3,
+    /** biases on q/k/v (not o), no per-head norms. */
+    QWEN2
+  }
+
   /** The fields of {@code Qwen3Config} the encoder reads. */
   public record Config(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
       int numKeyValueHeads, int headDim, double rmsNormEps, double ropeTheta, boolean attentionBias) {
@@ -37,6 +49,13 @@ public final class Qwen3Model extends AbstractDiffusersModel implements Componen
       if (headDim % 2 != 0) {
         throw new IllegalArgumentException("head_dim must be even for rotary positions, got " + headDim);
       }
+    }
+
+    /** A Qwen2.5-VL config: the text part from {@code text_config} (transformers 5) or the top level. */
+    public static Config fromVlJson(JsonConfig c) {
+      String text = c.getObjectJson("text_config");
+      c.getObjectJson("vision_config");
+      return fromJson(text != null ? JsonConfig.parse(text, c.origin() + " text_config") : c);
     }
 
     public static Config fromJson(JsonConfig c) {
@@ -51,7 +70,7 @@ public final class Qwen3Model extends AbstractDiffusersModel implements Componen
           try {
             com.fasterxml.jackson.databind.JsonNode n = new com.fasterxml.jackson.databind.ObjectMapper().readTree(rope);
             String type = n.path("rope_type").asText("default");
-            if (!type.equals("default")) {
+            if (!type.equals("default") && !type.equals("mrope")) {
               throw io.cachedit.error.ConfigException.forField("rope_parameters", "model config " + c.origin()
                   + ": rope_type \"" + type + "\" is not supported (default rotary positions only)");
             }
@@ -83,26 +102,39 @@ public final class Qwen3Model extends AbstractDiffusersModel implements Componen
   private final List<Layer> layers = new ArrayList<>();
   private final Tensor norm;
 
-  public Qwen3Model(Config config, WeightScope w, String configJson) {
-    super("Qwen3Model", w);
+  private final Variant variant;
+
+  public QwenTextModel(String className, Variant variant, Config config, WeightScope w, String configJson) {
+    super(className, w);
+    this.variant = variant;
     this.config = config;
     this.configJson = configJson;
-    // Qwen3ForCausalLM checkpoints keep the model under model. and add lm_head
-    WeightScope m = w.containsPrefix("model") && !w.containsPrefix("embed_tokens") ? w.pp("model") : w;
+    // ForCausalLM / ForConditionalGeneration checkpoints keep the model under model. (transformers 5 saves
+    // Qwen2.5-VL's under model.language_model.) and add lm_head (and the vision tower)
+    WeightScope m = w;
+    if (w.containsPrefix("model.language_model")) {
+      m = w.pp("model").pp("language_model");
+    } else if (w.containsPrefix("model") && !w.containsPrefix("embed_tokens")) {
+      m = w.pp("model");
+    }
     w.allowUnused("lm_head.weight");
+    w.allowUnusedBelow("visual");
+    w.allowUnusedBelow("model.visual");
     int h = config.hiddenSize();
     int q = config.numAttentionHeads() * config.headDim();
     int kv = config.numKeyValueHeads() * config.headDim();
     boolean bias = config.attentionBias();
+    boolean qkvBias = variant == Variant.QWEN2 || bias;
+    boolean qwen3 = variant == Variant.QWEN3;
     embedding = m.get("embed_tokens.weight", config.vocabSize(), h);
     for (int i = 0; i < config.numHiddenLayers(); i++) {
       WeightScope l = m.pp("layers").pp(i);
       WeightScope a = l.pp("self_attn");
       WeightScope f = l.pp("mlp");
-      layers.add(new Layer(l.get("input_layernorm.weight", h), new Linear(a.pp("q_proj"), h, q, bias),
-          new Linear(a.pp("k_proj"), h, kv, bias), new Linear(a.pp("v_proj"), h, kv, bias),
-          new Linear(a.pp("o_proj"), q, h, bias), a.get("q_norm.weight", config.headDim()),
-          a.get("k_norm.weight", config.headDim()), l.get("post_attention_layernorm.weight", h),
+      layers.add(new Layer(l.get("input_layernorm.weight", h), new Linear(a.pp("q_proj"), h, q, qkvBias),
+          new Linear(a.pp("k_proj"), h, kv, qkvBias), new Linear(a.pp("v_proj"), h, kv, qkvBias),
+          new Linear(a.pp("o_proj"), q, h, qwen3 && bias), qwen3 ? a.get("q_norm.weight", config.headDim()) : null,
+          qwen3 ? a.get("k_norm.weight", config.headDim()) : null, l.get("post_attention_layernorm.weight", h),
           new Linear(f.pp("gate_proj"), h, config.intermediateSize(), false),
           new Linear(f.pp("up_proj"), h, config.intermediateSize(), false),
           new Linear(f.pp("down_proj"), config.intermediateSize(), h, false)));
@@ -171,8 +203,14 @@ public final class Qwen3Model extends AbstractDiffusersModel implements Componen
         hidden.add(x);
       }
       Tensor n = rmsNorm(x, l.inputNorm());
-      Tensor q = rmsNorm(l.q().forward(n).view(b, s, heads, d), l.qNorm()).transpose(1, 2);
-      Tensor k = rmsNorm(l.k().forward(n).view(b, s, kvHeads, d), l.kNorm()).transpose(1, 2);
+      Tensor q = l.q().forward(n).view(b, s, heads, d);
+      Tensor k = l.k().forward(n).view(b, s, kvHeads, d);
+      if (l.qNorm() != null) {
+        q = rmsNorm(q, l.qNorm());
+        k = rmsNorm(k, l.kNorm());
+      }
+      q = q.transpose(1, 2);
+      k = k.transpose(1, 2);
       Tensor v = l.v().forward(n).view(b, s, kvHeads, d).transpose(1, 2);
       q = q.mul(cos).add(rotateHalf(q).mul(sin));
       k = k.mul(cos).add(rotateHalf(k).mul(sin));
