@@ -7,9 +7,9 @@ Run from java/diffusers after make_tokenizer_fixtures.py: python3 src/test/pytho
 """
 import json, os, shutil, torch
 from safetensors.torch import save_file
-from diffusers import (AutoencoderKLQwenImage, QwenImagePipeline, QwenImageTransformer2DModel, AutoencoderKLWan, ZImagePipeline, ZImageTransformer2DModel, AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
+from diffusers import (UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel, AutoencoderKLQwenImage, QwenImagePipeline, QwenImageTransformer2DModel, AutoencoderKLWan, ZImagePipeline, ZImageTransformer2DModel, AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
                        SD3Transformer2DModel, StableDiffusion3Pipeline)
-from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer, Qwen3Config, Qwen3Model, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
+from transformers import (UMT5Config, UMT5EncoderModel, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer, Qwen3Config, Qwen3Model, CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer, T5Config,
                           T5EncoderModel, T5Tokenizer)
 
 OUT = "src/test/resources/pipelines"
@@ -160,6 +160,40 @@ def wan_vae_reference():
         save_file({"z": z, "x": x}, os.path.join(d, "inputs.safetensors"))
         save_file({k: t.clone().contiguous() for k, t in out.items()}, os.path.join(d, "expected.safetensors"))
 
+def wan():
+    d = os.path.join(OUT, "wan")
+    shutil.rmtree(d, ignore_errors=True)
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4,
+                                        out_channels=4, text_dim=32, freq_dim=16, ffn_dim=24, num_layers=2,
+                                        cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+                                        rope_max_seq_len=32).eval()
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=144, d_model=32, d_kv=8, d_ff=48, num_layers=2, num_heads=4,
+                                               relative_attention_num_buckets=8, relative_attention_max_distance=20,
+                                               feed_forward_proj="gated-gelu")).eval()
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
+                                        flow_shift=3.0)
+    pipe = WanPipeline(tokenizer=T5Tokenizer.from_pretrained(os.path.join(TOK, "t5-json")), text_encoder=text_encoder,
+                       transformer=transformer, vae=wan_vae(), scheduler=scheduler)
+    pipe.save_pretrained(d)
+    pipe = WanPipeline.from_pretrained(d)
+    exp = {}
+    runs = [dict(prompt="a cat walking on the grass", height=32, width=32, num_frames=5, num_inference_steps=4,
+                 guidance_scale=5.0, max_sequence_length=32, seed=0),
+            dict(prompt="An astronaut riding a horse", negative_prompt="blurry", height=32, width=48, num_frames=9,
+                 num_inference_steps=3, guidance_scale=4.0, max_sequence_length=32, seed=9),
+            dict(prompt="no guidance", height=32, width=32, num_frames=1, num_inference_steps=2, guidance_scale=1.0,
+                 max_sequence_length=32, seed=4)]
+    meta = []
+    for i, kw in enumerate(runs):
+        g = torch.Generator().manual_seed(kw.pop("seed"))
+        with torch.no_grad():
+            frames = pipe(**kw, generator=g, output_type="np").frames
+        exp[f"image.{i}"] = torch.from_numpy(frames[0]).contiguous()
+        meta.append(kw)
+    save_file(exp, os.path.join(d, "expected.safetensors"))
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump(meta, f, indent=1, ensure_ascii=False)
+
 def qwenimage():
     d = os.path.join(OUT, "qwenimage")
     shutil.rmtree(d, ignore_errors=True)
@@ -196,6 +230,7 @@ flux()
 sd3()
 zimage()
 qwenimage()
+wan()
 for root, _, files in os.walk(OUT):
     for f in files:
         print(os.path.join(root, f), os.path.getsize(os.path.join(root, f)))

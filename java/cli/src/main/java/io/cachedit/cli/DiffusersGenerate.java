@@ -31,7 +31,7 @@ final class DiffusersGenerate {
   static double defaultGuidance(String pipelineClass) {
     return switch (pipelineClass) {
       case "FluxPipeline" -> 3.5;
-      case "ZImagePipeline" -> 5.0;
+      case "ZImagePipeline", "WanPipeline" -> 5.0;
       default -> 7.0;
     };
   }
@@ -49,8 +49,13 @@ final class DiffusersGenerate {
       int height = c.height != null ? c.height : p.defaultSize();
       int width = c.width != null ? c.width : p.defaultSize();
       double guidance = c.guidance != null ? c.guidance : defaultGuidance(p.pipelineClass());
+      boolean video = p.pipelineClass().equals("WanPipeline");
+      if (!video && c.frames != null) {
+        throw io.cachedit.error.ConfigException.forField("--frames", "--frames applies to video pipelines (WanPipeline);"
+            + " " + c.model + " is a " + p.pipelineClass());
+      }
       PromptRequest request = new PromptRequest(c.prompt, c.negativePrompt, height, width, c.steps, guidance,
-          c.trueCfg, n, c.seed, c.maxSequenceLength);
+          c.trueCfg, n, c.seed, c.maxSequenceLength, video ? (c.frames != null ? c.frames : 81) : null);
       GeneratedImages base = null;
       double baseSeconds = 0;
       if (c.compare) {
@@ -71,7 +76,12 @@ final class DiffusersGenerate {
       }
       double seconds = (System.nanoTime() - t0) / 1e9;
       List<Image8> images = run.images();
-      Images.writePng(images.size() == 1 ? images.get(0) : Images.grid(images, GenerateCommand.columns(n), 1), c.out);
+      int shown = images.size();
+      if (video && c.out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".gif")) {
+        run.writeGif(c.out, c.fps);
+      } else {
+        Images.writePng(shown == 1 ? images.get(0) : Images.grid(images, GenerateCommand.columns(shown), 1), c.out);
+      }
       if (c.saveImages != null) {
         Files.createDirectories(c.saveImages);
         for (int i = 0; i < images.size(); i++) {
@@ -87,6 +97,9 @@ final class DiffusersGenerate {
         o.put("negative_prompt", c.negativePrompt);
       }
       o.put("n", n);
+      if (video) {
+        o.put("frames", shown);
+      }
       o.put("height", height);
       o.put("width", width);
       o.put("seed", c.seed);
@@ -103,7 +116,7 @@ final class DiffusersGenerate {
         double psnr = 0;
         double ssim = 0;
         int finite = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < shown; i++) {
           double v = ImageMetrics.psnr(base.images().get(i), images.get(i));
           if (Double.isFinite(v)) {
             psnr += v;
@@ -114,10 +127,10 @@ final class DiffusersGenerate {
         o.put("uncached_seconds", baseSeconds);
         o.put("speedup", baseSeconds / seconds);
         o.put("psnr", finite == 0 ? Double.POSITIVE_INFINITY : psnr / finite);
-        o.put("ssim", ssim / n);
+        o.put("ssim", ssim / shown);
         comparePng = GenerateCommand.comparePath(c.out);
-        Images.writePng(Images.grid(List.of(Images.grid(base.images(), GenerateCommand.columns(n), 1),
-            Images.grid(images, GenerateCommand.columns(n), 1)), 2, 4), comparePng);
+        Images.writePng(Images.grid(List.of(Images.grid(base.images(), GenerateCommand.columns(shown), 1),
+            Images.grid(images, GenerateCommand.columns(shown), 1)), 2, 4), comparePng);
         o.put("compare_out", comparePng.toString());
       }
       ArrayNode summary = o.putArray("summary");

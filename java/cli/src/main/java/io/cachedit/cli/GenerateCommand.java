@@ -68,6 +68,12 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--width", description = "diffusers folders: image width in pixels (default: the pipeline's, 1024)")
   Integer width;
 
+  @Option(names = "--frames", description = "video folders (Wan): frames, 1 + 4k (default 81)")
+  Integer frames;
+
+  @Option(names = "--fps", description = "video folders: frames per second of a .gif --out (default ${DEFAULT-VALUE})")
+  int fps = 16;
+
   @Option(names = "--max-sequence-length", description = "diffusers folders: T5 tokens (default FLUX 512, SD3 256)")
   Integer maxSequenceLength;
 
@@ -110,7 +116,8 @@ final class GenerateCommand implements Callable<Integer> {
       + "bundled layout (default: the bundled models/fashion-flux)")
   Path model;
 
-  @Option(names = "--out", required = true, description = "output PNG (a grid of the images)")
+  @Option(names = "--out", required = true, description = "output PNG (a grid of the images); for a video folder "
+      + "a .gif is the animation, a .png the grid of its frames")
   Path out;
 
   @Option(names = "--save-images", description = "also write every image as <prompt>_<index>.png to this folder")
@@ -149,8 +156,8 @@ final class GenerateCommand implements Callable<Integer> {
       n = n == null ? 16 : n;
       guidance = guidance == null ? 4.0 : guidance;
       if (negativePrompt != null || height != null || width != null || maxSequenceLength != null || transformer != null
-          || releaseTextEncoders || trueCfg != 1.0) {
-        throw io.cachedit.error.ConfigException.forField("--model", "--negative-prompt, --true-cfg, --height, --width, "
+          || releaseTextEncoders || trueCfg != 1.0 || frames != null) {
+        throw io.cachedit.error.ConfigException.forField("--model", "--negative-prompt, --true-cfg, --height, --width, --frames, "
             + "--max-sequence-length, --transformer and --release-text-encoders apply to diffusers pipeline folders "
             + "(" + String.join(", ", io.cachedit.diffusers.Pipelines.SUPPORTED) + "); " + (model == null ? "the bundled model" : model)
             + " is not one");

@@ -28,14 +28,30 @@ public final class DenoisingLoop {
   }
 
   /**
+   * A multistep sampler replacing the Euler step (UniPC): turns the model output of step {@code i} and
+   * the current latents into the next latents, keeping whatever history it needs.
+   */
+  @FunctionalInterface
+  public interface Stepper {
+    Tensor step(int i, Tensor modelOutput, Tensor sample);
+  }
+
+  /**
    * What a pipeline prepared for one generation.
    *
    * @param latents the initial latents (the loop keeps them)
    * @param sigmas the schedule with the final sigma appended: {@code steps + 1} values
    * @param velocity the prediction of each step
    * @param finish turns the final latents into the result (e.g. unpacking), or null for the latents
+   * @param stepper the sampler's step, or null for flow matching's Euler step
    */
-  public record Plan(Tensor latents, double[] sigmas, Velocity velocity, UnaryOperator<Tensor> finish) {
+  public record Plan(Tensor latents, double[] sigmas, Velocity velocity, UnaryOperator<Tensor> finish,
+      Stepper stepper) {
+    /** A plan stepped with Euler. */
+    public Plan(Tensor latents, double[] sigmas, Velocity velocity, UnaryOperator<Tensor> finish) {
+      this(latents, sigmas, velocity, finish, null);
+    }
+
     public Plan {
       if (latents == null || velocity == null) {
         throw new IllegalArgumentException("a plan needs initial latents and a velocity");
@@ -73,7 +89,9 @@ public final class DenoisingLoop {
       for (int i = 0; i < plan.steps(); i++) {
         try (NativeScope step = NativeScope.open(name + " step " + i)) {
           Tensor v = plan.velocity().at(i, latents);
-          latents = generation.replace(latents, FlowMatchEulerScheduler.step(v, latents, sigmas[i], sigmas[i + 1]));
+          Tensor next = plan.stepper() != null ? plan.stepper().step(i, v, latents)
+              : FlowMatchEulerScheduler.step(v, latents, sigmas[i], sigmas[i + 1]);
+          latents = generation.replace(latents, next);
         }
         if (onStep != null) {
           onStep.accept(i);

@@ -25,6 +25,7 @@ public final class WanPipeline extends CfgSpreadingPipeline {
   private final WanTransformer3DModel transformer;
   private final WanTransformer3DModel transformer2;
   private final FlowMatchEulerScheduler scheduler;
+  private final UniPcScheduler unipc;
   private final double boundaryRatio;
   private final AtomicLong generations = new AtomicLong();
 
@@ -36,9 +37,21 @@ public final class WanPipeline extends CfgSpreadingPipeline {
   /** Wan 2.2 MoE: {@code transformer} for high noise, {@code transformer2} below the boundary. */
   public WanPipeline(WanTransformer3DModel transformer, WanTransformer3DModel transformer2,
       FlowMatchEulerScheduler scheduler, double boundaryRatio) {
+    this(transformer, transformer2, scheduler, null, boundaryRatio);
+  }
+
+  /** With the UniPC multistep sampler Wan's folders configure (one transformer, or two with the boundary). */
+  public WanPipeline(WanTransformer3DModel transformer, WanTransformer3DModel transformer2, UniPcScheduler unipc,
+      double boundaryRatio) {
+    this(transformer, transformer2, null, unipc, boundaryRatio);
+  }
+
+  private WanPipeline(WanTransformer3DModel transformer, WanTransformer3DModel transformer2,
+      FlowMatchEulerScheduler scheduler, UniPcScheduler unipc, double boundaryRatio) {
     this.transformer = transformer;
     this.transformer2 = transformer2;
     this.scheduler = scheduler;
+    this.unipc = unipc;
     this.boundaryRatio = boundaryRatio;
     if (transformer2 != null && (boundaryRatio <= 0 || boundaryRatio >= 1)) {
       throw new IllegalArgumentException("boundary_ratio must be in (0, 1) with two transformers, got " + boundaryRatio);
@@ -77,14 +90,23 @@ public final class WanPipeline extends CfgSpreadingPipeline {
 
   /** The number of steps each transformer runs: {high-noise, low-noise}. */
   public int[] stepsPerTransformer(int steps) {
-    double[] t = scheduler.timesteps(scheduler.sigmas(steps, null, Double.NaN));
+    double[] t = timesteps(sigmas(steps));
+    int trainSteps = unipc != null ? unipc.numTrainTimesteps() : scheduler.numTrainTimesteps();
     int high = 0;
     for (double v : t) {
-      if (transformer2 == null || v >= boundaryRatio * scheduler.numTrainTimesteps()) {
+      if (transformer2 == null || v >= boundaryRatio * trainSteps) {
         high++;
       }
     }
     return new int[] {high, steps - high};
+  }
+
+  private double[] sigmas(int steps) {
+    return unipc != null ? unipc.sigmas(steps, Double.NaN) : scheduler.sigmas(steps, null, Double.NaN);
+  }
+
+  private double[] timesteps(double[] sigmas) {
+    return unipc != null ? unipc.timesteps(sigmas) : scheduler.timesteps(sigmas);
   }
 
   /** Runs the request and returns the final latents [1, C, F', H/8, W/8] in fp32. */
@@ -95,8 +117,8 @@ public final class WanPipeline extends CfgSpreadingPipeline {
     long h = r.height() / 8;
     long w = r.width() / 8;
     ScalarType dtype = transformer.dtype();
-    double[] sigmas = scheduler.sigmas(r.steps(), null, Double.NaN);
-    double[] timesteps = scheduler.timesteps(sigmas);
+    double[] sigmas = sigmas(r.steps());
+    double[] timesteps = timesteps(sigmas);
     int[] split = stepsPerTransformer(r.steps());
     boolean cfg = r.negativePromptEmbeds() != null;
     try (GenerationGuard.Held held = guard.enter("WanPipeline", transformers())) {
@@ -126,7 +148,8 @@ public final class WanPipeline extends CfgSpreadingPipeline {
           }
           return v.to(ScalarType.Float);
         };
-        return new DenoisingLoop.Plan(latents, sigmas, velocity, null);
+        return new DenoisingLoop.Plan(latents, sigmas, velocity, null,
+            unipc == null ? null : unipc.stepper(sigmas, scope));
       }, onStep);
     }
   }

@@ -21,4 +21,15 @@ public record GeneratedImages(List<Images.Image8> images, float[] pixels, int wi
   public int count() {
     return images.size();
   }
+
+  /**
+   * Writes the images as an animated GIF (a video's frames; the JDK's GIF writer, looping), each
+   * shown {@code 1000 / fps} ms; written to a temporary file and moved into place.
+   */
+  public void writeGif(Path file, int fps) {
+    if (fps < 1 || fps > 100) {
+      throw new IllegalArgumentException("fps must be 1..100, got " + fps);
+    }
+    Images.writeAtomically(Gif.encode(images, Math.max(1, Math.round(100f / fps))), file);
+  }
 }

@@ -10,13 +10,14 @@ import java.util.List;
  * Loads a diffusers pipeline folder whole, as {@code DiffusionPipeline.from_pretrained(folder)} does:
  * {@code model_index.json} names the pipeline class and each component, every component loads by its
  * class. Supported: {@code FluxPipeline} (FLUX.1 dev / schnell), {@code StableDiffusion3Pipeline}
- * (SD3 / SD3.5), {@code ZImagePipeline} (Z-Image, Z-Image-Turbo) and {@code QwenImagePipeline}
- * (Qwen-Image). See docs/pipelines.md.
+ * (SD3 / SD3.5), {@code ZImagePipeline} (Z-Image, Z-Image-Turbo), {@code QwenImagePipeline}
+ * (Qwen-Image) and {@code WanPipeline} (Wan 2.1 / 2.2 A14B text to video: frames as images). See
+ * docs/pipelines.md.
  */
 public final class Pipelines {
   /** The pipeline classes {@link #load} builds. */
   public static final List<String> SUPPORTED = List.of("FluxPipeline", "StableDiffusion3Pipeline", "ZImagePipeline",
-      "QwenImagePipeline");
+      "QwenImagePipeline", "WanPipeline");
 
   private Pipelines() {}
 
@@ -42,6 +43,7 @@ public final class Pipelines {
       case "StableDiffusion3Pipeline" -> new SD3TextToImage(folder, options);
       case "ZImagePipeline" -> new ZImageTextToImage(folder, options);
       case "QwenImagePipeline" -> new QwenImageTextToImage(folder, options);
+      case "WanPipeline" -> new WanTextToVideo(folder, options);
       default -> throw new UnsupportedModelException(dir.resolve(PipelineFolder.INDEX) + ": pipeline class " + cls
           + " is not supported; cachedit loads " + SUPPORTED + " (other families' transformers load with "
           + "ModelRegistry)");

@@ -15,11 +15,23 @@ import io.cachedit.error.ConfigException;
  * @param trueCfgScale FLUX's true CFG scale (1: off); unused by SD3
  * @param numImages images per prompt
  * @param seed the noise seed ({@code torch.Generator().manual_seed(seed)} in diffusers)
- * @param maxSequenceLength T5 tokens (null: the pipeline's default, FLUX 512, SD3 256)
+ * @param maxSequenceLength text tokens (null: the pipeline's default, FLUX 512, SD3 256)
+ * @param numFrames video pipelines (Wan): frames, 1 + 4k (null: 81); images: null
  */
 public record PromptRequest(String prompt, String negativePrompt, int height, int width, int steps,
-    double guidanceScale, double trueCfgScale, int numImages, long seed, Integer maxSequenceLength) {
+    double guidanceScale, double trueCfgScale, int numImages, long seed, Integer maxSequenceLength, Integer numFrames) {
+  /** An image request. */
+  public PromptRequest(String prompt, String negativePrompt, int height, int width, int steps, double guidanceScale,
+      double trueCfgScale, int numImages, long seed, Integer maxSequenceLength) {
+    this(prompt, negativePrompt, height, width, steps, guidanceScale, trueCfgScale, numImages, seed, maxSequenceLength,
+        null);
+  }
+
   public PromptRequest {
+    if (numFrames != null && (numFrames < 1 || (numFrames - 1) % 4 != 0 || numFrames > 1025)) {
+      throw ConfigException.forField("num_frames", "num_frames must be 1 + 4k (1, 5, ..., 81, ...), at most 1025, got "
+          + numFrames);
+    }
     if (prompt == null) {
       throw ConfigException.forField("prompt", "prompt must not be null (use \"\" for an empty prompt)");
     }
@@ -48,21 +60,26 @@ public record PromptRequest(String prompt, String negativePrompt, int height, in
 
   public PromptRequest withSeed(long newSeed) {
     return new PromptRequest(prompt, negativePrompt, height, width, steps, guidanceScale, trueCfgScale, numImages,
-        newSeed, maxSequenceLength);
+        newSeed, maxSequenceLength, numFrames);
   }
 
   public PromptRequest withNegativePrompt(String negative, double trueCfg) {
     return new PromptRequest(prompt, negative, height, width, steps, guidanceScale, trueCfg, numImages, seed,
-        maxSequenceLength);
+        maxSequenceLength, numFrames);
   }
 
   public PromptRequest withNumImages(int n) {
     return new PromptRequest(prompt, negativePrompt, height, width, steps, guidanceScale, trueCfgScale, n, seed,
-        maxSequenceLength);
+        maxSequenceLength, numFrames);
   }
 
   public PromptRequest withMaxSequenceLength(Integer n) {
     return new PromptRequest(prompt, negativePrompt, height, width, steps, guidanceScale, trueCfgScale, numImages, seed,
-        n);
+        n, numFrames);
+  }
+
+  public PromptRequest withFrames(Integer frames) {
+    return new PromptRequest(prompt, negativePrompt, height, width, steps, guidanceScale, trueCfgScale, numImages, seed,
+        maxSequenceLength, frames);
   }
 }

@@ -22,7 +22,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class PipelineParityTest {
   @ParameterizedTest
-  @ValueSource(strings = {"flux", "sd3", "zimage", "qwenimage"})
+  @ValueSource(strings = {"flux", "sd3", "zimage", "qwenimage", "wan"})
   void imagesEqualDiffusers(String name) throws Exception {
     Path dir = Path.of("src/test/resources/pipelines", name);
     JsonNode runs = new ObjectMapper().readTree(Files.readString(dir.resolve("expected.json")));
@@ -39,6 +39,7 @@ class PipelineParityTest {
           assertEquals(want.length, out.pixels().length, name + " run " + i + " size");
           assertEquals(e.size(1), out.height());
           assertEquals(e.size(2), out.width());
+          assertEquals(e.size(0), out.count(), "images (or a video's frames)");
           double max = 0;
           for (int k = 0; k < want.length; k++) {
             max = Math.max(max, Math.abs(want[k] - out.pixels()[k]));
@@ -55,7 +56,8 @@ class PipelineParityTest {
         : null, run.get("height").asInt(), run.get("width").asInt(), run.get("num_inference_steps").asInt(),
         run.path("guidance_scale").asDouble(), run.path("true_cfg_scale").asDouble(1.0),
         run.path("num_images_per_prompt").asInt(1), seeds[i],
-        run.has("max_sequence_length") ? run.get("max_sequence_length").asInt() : null);
+        run.has("max_sequence_length") ? run.get("max_sequence_length").asInt() : null,
+        run.has("num_frames") ? run.get("num_frames").asInt() : null);
   }
 
   /** The seeds of the runs, in make_pipeline_fixtures.py. */
@@ -64,7 +66,8 @@ class PipelineParityTest {
       case "flux" -> new long[] {0, 7, 3};
       case "sd3" -> new long[] {0, 11, 5};
       case "zimage" -> new long[] {0, 13, 21};
-      default -> new long[] {0, 17};
+      case "qwenimage" -> new long[] {0, 17};
+      default -> new long[] {0, 9, 4};
     };
   }
 }
