@@ -160,8 +160,8 @@ def wan_vae_reference():
         save_file({"z": z, "x": x}, os.path.join(d, "inputs.safetensors"))
         save_file({k: t.clone().contiguous() for k, t in out.items()}, os.path.join(d, "expected.safetensors"))
 
-def wan():
-    d = os.path.join(OUT, "wan")
+def wan(name="wan", moe=False):
+    d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
     transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4,
                                         out_channels=4, text_dim=32, freq_dim=16, ffn_dim=24, num_layers=2,
@@ -172,8 +172,14 @@ def wan():
                                                feed_forward_proj="gated-gelu")).eval()
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
                                         flow_shift=3.0)
+    extra = {}
+    if moe:  # Wan 2.2 A14B: a low-noise expert below the boundary
+        extra = dict(transformer_2=WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2,
+            attention_head_dim=12, in_channels=4, out_channels=4, text_dim=32, freq_dim=16, ffn_dim=24, num_layers=2,
+            cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=32).eval(),
+            boundary_ratio=0.6)
     pipe = WanPipeline(tokenizer=T5Tokenizer.from_pretrained(os.path.join(TOK, "t5-json")), text_encoder=text_encoder,
-                       transformer=transformer, vae=wan_vae(), scheduler=scheduler)
+                       transformer=transformer, vae=wan_vae(), scheduler=scheduler, **extra)
     pipe.save_pretrained(d)
     pipe = WanPipeline.from_pretrained(d)
     exp = {}
@@ -231,6 +237,7 @@ sd3()
 zimage()
 qwenimage()
 wan()
+wan("wan22", moe=True)
 for root, _, files in os.walk(OUT):
     for f in files:
         print(os.path.join(root, f), os.path.getsize(os.path.join(root, f)))

@@ -22,7 +22,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class PipelineParityTest {
   @ParameterizedTest
-  @ValueSource(strings = {"flux", "sd3", "zimage", "qwenimage", "wan"})
+  @ValueSource(strings = {"flux", "sd3", "zimage", "qwenimage", "wan", "wan22"})
   void imagesEqualDiffusers(String name) throws Exception {
     Path dir = Path.of("src/test/resources/pipelines", name);
     JsonNode runs = new ObjectMapper().readTree(Files.readString(dir.resolve("expected.json")));
