@@ -59,6 +59,25 @@ class DiffusersCommandsTest {
   }
 
   @Test
+  void aWanFolderWritesAnAnimatedGif(@TempDir Path dir) throws Exception {
+    Path gif = dir.resolve("walk.gif");
+    assertEquals(0, Main.run("generate", "--model", PIPELINES.resolve("wan").toString(), "--prompt", "a cat walking",
+        "--height", "32", "--width", "32", "--frames", "5", "--steps", "3", "--max-sequence-length", "32", "--out",
+        gif.toString()));
+    javax.imageio.ImageReader reader = javax.imageio.ImageIO.getImageReadersByFormatName("gif").next();
+    try (javax.imageio.stream.ImageInputStream in = javax.imageio.ImageIO.createImageInputStream(gif.toFile())) {
+      reader.setInput(in);
+      assertEquals(5, reader.getNumImages(true), "one GIF frame per video frame");
+      assertEquals(32, reader.read(0).getWidth());
+    } finally {
+      reader.dispose();
+    }
+    // --frames is a video option: refused for an image pipeline, naming it
+    assertEquals(1, Main.run("generate", "--model", PIPELINES.resolve("flux").toString(), "--prompt", "x", "--height",
+        "16", "--width", "16", "--frames", "5", "--steps", "1", "--out", dir.resolve("x.png").toString()));
+  }
+
+  @Test
   void tokenizePrintsThePythonTokenizersIds(@TempDir Path dir) throws Exception {
     JsonNode cases = new ObjectMapper().readTree(Files.readString(TOKENIZERS.resolve("expected.json")));
     List<JsonNode> picked = new ArrayList<>();
