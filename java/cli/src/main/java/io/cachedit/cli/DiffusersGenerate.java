@@ -43,7 +43,7 @@ final class DiffusersGenerate {
               + "generate on one process, unquantised, for now");
     }
     LoadOptions load = LoadOptions.defaults().withDtype(Dtypes.parse(c.dtype)).withTransformer(c.transformer)
-        .withKeepTextEncoders(!c.releaseTextEncoders);
+        .withKeepTextEncoders(!c.releaseTextEncoders).withVaeTiling(c.vaeTiling);
     try (TextToImagePipeline p = Pipelines.load(c.model, load)) {
       int n = c.n != null ? c.n : 1;
       int height = c.height != null ? c.height : p.defaultSize();

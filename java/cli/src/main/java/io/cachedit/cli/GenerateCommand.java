@@ -85,6 +85,10 @@ final class GenerateCommand implements Callable<Integer> {
       + ".safetensors file), as diffusers' transformer= argument")
   Path transformer;
 
+  @Option(names = "--vae-tiling", description = "diffusers folders: decode in overlapping tiles (FLUX, SD3, Z-Image "
+      + "VAEs), for large images in bounded memory")
+  boolean vaeTiling;
+
   @Option(names = "--release-text-encoders", description = "diffusers folders: load the text encoders for each "
       + "prompt and free them before denoising (less memory, slower)")
   boolean releaseTextEncoders;
@@ -156,7 +160,7 @@ final class GenerateCommand implements Callable<Integer> {
       n = n == null ? 16 : n;
       guidance = guidance == null ? 4.0 : guidance;
       if (negativePrompt != null || height != null || width != null || maxSequenceLength != null || transformer != null
-          || releaseTextEncoders || trueCfg != 1.0 || frames != null) {
+          || releaseTextEncoders || trueCfg != 1.0 || frames != null || vaeTiling) {
         throw io.cachedit.error.ConfigException.forField("--model", "--negative-prompt, --true-cfg, --height, --width, --frames, "
             + "--max-sequence-length, --transformer and --release-text-encoders apply to diffusers pipeline folders "
             + "(" + String.join(", ", io.cachedit.diffusers.Pipelines.SUPPORTED) + "); " + (model == null ? "the bundled model" : model)

@@ -30,6 +30,9 @@ final class Components {
   /** Loads component {@code name}, checking that it is of {@code type}. */
   static <T extends DiffusersModel> T model(PipelineFolder folder, String name, Class<T> type, LoadOptions options) {
     DiffusersModel m = folder.load(name, options.registry(), options.dtype());
+    if (m instanceof AutoencoderKL vae) {
+      vae.setTiling(options.vaeTiling());
+    }
     if (!type.isInstance(m)) {
       String cls = m.className();
       m.close();

@@ -15,8 +15,15 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * @param keepTextEncoders keep text encoders loaded between generations (false: load them for each
  *     request's prompt encoding and free them before denoising, trading time for memory)
  * @param registry the model classes to load with
+ * @param vaeTiling decode (and encode) large images in overlapping tiles ({@code AutoencoderKL} pipelines:
+ *     FLUX, SD3, Z-Image), as diffusers' {@code vae.enable_tiling()}
  */
-public record LoadOptions(ScalarType dtype, Path transformer, boolean keepTextEncoders, ModelRegistry registry) {
+public record LoadOptions(ScalarType dtype, Path transformer, boolean keepTextEncoders, ModelRegistry registry,
+    boolean vaeTiling) {
+  public LoadOptions(ScalarType dtype, Path transformer, boolean keepTextEncoders, ModelRegistry registry) {
+    this(dtype, transformer, keepTextEncoders, registry, false);
+  }
+
   public LoadOptions {
     if (dtype == null) {
       dtype = ScalarType.Float;
@@ -31,14 +38,18 @@ public record LoadOptions(ScalarType dtype, Path transformer, boolean keepTextEn
   }
 
   public LoadOptions withDtype(ScalarType d) {
-    return new LoadOptions(d, transformer, keepTextEncoders, registry);
+    return new LoadOptions(d, transformer, keepTextEncoders, registry, vaeTiling);
   }
 
   public LoadOptions withTransformer(Path t) {
-    return new LoadOptions(dtype, t, keepTextEncoders, registry);
+    return new LoadOptions(dtype, t, keepTextEncoders, registry, vaeTiling);
   }
 
   public LoadOptions withKeepTextEncoders(boolean keep) {
-    return new LoadOptions(dtype, transformer, keep, registry);
+    return new LoadOptions(dtype, transformer, keep, registry, vaeTiling);
+  }
+
+  public LoadOptions withVaeTiling(boolean tiling) {
+    return new LoadOptions(dtype, transformer, keepTextEncoders, registry, tiling);
   }
 }

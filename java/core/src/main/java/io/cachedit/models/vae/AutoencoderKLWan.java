@@ -163,12 +163,16 @@ public final class AutoencoderKLWan extends AbstractDiffusersModel implements Co
     }
   }
 
-  /** WanRMS_norm: L2-normalise over channels, times sqrt(channels) and gamma. */
+  /** WanRMS_norm: L2-normalise over channels (in fp32 for half inputs), times sqrt(channels) and gamma. */
   private record RmsNorm(Tensor gamma, double scale) {
     Tensor forward(Tensor x) {
-      Tensor n = torch.linalg_vector_norm(x, new Scalar(2.0), new long[] {1}, true, new ScalarTypeOptional())
+      torch.ScalarType in = x.scalar_type().intern();
+      boolean half = in == torch.ScalarType.BFloat16 || in == torch.ScalarType.Half;
+      Tensor xf = half ? x.to(torch.ScalarType.Float) : x;
+      Tensor n = torch.linalg_vector_norm(xf, new Scalar(2.0), new long[] {1}, true, new ScalarTypeOptional())
           .clamp_min(new Scalar(1e-12));
-      return x.div(n).mul(new Scalar(scale)).mul(gamma);
+      Tensor normalized = xf.div(n);
+      return (half ? normalized.to(in) : normalized).mul(new Scalar(scale)).mul(gamma);
     }
   }
 
