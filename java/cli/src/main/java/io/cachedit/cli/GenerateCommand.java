@@ -130,6 +130,10 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "print statistics as one JSON object instead of text")
   boolean json;
 
+  @Option(names = "--threads", description = "compute threads (libtorch's pool, which OpenBLAS and cachedit's kernels "
+      + "run in; default: OMP_NUM_THREADS or CACHEDIT_THREADS, else the cores)")
+  Integer threads;
+
   @Option(names = "--parallel", paramLabel = "<modes>", description = "parallelism across the processes of "
       + "cachedit launch (or torchrun's environment): a comma list of ulysses=N, ring=N, tp=N, cfg=2 and the flags "
       + "anything, float8, async, allgather, e.g. ulysses=2,anything,float8 or cfg=2 (docs/parallelism.md). Rank 0 "
@@ -178,6 +182,12 @@ final class GenerateCommand implements Callable<Integer> {
           + "must be a finite number in 0..100 (1 = off)");
     }
     Images.checkWritable(out);  // before any work: a bad --out must not cost a generation
+    if (threads != null) {
+      if (threads < 1 || threads > 4096) {
+        throw io.cachedit.error.ConfigException.forField("--threads", "--threads " + threads + ": must be 1..4096");
+      }
+      io.cachedit.kernels.NativeRuntime.setThreads(threads);
+    }
     if (saveImages != null && Files.exists(saveImages) && !Files.isDirectory(saveImages)) {
       throw io.cachedit.error.ConfigException.forField("--save-images", "--save-images " + saveImages
           + " is a file; give a folder");
@@ -200,6 +210,13 @@ final class GenerateCommand implements Callable<Integer> {
          BundledModel dense = quantization != null && compare ? BundledModel.load(dir, pr.weights()) : null) {
       io.cachedit.quant.QuantizeReport quantized = QuantizeOption.apply(m.transformer(), quantization,
           pr.root() ? err : null);
+      if (io.cachedit.kernels.NativeRuntime.cachedItLinear() && m.transformer().dtype() == org.bytedeco.pytorch.global.torch.ScalarType.Float
+          && quantization == null) {
+        io.cachedit.quant.BatchInvariance.apply(m.transformer());  // cachedit's fp32 GEMM in the one pool
+        if (dense != null) {
+          io.cachedit.quant.BatchInvariance.apply(dense.transformer());
+        }
+      }
       pr.install(m.pipeline());
       if (dense != null) {
         pr.install(dense.pipeline());
@@ -252,6 +269,7 @@ final class GenerateCommand implements Callable<Integer> {
       stats.put("guidance", guidance);
       stats.put("out", out.toString());
       stats.put("seconds", run.seconds());
+      stats.put("runtime", io.cachedit.kernels.NativeRuntime.describe());
       stats.put("cached_steps", run.cachedSteps());
       stats.put("ideal_speedup", run.idealSpeedup());
       if (pr.active()) {

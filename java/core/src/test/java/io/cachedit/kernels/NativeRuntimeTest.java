@@ -1,0 +1,45 @@
+package io.cachedit.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.cachedit.error.ConfigException;
+import org.junit.jupiter.api.Test;
+
+/** The one compute pool: what the runtime set, sized on request, reported as it applies. */
+class NativeRuntimeTest {
+  @Test
+  void openBlasRunsInsideLibtorchsPoolAndTheReportSaysWhatApplied() {
+    NativeRuntime.initialize();
+    String report = NativeRuntime.describe();
+    String given = System.getenv("OPENBLAS_NUM_THREADS");
+    if (given == null) {  // the test JVM leaves it to cachedit: one pool
+      assertEquals("1", NativeEnvironment.getenv("OPENBLAS_NUM_THREADS"));
+      assertTrue(report.contains("OpenBLAS threads: 1 (inside libtorch's pool"), report);
+    } else {
+      assertTrue(report.contains("OPENBLAS_NUM_THREADS from the environment"), report);
+    }
+    assertTrue(report.contains("OMP_WAIT_POLICY"), report);
+    // surefire sets OMP_WAIT_POLICY before the JVM starts: libgomp saw it whenever it loaded
+    if (System.getenv("OMP_WAIT_POLICY") != null) {
+      assertTrue(NativeRuntime.waitPolicyApplied(), report);
+      assertTrue(!report.contains("not applied"), report);
+    }
+  }
+
+  @Test
+  void thePoolIsSizedOnRequestAndBadSizesAreRefused() {
+    int before = NativeRuntime.threads();
+    try {
+      NativeRuntime.setThreads(1);
+      assertEquals(1, NativeRuntime.threads());
+      assertTrue(NativeRuntime.describe().startsWith("compute pool: 1 threads"), NativeRuntime.describe());
+    } finally {
+      NativeRuntime.setThreads(before);
+    }
+    assertThrows(ConfigException.class, () -> NativeRuntime.setThreads(0));
+    assertThrows(ConfigException.class, () -> NativeRuntime.parseThreads("two", "CACHEDIT_THREADS"));
+    assertEquals(3, NativeRuntime.parseThreads(" 3 ", "CACHEDIT_THREADS"));
+  }
+}
