@@ -76,7 +76,7 @@ final class ForwardCommand implements Callable<Integer> {
       }
       m.forEach((k, v) -> values.put(String.valueOf(k), v));
     }
-    Path target = resolve(model, component);
+    Path target = resolve(model, component, call);
     if (!isTransformer(target)) {
       if (parallelism != null || quantization != null) {
         throw io.cachedit.error.ConfigException.forField(parallelism != null ? "--parallel" : "--quantize",
@@ -120,8 +120,12 @@ final class ForwardCommand implements Callable<Integer> {
     return 0;
   }
 
-  /** The model folder (or file) {@code --model} and {@code --component} name. */
-  static Path resolve(Path model, String component) {
+  /**
+   * The model folder (or file) {@code --model} and {@code --component} name: the folder itself when it
+   * holds a config.json, else its component folder; of several, the one {@code --call} runs (a VAE for
+   * decode/encode, else the transformer, then text_encoder, text_encoder_2, text_encoder_3).
+   */
+  static Path resolve(Path model, String component, String call) {
     if (component != null) {
       Path sub = model.resolve(component);
       if (!Files.isRegularFile(sub.resolve("config.json"))) {
@@ -140,6 +144,22 @@ final class ForwardCommand implements Callable<Integer> {
           .forEach(found::add);
     } catch (java.io.IOException e) {
       throw new io.cachedit.error.WeightLoadException("cannot list " + model + ": " + e.getMessage(), e);
+    }
+    boolean vaeCall = call.equals("decode") || call.equals("encode");
+    java.util.List<String> fitting = new java.util.ArrayList<>();
+    for (String f : found) {
+      String cls = io.cachedit.io.JsonConfig.read(model.resolve(f).resolve("config.json")).className();
+      if ((cls != null && cls.startsWith("Autoencoder")) == vaeCall) {
+        fitting.add(f);
+      }
+    }
+    if (fitting.size() == 1) {
+      return model.resolve(fitting.get(0));
+    }
+    for (String preferred : java.util.List.of("transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae")) {
+      if (fitting.contains(preferred)) {
+        return model.resolve(preferred);
+      }
     }
     if (found.size() == 1) {
       return model.resolve(found.get(0));
