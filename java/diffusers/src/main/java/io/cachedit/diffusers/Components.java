@@ -127,6 +127,26 @@ final class Components {
     return new GeneratedImages(images, pixels, w, h);
   }
 
+  /**
+   * Wan-style latents back to the VAE's scale, as diffusers' Wan and Qwen-Image pipelines do:
+   * {@code latents / (1 / latents_std) + latents_mean} per channel, in the VAE's dtype.
+   */
+  static Tensor unnormalize(io.cachedit.models.vae.AutoencoderKLWan vae, Tensor latents) {
+    io.cachedit.models.vae.AutoencoderKLWan.Config c = vae.config();
+    Tensor mean = torch.tensor(floats(c.latentsMean())).view(1, c.zDim(), 1, 1, 1);
+    Tensor invStd = torch.ones(new long[] {1}).div(torch.tensor(floats(c.latentsStd()))).view(1, c.zDim(), 1, 1, 1);
+    ScalarType dt = vae.dtype();
+    return latents.to(dt).div(invStd.to(dt)).add(mean.to(dt));
+  }
+
+  private static float[] floats(double[] d) {
+    float[] f = new float[d.length];
+    for (int i = 0; i < d.length; i++) {
+      f[i] = (float) d[i];
+    }
+    return f;
+  }
+
   static void checkSize(PromptRequest r, int multiple, String pipeline) {
     if (r.height() % multiple != 0 || r.width() % multiple != 0) {
       throw io.cachedit.error.ConfigException.forField("height", pipeline + ": height and width must be multiples of "

@@ -121,21 +121,9 @@ final class QwenImageTextToImage implements TextToImagePipeline {
           neg == null ? null : neg[1], r.height(), r.width(), r.steps(), cfg ? r.trueCfgScale() : 1.0, r.seed()), onStep);
       int s = denoiser.vaeScaleFactor();
       Tensor latents = FluxPipeline.unpack(packed, 2 * (r.height() / (s * 2)), 2 * (r.width() / (s * 2))).unsqueeze(2);
-      AutoencoderKLWan.Config c = vae.config();
-      Tensor mean = torch.tensor(toFloats(c.latentsMean())).view(1, c.zDim(), 1, 1, 1);
-      Tensor invStd = torch.ones(new long[] {1}).div(torch.tensor(toFloats(c.latentsStd()))).view(1, c.zDim(), 1, 1, 1);
-      Tensor z = latents.to(vae.dtype()).div(invStd.to(vae.dtype())).add(mean.to(vae.dtype()));
-      Tensor image = vae.decode(z).select(2, 0);
+      Tensor image = vae.decode(Components.unnormalize(vae, latents)).select(2, 0);
       return Components.images(image);
     }
-  }
-
-  private static float[] toFloats(double[] d) {
-    float[] f = new float[d.length];
-    for (int i = 0; i < d.length; i++) {
-      f[i] = (float) d[i];
-    }
-    return f;
   }
 
   @Override

@@ -145,21 +145,9 @@ final class WanTextToVideo implements TextToImagePipeline {
       Tensor latents = denoiser.generate(new WanPipeline.Request(pos.to(transformer.dtype()),
           neg == null ? null : neg.to(transformer.dtype()), frames, r.height(), r.width(), r.steps(), r.guidanceScale(),
           guidance2, r.seed()), onStep);
-      AutoencoderKLWan.Config c = vae.config();
-      Tensor mean = torch.tensor(floats(c.latentsMean())).view(1, c.zDim(), 1, 1, 1);
-      Tensor invStd = torch.ones(new long[] {1}).div(torch.tensor(floats(c.latentsStd()))).view(1, c.zDim(), 1, 1, 1);
-      Tensor z = latents.to(vae.dtype()).div(invStd.to(vae.dtype())).add(mean.to(vae.dtype()));
-      Tensor video = vae.decode(z);  // [1, 3, F, H, W]
+      Tensor video = vae.decode(Components.unnormalize(vae, latents));  // [1, 3, F, H, W]
       return Components.images(video.select(0, 0).permute(1, 0, 2, 3));  // frames as images
     }
-  }
-
-  private static float[] floats(double[] d) {
-    float[] f = new float[d.length];
-    for (int i = 0; i < d.length; i++) {
-      f[i] = (float) d[i];
-    }
-    return f;
   }
 
   @Override

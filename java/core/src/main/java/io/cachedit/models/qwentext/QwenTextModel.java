@@ -6,6 +6,7 @@ import io.cachedit.models.common.AbstractDiffusersModel;
 import io.cachedit.models.common.ComponentModel;
 import io.cachedit.models.common.ForwardInputs;
 import io.cachedit.models.common.Linear;
+import io.cachedit.models.common.TextEncoderCalls;
 import io.cachedit.models.common.Sdpa;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -237,21 +238,12 @@ public final class QwenTextModel extends AbstractDiffusersModel implements Compo
 
   @Override
   public Map<String, Tensor> call(String method, ForwardInputs inputs) {
-    if (!method.equals("forward")) {
-      throw new IllegalArgumentException(className() + " runs forward, not " + method);
-    }
-    boolean hiddenStates = Boolean.TRUE.equals(inputs.value("output_hidden_states", false));
-    inputs.value("return_dict", true);
-    inputs.value("use_cache", false);
+    boolean hiddenStates = TextEncoderCalls.begin(className(), method, inputs);
     Output o = encode(inputs.tensor("input_ids"), inputs.optional("attention_mask"), hiddenStates);
     inputs.checkAllUsed(className());
     Map<String, Tensor> out = new LinkedHashMap<>();
     out.put("last_hidden_state", o.lastHiddenState());
-    if (o.hiddenStates() != null) {
-      for (int i = 0; i < o.hiddenStates().size(); i++) {
-        out.put("hidden_states." + i, o.hiddenStates().get(i));
-      }
-    }
+    TextEncoderCalls.putHiddenStates(out, o.hiddenStates());
     return out;
   }
 }

@@ -416,24 +416,6 @@ public final class AutoencoderKL extends AbstractDiffusersModel implements Compo
 
   @Override
   public Map<String, Tensor> call(String method, ForwardInputs inputs) {
-    inputs.value("return_dict", true);
-    Map<String, Tensor> out = new LinkedHashMap<>();
-    switch (method) {
-      case "decode" -> {
-        Tensor z = inputs.tensor("z");
-        inputs.checkAllUsed(className());
-        out.put("sample", decode(z.to(dtype)));
-      }
-      case "encode" -> {
-        Tensor x = inputs.tensor("x");
-        inputs.checkAllUsed(className());
-        LatentDistribution d = encode(x.to(dtype));
-        out.put("latent_dist.mean", d.mean());
-        out.put("latent_dist.logvar", d.logvar());
-        out.put("latent_dist.std", d.std());
-      }
-      default -> throw new IllegalArgumentException(className() + " runs decode or encode, not " + method);
-    }
-    return out;
+    return VaeCalls.call(className(), method, inputs, dtype, this::decode, this::encode);
   }
 }
