@@ -14,9 +14,15 @@ class NativeRuntimeTest {
     NativeRuntime.initialize();
     String report = NativeRuntime.describe();
     String given = System.getenv("OPENBLAS_NUM_THREADS");
-    if (given == null) {  // the test JVM leaves it to cachedit: one pool
-      assertEquals("1", NativeEnvironment.getenv("OPENBLAS_NUM_THREADS"));
-      assertTrue(report.contains("OpenBLAS threads: 1 (inside libtorch's pool"), report);
+    if (given == null) {
+      // the report is the truth either way: cachedit set it before OpenBLAS loaded, or OpenBLAS (another test
+      // touching libtorch first, in this shared JVM) was loaded before and the setting could not apply
+      if (NativeEnvironment.getenv("OPENBLAS_NUM_THREADS") != null) {
+        assertEquals("1", NativeEnvironment.getenv("OPENBLAS_NUM_THREADS"));
+        assertTrue(report.contains("OpenBLAS threads: 1 (inside libtorch's pool"), report);
+      } else {
+        assertTrue(report.contains("unknown: OpenBLAS was loaded before cachedit"), report);
+      }
     } else {
       assertTrue(report.contains("OPENBLAS_NUM_THREADS from the environment"), report);
     }
