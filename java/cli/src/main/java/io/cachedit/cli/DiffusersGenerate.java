@@ -42,6 +42,9 @@ final class DiffusersGenerate {
           "--parallel and --quantize run on the bundled model and transformer folders; diffusers pipeline folders "
               + "generate on one process, unquantised, for now");
     }
+    if (c.fps < 1 || c.fps > 100) {  // before loading and generating
+      throw io.cachedit.error.ConfigException.forField("--fps", "--fps " + c.fps + ": must be 1..100");
+    }
     LoadOptions load = LoadOptions.defaults().withDtype(Dtypes.parse(c.dtype)).withTransformer(c.transformer)
         .withKeepTextEncoders(!c.releaseTextEncoders).withVaeTiling(c.vaeTiling);
     try (TextToImagePipeline p = Pipelines.load(c.model, load)) {

@@ -324,7 +324,8 @@ public final class AutoencoderKL extends AbstractDiffusersModel implements Compo
     return quantConv == null ? h : quantConv.forward(h);
   }
 
-  private static LatentDistribution distribution(Tensor moments) {
+  /** diffusers' DiagonalGaussianDistribution of the encoder's moments: mean, log variance clamped to [-30, 20], std. */
+  static LatentDistribution distribution(Tensor moments) {
     long c = moments.size(1) / 2;
     Tensor mean = moments.narrow(1, 0, c);
     Tensor logvar = torch.clamp(moments.narrow(1, c, c), new org.bytedeco.pytorch.ScalarOptional(new Scalar(-30.0)),

@@ -494,10 +494,7 @@ public final class AutoencoderKLWan extends AbstractDiffusersModel implements Co
       outs.push_back(h);
     }
     Tensor moments = quantConv.forward(torch.cat(outs, 2), (Tensor) null);
-    long c = moments.size(1) / 2;
-    Tensor logvar = torch.clamp(moments.narrow(1, c, c), new ScalarOptional(new Scalar(-30.0)),
-        new ScalarOptional(new Scalar(20.0)));
-    return new AutoencoderKL.LatentDistribution(moments.narrow(1, 0, c), logvar, torch.exp(logvar.mul(new Scalar(0.5))));
+    return AutoencoderKL.distribution(moments);
   }
 
   private static void check(Tensor t, int channels, String name) {

@@ -15,7 +15,6 @@ import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A tokenizer folder as transformers 5 loads it ({@code AutoTokenizer.from_pretrained(dir)}): the
@@ -69,7 +68,13 @@ public final class TextTokenizer implements AutoCloseable {
   private final int modelMaxLength;
   private final boolean padLeft;
   private final long padTokenId;
-  private final Map<Integer, HuggingFaceTokenizer> byMaxLength = new ConcurrentHashMap<>();
+  /**
+   * One native tokenizer per truncation length asked for (truncation is a setting of the native
+   * tokenizer). At most {@link #CACHED} are kept, so a long-running caller passing ever new lengths
+   * does not grow: an evicted one is left to DJL's finaliser, as a caller may still be using it.
+   */
+  private final Map<Integer, HuggingFaceTokenizer> byMaxLength = new java.util.LinkedHashMap<>(16, 0.75f, true);
+  private static final int CACHED = 8;
   private volatile boolean closed;
 
   private final String chatTemplate;
@@ -110,8 +115,10 @@ public final class TextTokenizer implements AutoCloseable {
     }
     ObjectNode built;
     List<TokenizerJson.Added> added = addedTokens(config, configFile);
-    if (Files.isRegularFile(tokenizerJson) && !cls.isEmpty()) {  // a class re-wrapping tokenizer.json keeps its added tokens
-      added.addAll(0, TokenizerJson.addedTokens(TokenizerJson.readJson(tokenizerJson)));
+    // read once (real ones are megabytes); a class re-wrapping it keeps its added tokens
+    JsonNode fileJson = Files.isRegularFile(tokenizerJson) ? TokenizerJson.readJson(tokenizerJson) : null;
+    if (fileJson != null && !cls.isEmpty()) {
+      added.addAll(0, TokenizerJson.addedTokens(fileJson));
     }
     switch (cls) {
       case "CLIPTokenizer" -> {
@@ -120,8 +127,8 @@ public final class TextTokenizer implements AutoCloseable {
         String unk = token(config, "unk_token", "<|endoftext|>");
         String pad = token(config, "pad_token", "<|endoftext|>");
         ObjectNode model;
-        if (Files.isRegularFile(tokenizerJson)) {
-          model = TokenizerJson.bpeFromTokenizerJson(TokenizerJson.readJson(tokenizerJson), tokenizerJson, unk);
+        if (fileJson != null) {
+          model = TokenizerJson.bpeFromTokenizerJson(fileJson, tokenizerJson, unk);
         } else if (Files.isRegularFile(vocab) && Files.isRegularFile(merges)) {
           model = TokenizerJson.bpeFromFiles(vocab, merges, unk);
         } else {
@@ -140,8 +147,8 @@ public final class TextTokenizer implements AutoCloseable {
         String pad = token(config, "pad_token", "<pad>");
         int extraIds = config.path("extra_ids").asInt(100);
         TokenizerJson.Vocabulary v;
-        if (Files.isRegularFile(tokenizerJson)) {
-          v = TokenizerJson.unigramFromTokenizerJson(TokenizerJson.readJson(tokenizerJson), tokenizerJson);
+        if (fileJson != null) {
+          v = TokenizerJson.unigramFromTokenizerJson(fileJson, tokenizerJson);
         } else if (Files.isRegularFile(spiece)) {
           v = TokenizerJson.unigramFromSpm(SentencePieceModel.read(spiece), extraIds, spiece);
         } else {
@@ -165,8 +172,8 @@ public final class TextTokenizer implements AutoCloseable {
         String pad = token(config, "pad_token", "<|endoftext|>");
         String bos = token(config, "bos_token", null);
         ObjectNode model;
-        if (Files.isRegularFile(tokenizerJson)) {
-          model = TokenizerJson.bpeFromTokenizerJson(TokenizerJson.readJson(tokenizerJson), tokenizerJson, null, "");
+        if (fileJson != null) {
+          model = TokenizerJson.bpeFromTokenizerJson(fileJson, tokenizerJson, null, "");
         } else if (Files.isRegularFile(vocab) && Files.isRegularFile(merges)) {
           model = TokenizerJson.bpeFromFiles(vocab, merges, null, "");
         } else {
@@ -182,11 +189,11 @@ public final class TextTokenizer implements AutoCloseable {
         built = TokenizerJson.qwen2(model, added);
       }
       default -> {
-        if (!Files.isRegularFile(tokenizerJson)) {
+        if (fileJson == null) {
           throw new WeightLoadException(dir + ": tokenizer class \"" + cls + "\" is read from tokenizer.json, which is "
               + "missing; cachedit builds CLIPTokenizer and T5Tokenizer from their vocabulary files");
         }
-        built = (ObjectNode) TokenizerJson.readJson(tokenizerJson);
+        built = (ObjectNode) fileJson;
       }
     }
     String text;
@@ -372,30 +379,41 @@ public final class TextTokenizer implements AutoCloseable {
     return new Encoding(ids, mask, cut);
   }
 
-  private HuggingFaceTokenizer tokenizer(int maxLength) {
+  private synchronized HuggingFaceTokenizer tokenizer(int maxLength) {
     if (closed) {
       throw new IllegalStateException("the tokenizer of " + dir + " was closed");
     }
-    return byMaxLength.computeIfAbsent(maxLength, n -> {
-      Map<String, String> options = new java.util.HashMap<>();
-      options.put("addSpecialTokens", "true");
-      options.put("padding", "false");
-      options.put("truncation", n == UNLIMITED ? "false" : "true");
-      if (n != UNLIMITED) {
-        options.put("maxLength", Integer.toString(n));
-      }
-      options.put("modelMaxLength", Integer.toString(Integer.MAX_VALUE));  // DJL would cap maxLength at 512
-      try {
-        return HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)), options);
-      } catch (IOException | RuntimeException e) {
-        throw new WeightLoadException("tokenizer " + dir + " cannot be built: " + TokenizerJson.firstLine(e.getMessage())
-            + "; check its vocabulary files", e);
-      }
-    });
+    HuggingFaceTokenizer cached = byMaxLength.get(maxLength);
+    if (cached != null) {
+      return cached;
+    }
+    if (byMaxLength.size() >= CACHED) {  // drop the least recently used length (the untruncated one stays)
+      byMaxLength.keySet().stream().filter(k -> k != UNLIMITED).findFirst().ifPresent(byMaxLength::remove);
+    }
+    HuggingFaceTokenizer made = build(maxLength);
+    byMaxLength.put(maxLength, made);
+    return made;
+  }
+
+  private HuggingFaceTokenizer build(int n) {
+    Map<String, String> options = new java.util.HashMap<>();
+    options.put("addSpecialTokens", "true");
+    options.put("padding", "false");
+    options.put("truncation", n == UNLIMITED ? "false" : "true");
+    if (n != UNLIMITED) {
+      options.put("maxLength", Integer.toString(n));
+    }
+    options.put("modelMaxLength", Integer.toString(Integer.MAX_VALUE));  // DJL would cap maxLength at 512
+    try {
+      return HuggingFaceTokenizer.newInstance(new ByteArrayInputStream(json.getBytes(StandardCharsets.UTF_8)), options);
+    } catch (IOException | RuntimeException e) {
+      throw new WeightLoadException("tokenizer " + dir + " cannot be built: " + TokenizerJson.firstLine(e.getMessage())
+          + "; check its vocabulary files", e);
+    }
   }
 
   @Override
-  public void close() {
+  public synchronized void close() {
     closed = true;
     byMaxLength.values().forEach(HuggingFaceTokenizer::close);
     byMaxLength.clear();

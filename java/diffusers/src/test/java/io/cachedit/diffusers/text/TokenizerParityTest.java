@@ -71,6 +71,19 @@ class TokenizerParityTest {
     assertEquals(1, e.inputIds()[63], "EOS after truncation");
   }
 
+  @Test
+  void manyTruncationLengthsKeepGivingTheSameIds() {
+    TextTokenizer t5 = tokenizer("t5-spm");
+    long[] full = t5.ids("a photo of a cat on a red sofa");
+    for (int round = 0; round < 2; round++) {
+      for (int n = 2; n < 30; n++) {  // more lengths than the tokenizer keeps natively
+        long[] cut = t5.encode("a photo of a cat on a red sofa", TextTokenizer.Padding.NONE, n, true).inputIds();
+        assertEquals(Math.min(n, full.length), cut.length, "length " + n);
+        assertEquals(1, cut[cut.length - 1], "EOS kept at length " + n);
+      }
+    }
+  }
+
   private static long[] longs(JsonNode a) {
     long[] out = new long[a.size()];
     for (int i = 0; i < out.length; i++) {
