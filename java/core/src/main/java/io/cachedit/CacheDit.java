@@ -5,6 +5,7 @@ import io.cachedit.adapter.BlockAdapter;
 import io.cachedit.adapter.PatchFunctor;
 import io.cachedit.cache.BasicCacheConfig;
 import io.cachedit.cache.CacheOptions;
+import io.cachedit.cache.DBCacheConfig;
 import io.cachedit.cache.CacheStats;
 import io.cachedit.cache.engine.CachedBlockRunner;
 import io.cachedit.cache.CalibratorConfig;
@@ -56,9 +57,14 @@ public final class CacheDit {
 
   private CacheDit() {}
 
-  /** Enables DBCache with the reference defaults (F8B0, 8 warm-up steps, threshold 0.08, unlimited). */
+  /**
+   * Enables DBCache with the reference defaults (F8B0, 8 warm-up steps, threshold 0.08, unlimited).
+   * On a block list shorter than {@value #DEFAULT_FN_MIN_BLOCKS} blocks the default probe is shortened to
+   * a quarter of the list (at least one block) and the log says so; an explicit config, the defaults
+   * included ({@code CacheOptions.defaults()}), is checked strictly instead (docs/caching.md).
+   */
   public static CacheHandle enableCache(DiffusionPipeline pipeline) {
-    return enableCache(pipeline, CacheOptions.defaults());
+    return enableCache(pipeline, null);
   }
 
   /** Enables caching on a registered pipeline. */
@@ -74,9 +80,12 @@ public final class CacheDit {
     return enableCache(AdapterRegistry.defaults().adapterFor(requireTarget(pipeline)), options, settings);
   }
 
-  /** Enables DBCache with the reference defaults on a registered transformer (transformer-only mode). */
+  /**
+   * Enables DBCache with the reference defaults on a registered transformer (transformer-only mode),
+   * adapting the probe to short block lists as {@link #enableCache(DiffusionPipeline)} does.
+   */
   public static CacheHandle enableCache(Transformer transformer) {
-    return enableCache(transformer, CacheOptions.defaults());
+    return enableCache(transformer, null);
   }
 
   public static CacheHandle enableCache(Transformer transformer, CacheOptions options) {
@@ -87,9 +96,12 @@ public final class CacheDit {
     return enableCache(AdapterRegistry.defaults().adapterFor(requireTarget(transformer)), options, settings);
   }
 
-  /** Enables DBCache with the reference defaults on the block lists an adapter names. */
+  /**
+   * Enables DBCache with the reference defaults on the block lists an adapter names, adapting the
+   * probe to short block lists as {@link #enableCache(DiffusionPipeline)} does.
+   */
   public static CacheHandle enableCache(BlockAdapter adapter) {
-    return enableCache(adapter, CacheOptions.defaults());
+    return enableCache(adapter, null);
   }
 
   public static CacheHandle enableCache(BlockAdapter adapter, CacheOptions options) {
@@ -100,10 +112,12 @@ public final class CacheDit {
    * Installs the cache engine on the adapter's block lists. Nothing is changed if it fails: caching
    * already enabled on one of the adapter's transformers, a config that does not fit a list, or
    * {@link ParamsModifier}s that do not match the cached lists are errors raised before anything is
-   * installed or patched.
+   * installed or patched. {@code options == null} means the reference defaults with the probe adapted
+   * to short lists ({@link #defaultConfigFor}); any options given are used as they are.
    */
   public static CacheHandle enableCache(BlockAdapter adapter, CacheOptions options, EngineSettings settings) {
     requireTarget(adapter);
+    boolean adaptDefault = options == null;
     CacheOptions opts = options == null ? CacheOptions.defaults() : options;
     EngineSettings engine = settings == null ? EngineSettings.defaults() : settings;
     for (Transformer t : adapter.transformers()) {
@@ -186,6 +200,15 @@ public final class CacheDit {
         BasicCacheConfig config = opts.cacheConfig();
         CalibratorConfig calibrator = opts.calibratorConfig();
         ParamsModifier m = byTarget.get(t);
+        if (adaptDefault) {
+          BasicCacheConfig adapted = defaultConfigFor(list.size());
+          if (adapted.fnComputeBlocks() != config.fnComputeBlocks()) {
+            LOG.info("default cache config on {}.{} ({} blocks): Fn_compute_blocks {} -> {}, so the probe leaves "
+                + "blocks to cache; pass CacheOptions to choose (docs/caching.md)", t.transformer().getClass()
+                .getSimpleName(), list.name(), list.size(), config.fnComputeBlocks(), adapted.fnComputeBlocks());
+          }
+          config = adapted;
+        }
         if (m != null) {
           config = m.applyTo(config);
           calibrator = m.applyTo(calibrator);
@@ -221,6 +244,27 @@ public final class CacheDit {
           + "unless calls carry a StepContext or CacheDit.refreshContext is called per generation");
     }
     return new CacheHandle(adapter, installed, patched, parallel);
+  }
+
+  /** Block lists at least this long keep the reference default probe of 8 blocks. */
+  public static final int DEFAULT_FN_MIN_BLOCKS = 16;
+
+  /**
+   * The default cache config ({@link CacheOptions#defaults()}: DBCache F8B0, W8, threshold 0.08) as the
+   * one-line {@code enableCache} calls apply it to a block list of {@code blocks} blocks: unchanged
+   * from {@value #DEFAULT_FN_MIN_BLOCKS} blocks on (every diffusers transformer we support), else
+   * {@code Fn = max(1, blocks / 4)}, so the probe stays a small front part of a short list instead of
+   * covering it (F8 on 8 blocks would cache nothing; on 4 it is invalid).
+   */
+  public static BasicCacheConfig defaultConfigFor(int blocks) {
+    if (blocks < 1) {
+      throw new IllegalArgumentException("a block list has at least one block, got " + blocks);
+    }
+    DBCacheConfig reference = DBCacheConfig.defaults();
+    if (blocks >= DEFAULT_FN_MIN_BLOCKS) {
+      return reference;
+    }
+    return reference.toBuilder().fnComputeBlocks(Math.max(1, blocks / 4)).build();
   }
 
   /**

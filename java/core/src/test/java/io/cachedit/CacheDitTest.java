@@ -130,6 +130,29 @@ class CacheDitTest {
   }
 
   @Test
+  void oneLineDefault_adaptsTheProbeToShortLists_explicitDefaultsStayStrict() {
+    assertEquals(DBCacheConfig.defaults(), CacheDit.defaultConfigFor(16), "long lists keep the reference F8B0");
+    assertEquals(DBCacheConfig.defaults(), CacheDit.defaultConfigFor(57));
+    assertEquals(3, CacheDit.defaultConfigFor(15).fnComputeBlocks());
+    assertEquals(2, CacheDit.defaultConfigFor(8).fnComputeBlocks());
+    assertEquals(1, CacheDit.defaultConfigFor(4).fnComputeBlocks());
+    assertEquals(1, CacheDit.defaultConfigFor(1).fnComputeBlocks());
+    assertEquals(DBCacheConfig.defaults().residualDiffThreshold(), CacheDit.defaultConfigFor(4).residualDiffThreshold());
+    assertEquals(0, CacheDit.defaultConfigFor(4).bnComputeBlocks());
+    try (TwoListModel m = new TwoListModel(7)) {  // lists of 4 and 6 blocks: F8B0 does not fit either
+      try (CacheHandle h = CacheDit.enableCache(registry().adapterFor(m))) {
+        assertEquals(1, h.configs().get(0).fnComputeBlocks());
+        assertEquals(1, h.configs().get(1).fnComputeBlocks());
+        assertEquals(8, h.configs().get(0).maxWarmupSteps(), "only Fn is adapted");
+      }
+      ConfigException e = assertThrows(ConfigException.class,
+          () -> CacheDit.enableCache(registry().adapterFor(m), CacheOptions.defaults()));
+      assertTrue(e.getMessage().contains("Fn_compute_blocks (8)") && e.getMessage().contains("4 blocks"), e.getMessage());
+      assertSame(BlockRunner.SEQUENTIAL, m.blockLists().get(0).runner());
+    }
+  }
+
+  @Test
   void paramsModifiers_perListContextsDecideIndependently() {
     try (TwoListModel m = new TwoListModel(4); Driver d = new Driver(m)) {
       BlockAdapter adapter = BlockAdapter.builder().transformer(m)
