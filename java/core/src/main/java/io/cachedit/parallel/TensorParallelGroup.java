@@ -8,7 +8,7 @@ import org.bytedeco.pytorch.Tensor;
 /**
  * A model's {@link TensorParallel} over a real group: cuts its weights as its plan says while it is
  * loaded and sums or gathers the split layers' outputs over the group while it runs
- * (docs/parallelism.md, "Tensor parallelism"). Build one per model class with {@link #forPlan}.
+ * (docs/parallelism.md, "Tensor parallelism"). Build one per model class with {@link Binder#forPlan}.
  */
 public final class TensorParallelGroup implements TensorParallel {
   private final CommGroup group;
