@@ -33,7 +33,13 @@ extern "C" int cdit_cuda_available(void) {
 
 extern "C" const char* cdit_cuda_last_error(void) { return g_last_error.c_str(); }
 
-extern "C" int cdit_cuda_stream_synchronize(void* stream) {
+static int cuda_stream_synchronize_impl(void* stream) {
   CDIT_CUDA_REQUIRE_DEVICE();
   return record(cudaStreamSynchronize(as_stream(stream)), "cudaStreamSynchronize");
+}
+
+// ---- the C ABI ----
+
+extern "C" cdit_status cdit_cuda_stream_synchronize(void* stream) {
+  return static_cast<cdit_status>(cuda_stream_synchronize_impl(stream));
 }

@@ -214,7 +214,7 @@ int run(int qact, int qweight, const void* x, int64_t M, int64_t K, const void* 
 
 using namespace cachedit;
 
-extern "C" int cdit_cuda_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
+static int cuda_qlinear_impl(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
                                  const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
                                  const void* bias, void* y, void* stream) {
   CDIT_CUDA_REQUIRE_DEVICE();
@@ -233,4 +233,12 @@ extern "C" int cdit_cuda_qlinear(int dtype, int qact, int qweight, const void* x
     case CDIT_F16: return cuda::run<F16>(qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w, bias, y, s);
     default: return CDIT_ERR_DTYPE;
   }
+}
+
+// ---- the C ABI ----
+
+extern "C" cdit_status cdit_cuda_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
+                                 const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
+                                 const void* bias, void* y, void* stream) {
+  return static_cast<cdit_status>(cuda_qlinear_impl(dtype, qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w, bias, y, stream));
 }

@@ -105,7 +105,7 @@ int run(const void* a, const void* b, const void* c, int64_t n, double* out, cud
 using namespace cachedit;
 using namespace cachedit::cuda;
 
-extern "C" int cdit_cuda_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, double* device_out,
+static int cuda_rel_l1_sums_impl(int dtype, const void* a, const void* b, int64_t n, double* device_out,
                                      void* stream) {
   if (n < 0 || device_out == nullptr || (n > 0 && (a == nullptr || b == nullptr))) return CDIT_ERR_ARGUMENT;
   if (dtype != CDIT_F32 && dtype != CDIT_BF16 && dtype != CDIT_F16) return CDIT_ERR_DTYPE;
@@ -117,7 +117,7 @@ extern "C" int cdit_cuda_rel_l1_sums(int dtype, const void* a, const void* b, in
   }
 }
 
-extern "C" int cdit_cuda_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+static int cuda_rel_l1_residual_sums_impl(int dtype, const void* prev, const void* after, const void* before,
                                               int64_t n, double* device_out, void* stream) {
   if (n < 0 || device_out == nullptr || (n > 0 && (prev == nullptr || after == nullptr || before == nullptr)))
     return CDIT_ERR_ARGUMENT;
@@ -128,4 +128,16 @@ extern "C" int cdit_cuda_rel_l1_residual_sums(int dtype, const void* prev, const
     case CDIT_BF16: return run<BF16, true>(prev, after, before, n, device_out, as_stream(stream));
     default: return run<F16, true>(prev, after, before, n, device_out, as_stream(stream));
   }
+}
+
+// ---- the C ABI ----
+
+extern "C" cdit_status cdit_cuda_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, double* device_out,
+                                     void* stream) {
+  return static_cast<cdit_status>(cuda_rel_l1_sums_impl(dtype, a, b, n, device_out, stream));
+}
+
+extern "C" cdit_status cdit_cuda_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+                                              int64_t n, double* device_out, void* stream) {
+  return static_cast<cdit_status>(cuda_rel_l1_residual_sums_impl(dtype, prev, after, before, n, device_out, stream));
 }

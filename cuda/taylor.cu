@@ -94,7 +94,7 @@ int update(void* const* ladder, int count, const void* y, double gap, int64_t n,
 using namespace cachedit;
 using namespace cachedit::cuda;
 
-extern "C" int cdit_cuda_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
+static int cuda_taylor_predict_impl(int dtype, void* out, const void* const* terms, int nterms, double k,
                                         int64_t n, void* stream) {
   if (n < 0 || nterms < 1 || nterms > CDIT_TAYLOR_MAX_TERMS || terms == nullptr || !std::isfinite(k))
     return CDIT_ERR_ARGUMENT;
@@ -109,7 +109,7 @@ extern "C" int cdit_cuda_taylor_predict(int dtype, void* out, const void* const*
   }
 }
 
-extern "C" int cdit_cuda_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
+static int cuda_taylor_update_impl(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
                                        double gap, int64_t n, void* stream) {
   if (n < 0 || ladder == nullptr || nlevels < 1 || nlevels > CDIT_TAYLOR_MAX_TERMS || nvalid < 0 ||
       nvalid > nlevels)
@@ -125,4 +125,16 @@ extern "C" int cdit_cuda_taylor_update(int dtype, void* const* ladder, int nvali
     case CDIT_BF16: return update<BF16>(ladder, count, y, gap, n, as_stream(stream));
     default: return update<F16>(ladder, count, y, gap, n, as_stream(stream));
   }
+}
+
+// ---- the C ABI ----
+
+extern "C" cdit_status cdit_cuda_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
+                                        int64_t n, void* stream) {
+  return static_cast<cdit_status>(cuda_taylor_predict_impl(dtype, out, terms, nterms, k, n, stream));
+}
+
+extern "C" cdit_status cdit_cuda_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
+                                       double gap, int64_t n, void* stream) {
+  return static_cast<cdit_status>(cuda_taylor_update_impl(dtype, ladder, nvalid, nlevels, y, gap, n, stream));
 }

@@ -3,9 +3,17 @@
  *
  * Usable from C and C++ without Java. Every kernel takes raw addresses, element counts and an
  * explicit OpenMP thread count (nthreads <= 0 means "one thread"); inputs below a size threshold
- * run serially without touching OpenMP. Floating-point inputs may be fp32, bf16 or fp16
- * (cdit_dtype); arithmetic is done in fp32 and reductions are folded in fp64. Pointers need only
- * element alignment. Every entry point returns a cdit_status; none of them aborts or throws.
+ * (CDIT_SERIAL_WORK) run serially on the calling thread without touching OpenMP. Floating-point
+ * inputs may be fp32, bf16 or fp16 (cdit_dtype); arithmetic is done in fp32 and reductions are
+ * folded in fp64. Pointers need only element alignment. Every kernel returns a cdit_status and, on
+ * failure, leaves a message naming the function, the argument and its value in cdit_last_error();
+ * none of them aborts or throws.
+ *
+ * Threads: every function is thread-safe and re-entrant. The library holds no mutable global state
+ * (the last error is per thread); concurrent calls are independent as long as no call writes a
+ * buffer another one reads or writes. A call with nthreads > 1 above the threshold opens its own
+ * OpenMP parallel region, so calling from several threads at once multiplies the threads in use.
+ * Results never depend on nthreads.
  *
  * The CUDA library (cuda/cachedit_cuda.h) exposes the same operations with a cdit_cuda_ prefix.
  */
@@ -26,6 +34,13 @@ extern "C" {
 #endif
 
 #define CDIT_VERSION "0.1.0"
+
+/**
+ * Work below which a kernel runs serially: elements times the values each element touches (an
+ * element-wise kernel over n elements reading two buffers does 2n). Waking OpenMP threads costs more
+ * than it saves below it. The linear layers use their own, larger thresholds (noted there).
+ */
+#define CDIT_SERIAL_WORK 524288
 
 /** Element types of floating-point buffers. */
 typedef enum cdit_dtype {
@@ -65,6 +80,12 @@ typedef enum cdit_wire {
 CDIT_API const char* cdit_version(void);
 /** Human-readable name of a status code. */
 CDIT_API const char* cdit_status_string(int status);
+/**
+ * Why the calling thread's most recent failing call failed, e.g. "cdit_taylor_predict: nterms must
+ * be 1..5, got 6"; "" if none has failed on this thread. Calls that succeed leave it unchanged. The
+ * string belongs to the library and stays valid until the next failing call on the same thread.
+ */
+CDIT_API const char* cdit_last_error(void);
 /** The instruction set the CPU kernels dispatch to on this machine: "avx512f", "avx2" or "default". */
 CDIT_API const char* cdit_cpu_isa(void);
 /** Size in bytes of one element of dtype, or 0 if unknown. */
@@ -78,7 +99,7 @@ CDIT_API int64_t cdit_wire_row_bytes(int dtype, int wire, int64_t D);
  * The summation order is fixed (blocks of 4096 elements, folded in order) so the result does not
  * depend on nthreads.
  * --------------------------------------------------------------------------------------------- */
-CDIT_API int cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, int nthreads,
+CDIT_API cdit_status cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, int nthreads,
                               double* sum_abs_diff, double* sum_abs_a);
 /**
  * The same sums where the current tensor is a residual computed on the fly: with d = after - before,
@@ -86,19 +107,22 @@ CDIT_API int cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n
  * DBCache probe is the Fn output residual, docs/algorithms.md section 3.2). d is rounded to dtype before use, exactly as a
  * materialised residual would be.
  */
-CDIT_API int cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+CDIT_API cdit_status cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
                                        int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev);
 /** sum|a-b| / sum|a|; 0 when both sums are 0, +inf when only sum|a| is 0. */
-CDIT_API int cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff);
+CDIT_API cdit_status cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff);
 
 /* ------------------------------------------------------------------------------------------------
  * Taylor-series extrapolation for the TaylorSeer calibrator (docs/algorithms.md section 6.1).
  * --------------------------------------------------------------------------------------------- */
 /**
  * out[j] = sum_{i < nterms} terms[i][j] * k^i / i!   (1 <= nterms <= CDIT_TAYLOR_MAX_TERMS).
+ * k is the distance from the step the terms were last updated at, in the unit the ladder's `gap`s
+ * were given in (cachedit passes steps: k = 1 predicts the next step; k may be fractional or
+ * negative, and must be finite). terms[i] is then the i-th derivative per that unit.
  * out may alias terms[0].
  */
-CDIT_API int cdit_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
+CDIT_API cdit_status cdit_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
                                  int64_t n, int nthreads);
 /**
  * In-place divided-difference update of a derivative ladder from a new value y observed `gap` steps
@@ -108,7 +132,7 @@ CDIT_API int cdit_taylor_predict(int dtype, void* out, const void* const* terms,
  * (0 <= nvalid <= nlevels) hold the previous ladder; gap must be finite and non-zero when nvalid > 0.
  * y must not alias a ladder buffer. Intermediate levels are carried in fp32 (no rounding between levels).
  */
-CDIT_API int cdit_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
+CDIT_API cdit_status cdit_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
                                 double gap, int64_t n, int nthreads);
 
 /* ------------------------------------------------------------------------------------------------
@@ -121,16 +145,16 @@ CDIT_API int cdit_taylor_update(int dtype, void* const* ladder, int nvalid, int 
  * lengths are equal or not (uneven "anything" mode), so the same kernels serve both modes.
  * --------------------------------------------------------------------------------------------- */
 /** in [B, S, H, D] (dtype) -> out [P, S, B, Hl, D] (wire rows); heads >= H become zero rows. */
-CDIT_API int cdit_ulysses_pack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+CDIT_API cdit_status cdit_ulysses_pack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                      int64_t H, int64_t D, int64_t P, int nthreads);
 /** in [P, S, B, Hl, D] (wire rows) -> out [B, S, H, D] (dtype); global head p*Hl + h, padded heads dropped. */
-CDIT_API int cdit_ulysses_unpack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+CDIT_API cdit_status cdit_ulysses_unpack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                        int64_t H, int64_t D, int64_t P, int nthreads);
 /** in [B, S, Hk, D] (dtype) -> out [S, B, Hl, D] (wire rows), Hk <= Hl; heads >= Hk become zero rows. */
-CDIT_API int cdit_ulysses_pack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+CDIT_API cdit_status cdit_ulysses_pack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                    int64_t Hk, int64_t Hl, int64_t D, int nthreads);
 /** in [S, B, Hl, D] (wire rows) -> out [B, S, Hk, D] (dtype), keeping the first Hk <= Hl heads. */
-CDIT_API int cdit_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+CDIT_API cdit_status cdit_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                      int64_t Hk, int64_t Hl, int64_t D, int nthreads);
 
 /* ------------------------------------------------------------------------------------------------
@@ -173,20 +197,21 @@ typedef enum cdit_qact {
  * divides K and 1024 (32, 64, 128, ...) and no per_tensor. Returns CDIT_ERR_ARGUMENT if w holds a
  * non-finite value (q and scales are then unspecified).
  */
-CDIT_API int cdit_qweight_quantize(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
+CDIT_API cdit_status cdit_qweight_quantize(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
                                    int per_tensor, void* q, float* scales, int nthreads);
 /** Bytes of the packed layout of an [N][K] weight, or -1 for invalid arguments. */
 CDIT_API int64_t cdit_qweight_packed_bytes(int qweight, int64_t N, int64_t K);
 /** Canonical -> packed (cdit_qweight_packed_bytes bytes); padding is written as zero. */
-CDIT_API int cdit_qweight_pack(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nthreads);
+CDIT_API cdit_status cdit_qweight_pack(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nthreads);
 /** Packed -> canonical (the exact inverse of cdit_qweight_pack). */
-CDIT_API int cdit_qweight_unpack(int qweight, const void* packed, int64_t N, int64_t K, void* q, int nthreads);
+CDIT_API cdit_status cdit_qweight_unpack(int qweight, const void* packed, int64_t N, int64_t K, void* q, int nthreads);
 /**
  * y [M][N] = dequant(quant(x [M][K])) * dequant(W)^T + bias, x, bias (N values, or NULL) and y in dtype.
- * packed/scales/group/per_tensor_w describe W as above. Allocates its scratch (2 bytes per input
+ * packed/scales/group/per_tensor_w describe W as above. Runs serially below 2^23 (about 8 M)
+ * multiply-adds (M * N * K), whatever nthreads says. Allocates its scratch (2 bytes per input
  * element plus a few KiB per thread) and frees it before returning.
  */
-CDIT_API int cdit_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K, const void* packed,
+CDIT_API cdit_status cdit_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K, const void* packed,
                           const float* scales, int64_t N, int64_t group, int per_tensor_w, const void* bias, void* y,
                           int nthreads);
 /**
@@ -202,14 +227,14 @@ CDIT_API const char* cdit_qlinear_isa(void);
  * that order on every path, so a row's result does not depend on M, on the other rows, on the thread
  * count or on the instruction set: a request gives the same bits alone or batched with others.
  * W is read in a packed layout: panels of 16 outputs, for each k the panel's 16 weights (zero padding).
- * Runs serially below about 4 M multiply-adds.
+ * Runs serially below 8 * CDIT_SERIAL_WORK (about 4 M) multiply-adds (M * N * K).
  * --------------------------------------------------------------------------------------------- */
 /** Floats of the packed layout of an [N][K] weight, or -1 for invalid arguments. */
 CDIT_API int64_t cdit_linear_f32_packed_floats(int64_t N, int64_t K);
 /** w [N][K] -> packed (cdit_linear_f32_packed_floats floats). */
-CDIT_API int cdit_linear_f32_pack(const float* w, int64_t N, int64_t K, float* packed, int nthreads);
+CDIT_API cdit_status cdit_linear_f32_pack(const float* w, int64_t N, int64_t K, float* packed, int nthreads);
 /** y [M][N] = x [M][K] W^T + bias (N floats, or NULL); M may be 0. */
-CDIT_API int cdit_linear_f32(const float* x, int64_t M, int64_t K, const float* packed, int64_t N, const float* bias,
+CDIT_API cdit_status cdit_linear_f32(const float* x, int64_t M, int64_t K, const float* packed, int64_t N, const float* bias,
                              float* y, int nthreads);
 /** "avx2" or "default"; CACHEDIT_LINEAR_ISA=default selects the portable path (same results, slower). */
 CDIT_API const char* cdit_linear_f32_isa(void);

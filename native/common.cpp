@@ -1,5 +1,40 @@
 // Library metadata shared by all kernels.
 #include "cachedit_kernels.h"
+#include "error.hpp"
+#include "isa.hpp"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace cachedit {
+namespace {
+thread_local char t_last_error[512];  // what cdit_last_error() returns on this thread
+thread_local char t_detail[384];      // what the failing site said, until its entry point records it
+thread_local bool t_has_detail = false;
+}  // namespace
+
+int fail(int status, const char* fmt, ...) {
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(t_detail, sizeof t_detail, fmt, args);
+  va_end(args);
+  t_has_detail = true;
+  return status;
+}
+
+cdit_status checked(const char* function, int status) {
+  if (status != CDIT_OK) {
+    std::snprintf(t_last_error, sizeof t_last_error, "%s: %s", function,
+                  t_has_detail ? t_detail : cdit_status_string(status));
+  }
+  t_has_detail = false;
+  return static_cast<cdit_status>(status);
+}
+
+}  // namespace cachedit
+
+extern "C" const char* cdit_last_error(void) { return cachedit::t_last_error; }
 
 extern "C" const char* cdit_version(void) { return CDIT_VERSION; }
 
@@ -15,11 +50,14 @@ extern "C" const char* cdit_status_string(int status) {
   }
 }
 
-// Mirrors the resolver GCC generates for target_clones("avx512f", "avx2", "default").
+// Mirrors the resolver GCC generates for target_clones("avx512f", "avx2", "default"); other targets
+// have the baseline version only.
 extern "C" const char* cdit_cpu_isa(void) {
+#if CDIT_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return "avx512f";
   if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
   return "default";
 }
 

@@ -6,8 +6,6 @@
 // fused multiply-add per element and k, rounding once) and the portable loop (std::fma) round alike,
 // so a request's rows come out bit-identical alone or batched with others. BLAS libraries choose
 // tiles, K blocking and kernels by matrix size, so they do not give that.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -15,6 +13,8 @@
 #include <vector>
 
 #include "cachedit_kernels.h"
+#include "error.hpp"
+#include "isa.hpp"
 #include "parallel.hpp"
 
 namespace cachedit {
@@ -39,7 +39,8 @@ void micro_generic(const float* x, int64_t K, const float* panel, int rows, floa
 }
 
 // Six rows x 16 outputs, twelve named accumulators (GCC keeps an array of vectors on the stack).
-__attribute__((target("avx2,fma"))) void micro_avx2_6(const float* x, int64_t K, const float* panel, float* out,
+#if CDIT_X86
+CDIT_TARGET_AVX2_FMA void micro_avx2_6(const float* x, int64_t K, const float* panel, float* out,
                                                       int64_t ldo) {
   __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l, a2l = a0l, a2h = a0l;
   __m256 a3l = a0l, a3h = a0l, a4l = a0l, a4h = a0l, a5l = a0l, a5h = a0l;
@@ -97,21 +98,29 @@ void micro_avx2(const float* x, int64_t K, const float* panel, int rows, float* 
   std::memcpy(pad.data(), x, static_cast<size_t>(rows * K) * sizeof(float));
   micro_avx2_6(pad.data(), K, panel, out, ldo);
 }
+#endif
 
 bool use_avx2() {
+#if CDIT_X86
   __builtin_cpu_init();
   const char* cap = std::getenv("CACHEDIT_LINEAR_ISA");
   if (cap && std::strcmp(cap, "default") == 0) return false;
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
 }
 
 int64_t panels(int64_t N) { return (N + kCols - 1) / kCols; }
 
 int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* packed, int64_t N, const float* bias,
                 float* y, int nthreads) {
-  if (M < 0 || K <= 0 || N <= 0 || nthreads < 1) return CDIT_ERR_ARGUMENT;
+  if (M < 0 || K <= 0 || N <= 0)
+    return fail(CDIT_ERR_ARGUMENT, "M must be >= 0 and K, N >= 1, got M=%lld K=%lld N=%lld", static_cast<long long>(M),
+                static_cast<long long>(K), static_cast<long long>(N));
+  if (nthreads < 1) nthreads = 1;
   if (M == 0) return CDIT_OK;
-  if (!x || !packed || !y) return CDIT_ERR_ARGUMENT;
+  if (!x || !packed || !y) return fail(CDIT_ERR_ARGUMENT, "x, packed and y must not be NULL when M > 0");
   const int64_t np = panels(N);
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
   // work items: (row block, panel); each writes its own outputs, so any split gives the same bits
@@ -128,11 +137,16 @@ int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* pa
       const int64_t m_end = std::min(M, (rb + 1) * kRowBlock);
       for (int64_t m = rb * kRowBlock; m < m_end; m += kRows) {
         const int rows = static_cast<int>(std::min<int64_t>(kRows, m_end - m));
+#if CDIT_X86
         if (avx2) {
           micro_avx2(x + m * K, K, panel, rows, tile, kCols, pad);
         } else {
           micro_generic(x + m * K, K, panel, rows, tile, kCols);
         }
+#else
+        (void)avx2;
+        micro_generic(x + m * K, K, panel, rows, tile, kCols);
+#endif
         for (int r = 0; r < rows; ++r) {
           float* yr = y + (m + r) * N + n0;
           const float* t = tile + r * kCols;
@@ -158,8 +172,12 @@ extern "C" int64_t cdit_linear_f32_packed_floats(int64_t N, int64_t K) {
   return panels(N) * kCols * K;
 }
 
-extern "C" int cdit_linear_f32_pack(const float* w, int64_t N, int64_t K, float* packed, int nthreads) {
-  if (!w || !packed || N <= 0 || K <= 0 || nthreads < 1) return CDIT_ERR_ARGUMENT;
+static int linear_f32_pack_impl(const float* w, int64_t N, int64_t K, float* packed, int nthreads) {
+  if (!w || !packed) return fail(CDIT_ERR_ARGUMENT, "w and packed must not be NULL");
+  if (N <= 0 || K <= 0)
+    return fail(CDIT_ERR_ARGUMENT, "N and K must be >= 1, got N=%lld K=%lld", static_cast<long long>(N),
+                static_cast<long long>(K));
+  if (nthreads < 1) nthreads = 1;
   parallel_blocks(panels(N), 1, nthreads, kCols * K, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       float* dst = packed + p * kCols * K;
@@ -174,9 +192,20 @@ extern "C" int cdit_linear_f32_pack(const float* w, int64_t N, int64_t K, float*
   return CDIT_OK;
 }
 
-extern "C" int cdit_linear_f32(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
+static int linear_f32_impl(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
                                const float* bias, float* y, int nthreads) {
   return linear_impl(use_avx2(), x, M, K, packed, N, bias, y, nthreads);
 }
 
 extern "C" const char* cdit_linear_f32_isa(void) { return use_avx2() ? "avx2" : "default"; }
+
+// ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
+
+extern "C" cdit_status cdit_linear_f32_pack(const float* w, int64_t N, int64_t K, float* packed, int nthreads) {
+  return checked("cdit_linear_f32_pack", linear_f32_pack_impl(w, N, K, packed, nthreads));
+}
+
+extern "C" cdit_status cdit_linear_f32(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
+                               const float* bias, float* y, int nthreads) {
+  return checked("cdit_linear_f32", linear_f32_impl(x, M, K, packed, N, bias, y, nthreads));
+}

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "cachedit_kernels.h"
+
 namespace cachedit {
 
 // Below this much work (elements x values touched per element) a kernel runs on the calling thread
@@ -10,6 +12,7 @@ namespace cachedit {
 // fork wakes sleeping threads: on the 2-vCPU test machine a 100K-element Taylor prediction took
 // 100-140 us serial against 140-470 us on two threads, so only inputs of several MB go parallel.
 constexpr int64_t kParallelMinElements = 1 << 19;
+static_assert(kParallelMinElements == CDIT_SERIAL_WORK, "the header documents this threshold");
 
 // Calls body(begin, end) for consecutive blocks of at most `block` items covering [0, n), in
 // parallel over at most nthreads threads when the total work (n * work_per_item) is large enough.

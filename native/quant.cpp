@@ -9,7 +9,6 @@
 //                point; weight-only types: 15-bit fixed point per row (14-bit next to fp8 weights).
 //   weights      int8 exact; int4 exact, group scales applied at each group's flush; fp8 as 13-bit
 //                fixed point (4095 = 448), far finer than e4m3's own 3-bit mantissa.
-#include <immintrin.h>
 #include <omp.h>
 
 #include <atomic>
@@ -20,6 +19,8 @@
 #include <cstring>
 
 #include "cachedit_kernels.h"
+#include "error.hpp"
+#include "isa.hpp"
 #include "numeric.hpp"
 #include "parallel.hpp"
 #include "quant_layout.hpp"
@@ -68,7 +69,8 @@ int quantize_weight(int qweight, const typename Ty::T* w, int64_t N, int64_t K, 
   if (per_tensor) {
     float m = 0.f;
     for (int64_t n = 0; n < N; ++n) {
-      if (!row_finite<Ty>(w + n * K, K)) return CDIT_ERR_ARGUMENT;
+      if (!row_finite<Ty>(w + n * K, K))
+        return fail(CDIT_ERR_ARGUMENT, "w row %lld holds a non-finite value", static_cast<long long>(n));
       m = std::max(m, row_absmax<Ty>(w + n * K, K));
     }
     tensor_scale = m > 0.f ? m / qmax : 1.f;
@@ -171,7 +173,8 @@ int pack(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nth
 // Writes rows of fixed-point activations (stride Kp, zero padded) and one scale per row.
 // fp32 row -> e4m3 grid values in fixed point, 8 at a time (the scalar loop does not vectorise);
 // the same operations as fp8_round and round_even, so the same values. Returns how many it did.
-__attribute__((target("avx2"))) int64_t fp8_fixed_avx2(const float* row, int64_t K, int16_t* out, float inv8,
+#if CDIT_X86
+CDIT_TARGET_AVX2 int64_t fp8_fixed_avx2(const float* row, int64_t K, int16_t* out, float inv8,
                                                        float fix) {
   const __m256 vinv = _mm256_set1_ps(inv8), vfix = _mm256_set1_ps(fix), vmax = _mm256_set1_ps(kFp8E4m3Max);
   const __m256 magic = _mm256_set1_ps(0x1.0p14f), small = _mm256_set1_ps(0x1.0p-6f);
@@ -199,12 +202,14 @@ __attribute__((target("avx2"))) int64_t fp8_fixed_avx2(const float* row, int64_t
   }
   return k;
 }
+#endif
 
 template <typename Ty>
-__attribute__((target_clones("avx2", "default"))) void quantize_row(bool avx2, bool fp8, int32_t amax,
+CDIT_CLONES_AVX2 void quantize_row(bool avx2, bool fp8, int32_t amax,
                                                                      const typename Ty::T* row,
                                                                      int64_t K, int64_t Kp, int16_t* out, float absmax,
                                                                      float* row_scale) {
+  (void)avx2;  // only the x86-64 build has the AVX2 path
   if (fp8) {
     // e4m3 scale as the reference's dynamic fp8: absmax / 448, then the grid value in fixed point
     const float s8 = absmax > 0.f ? absmax / kFp8E4m3Max : 1.f;
@@ -213,7 +218,9 @@ __attribute__((target_clones("avx2", "default"))) void quantize_row(bool avx2, b
     *row_scale = s8 / fix;
     int64_t done = 0;
     if constexpr (Ty::kDtype == CDIT_F32) {
+#if CDIT_X86
       if (avx2) done = fp8_fixed_avx2(row, K, out, inv8, fix);
+#endif
     }
     for (int64_t k = done; k < K; ++k) {
       out[k] = static_cast<int16_t>(round_even(fp8_round(Ty::load(row[k]) * inv8) * fix));
@@ -250,7 +257,8 @@ void quantize_rows(bool avx2, int qact, int32_t amax, const typename Ty::T* x, i
 // ---- B tile: one panel's weights for a block of pairs, as 16-bit values in micro-kernel order ----
 // Also fills, for int4, the per-column group scales of the block: gscale[g][16].
 // The AVX2 form of the weight part of dequant_tile (same values): 32 16-bit weights per step.
-__attribute__((target("avx2"))) void dequant_weights_avx2(int qweight, const uint8_t* src, int64_t np,
+#if CDIT_X86
+CDIT_TARGET_AVX2 void dequant_weights_avx2(int qweight, const uint8_t* src, int64_t np,
                                                            int16_t* tile) {
   if (qweight == CDIT_QW_INT8) {
     for (int64_t i = 0; i < np * kPanel * 2; i += 16) {
@@ -294,13 +302,19 @@ __attribute__((target("avx2"))) void dequant_weights_avx2(int qweight, const uin
     }
   }
 }
+#endif
 
 void dequant_tile(bool avx2, int qweight, const uint8_t* panel_base, int64_t p0, int64_t p1, int64_t group,
                   const float* scales, int64_t N, int64_t K, int64_t n0, const int16_t* fp8_lut, int16_t* tile,
                   float* gscale) {
   const int64_t np = p1 - p0;
+#if !CDIT_X86
+  avx2 = false;
+#endif
   if (avx2) {
+#if CDIT_X86
     dequant_weights_avx2(qweight, panel_base + p0 * kPanel * (qweight == CDIT_QW_INT4 ? 1 : 2), np, tile);
+#endif
   } else if (qweight == CDIT_QW_INT8) {
     const int8_t* src = reinterpret_cast<const int8_t*>(panel_base) + p0 * kPanel * 2;
 #pragma omp simd
@@ -372,8 +386,9 @@ void micro_generic(const int16_t* a, int64_t lda, const int16_t* tile, int64_t n
 // Accumulators live in named registers (12 of the 16 ymm): arrays of vectors get spilled by GCC.
 #define CDIT_Q_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
+#if CDIT_X86
 template <int MR>
-__attribute__((target("avx2"))) void micro_avx2(const int16_t* a, int64_t lda, const int16_t* tile, int64_t np,
+CDIT_TARGET_AVX2 void micro_avx2(const int16_t* a, int64_t lda, const int16_t* tile, int64_t np,
                                                  int64_t flush, const float* gscale, float* c, const Epilogue* ep) {
   for (int64_t f0 = 0; f0 < np; f0 += flush) {
 #define CDIT_Q_ZERO(r) __m256i acc##r##0 = _mm256_setzero_si256(), acc##r##1 = _mm256_setzero_si256();
@@ -426,6 +441,7 @@ __attribute__((target("avx2"))) void micro_avx2(const int16_t* a, int64_t lda, c
   }
 }
 #undef CDIT_Q_ROWS
+#endif
 
 using MicroFn = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, int64_t, const float*, float*,
                          const Epilogue*);
@@ -433,9 +449,14 @@ using MicroFn = void (*)(const int16_t*, int64_t, const int16_t*, int64_t, int64
 MicroFn micro_for(bool avx2, int rows) {
   static constexpr MicroFn generic[] = {nullptr, micro_generic<1>, micro_generic<2>, micro_generic<3>,
                                         micro_generic<4>, micro_generic<5>, micro_generic<6>};
+#if CDIT_X86
   static constexpr MicroFn vec[] = {nullptr, micro_avx2<1>, micro_avx2<2>, micro_avx2<3>,
                                     micro_avx2<4>, micro_avx2<5>, micro_avx2<6>};
   return avx2 ? vec[rows] : generic[rows];
+#else
+  (void)avx2;
+  return generic[rows];
+#endif
 }
 
 template <typename Ty>
@@ -456,7 +477,8 @@ int qlinear_typed(bool avx2, int qact, int qweight, const typename Ty::T* x, int
   if (!a || !row_scale) {
     std::free(a);
     std::free(row_scale);
-    return CDIT_ERR_MEMORY;
+    return fail(CDIT_ERR_MEMORY, "cannot allocate %lld bytes of activation scratch",
+                static_cast<long long>(M * Kp * 2 + M * 4));
   }
   float tensor_absmax = 0.f;
   if (qact == CDIT_QA_INT8_TENSOR || qact == CDIT_QA_FP8_TENSOR) {
@@ -577,11 +599,14 @@ int qlinear_typed(bool avx2, int qact, int qweight, const typename Ty::T* x, int
 }
 
 int check_weight_args(int qweight, int64_t N, int64_t K, int64_t group) {
-  if (!valid_qweight(qweight)) return CDIT_ERR_DTYPE;
-  if (N <= 0 || K <= 0) return CDIT_ERR_ARGUMENT;
+  if (!valid_qweight(qweight)) return fail(CDIT_ERR_DTYPE, "qweight %d is not a cdit_qweight", qweight);
+  if (N <= 0 || K <= 0)
+    return fail(CDIT_ERR_ARGUMENT, "N and K must be >= 1, got N=%lld K=%lld", static_cast<long long>(N),
+                static_cast<long long>(K));
   if (qweight == CDIT_QW_INT4 && (group < 2 || group % 2 != 0 || group > 2 * kPairBlock ||
                                   kPairBlock * 2 % group != 0 || K % group != 0)) {
-    return CDIT_ERR_ARGUMENT;
+    return fail(CDIT_ERR_ARGUMENT, "int4 group must be even, divide %lld and divide K=%lld, got %lld",
+                static_cast<long long>(2 * kPairBlock), static_cast<long long>(K), static_cast<long long>(group));
   }
   return CDIT_OK;
 }
@@ -591,13 +616,13 @@ int check_weight_args(int qweight, int64_t N, int64_t K, int64_t group) {
 int qlinear_impl(bool avx2, int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
                  const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
                  const void* bias, void* y, int nthreads) {
-  if (!valid_qact(qact)) return CDIT_ERR_DTYPE;
+  if (!valid_qact(qact)) return fail(CDIT_ERR_DTYPE, "qact %d is not a cdit_qact", qact);
   const int st = check_weight_args(qweight, N, K, group);
   if (st != CDIT_OK) return st;
-  if (qweight == CDIT_QW_INT4 && per_tensor_w) return CDIT_ERR_ARGUMENT;
-  if (M < 0) return CDIT_ERR_ARGUMENT;
+  if (qweight == CDIT_QW_INT4 && per_tensor_w) return fail(CDIT_ERR_ARGUMENT, "int4 weights have group scales, not per_tensor_w");
+  if (M < 0) return fail(CDIT_ERR_ARGUMENT, "M must be >= 0, got %lld", static_cast<long long>(M));
   if (M == 0) return CDIT_OK;
-  if (!x || !packed || !scales || !y) return CDIT_ERR_ARGUMENT;
+  if (!x || !packed || !scales || !y) return fail(CDIT_ERR_ARGUMENT, "x, packed, scales and y must not be NULL when M > 0");
   const auto* p = static_cast<const uint8_t*>(packed);
   switch (dtype) {
     case CDIT_F32:
@@ -612,27 +637,32 @@ int qlinear_impl(bool avx2, int dtype, int qact, int qweight, const void* x, int
                                 per_tensor_w, static_cast<const uint16_t*>(bias), static_cast<uint16_t*>(y),
                                 nthreads);
     default:
-      return CDIT_ERR_DTYPE;
+      return fail(CDIT_ERR_DTYPE, "dtype %d is not CDIT_F32, CDIT_BF16 or CDIT_F16", dtype);
   }
 }
 
 // The vector path unless CACHEDIT_QLINEAR_ISA=default asks for the portable one (tests, debugging).
 bool use_avx2() {
+#if CDIT_X86
   __builtin_cpu_init();
   const char* cap = std::getenv("CACHEDIT_QLINEAR_ISA");
   if (cap && std::strcmp(cap, "default") == 0) return false;
   return __builtin_cpu_supports("avx2");
+#else
+  return false;
+#endif
 }
 
 }  // namespace cachedit
 
 using namespace cachedit;
 
-extern "C" int cdit_qweight_quantize(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
+static int qweight_quantize_impl(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
                                      int per_tensor, void* q, float* scales, int nthreads) {
   const int st = check_weight_args(qweight, N, K, group);
   if (st != CDIT_OK) return st;
-  if (!w || !q || !scales || (qweight == CDIT_QW_INT4 && per_tensor)) return CDIT_ERR_ARGUMENT;
+  if (!w || !q || !scales) return fail(CDIT_ERR_ARGUMENT, "w, q and scales must not be NULL");
+  if (qweight == CDIT_QW_INT4 && per_tensor) return fail(CDIT_ERR_ARGUMENT, "int4 weights take group scales, not per_tensor");
   switch (dtype) {
     case CDIT_F32:
       return quantize_weight<F32>(qweight, static_cast<const float*>(w), N, K, group, per_tensor, q, scales, nthreads);
@@ -643,7 +673,7 @@ extern "C" int cdit_qweight_quantize(int dtype, int qweight, const void* w, int6
       return quantize_weight<F16>(qweight, static_cast<const uint16_t*>(w), N, K, group, per_tensor, q, scales,
                                   nthreads);
     default:
-      return CDIT_ERR_DTYPE;
+      return fail(CDIT_ERR_DTYPE, "dtype %d is not CDIT_F32, CDIT_BF16 or CDIT_F16", dtype);
   }
 }
 
@@ -652,19 +682,25 @@ extern "C" int64_t cdit_qweight_packed_bytes(int qweight, int64_t N, int64_t K) 
   return packed_bytes(qweight, N, K);
 }
 
-extern "C" int cdit_qweight_pack(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nthreads) {
-  if (!valid_qweight(qweight)) return CDIT_ERR_DTYPE;
-  if (!q || !packed || N <= 0 || K <= 0 || (qweight == CDIT_QW_INT4 && K % 2 != 0)) return CDIT_ERR_ARGUMENT;
+static int qweight_pack_impl(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nthreads) {
+  if (!valid_qweight(qweight)) return fail(CDIT_ERR_DTYPE, "qweight %d is not a cdit_qweight", qweight);
+  if (!q || !packed) return fail(CDIT_ERR_ARGUMENT, "q and packed must not be NULL");
+  if (N <= 0 || K <= 0 || (qweight == CDIT_QW_INT4 && K % 2 != 0))
+    return fail(CDIT_ERR_ARGUMENT, "N and K must be >= 1 (K even for int4), got N=%lld K=%lld",
+                static_cast<long long>(N), static_cast<long long>(K));
   return pack(qweight, q, N, K, packed, nthreads, false);
 }
 
-extern "C" int cdit_qweight_unpack(int qweight, const void* packed, int64_t N, int64_t K, void* q, int nthreads) {
-  if (!valid_qweight(qweight)) return CDIT_ERR_DTYPE;
-  if (!q || !packed || N <= 0 || K <= 0 || (qweight == CDIT_QW_INT4 && K % 2 != 0)) return CDIT_ERR_ARGUMENT;
+static int qweight_unpack_impl(int qweight, const void* packed, int64_t N, int64_t K, void* q, int nthreads) {
+  if (!valid_qweight(qweight)) return fail(CDIT_ERR_DTYPE, "qweight %d is not a cdit_qweight", qweight);
+  if (!q || !packed) return fail(CDIT_ERR_ARGUMENT, "q and packed must not be NULL");
+  if (N <= 0 || K <= 0 || (qweight == CDIT_QW_INT4 && K % 2 != 0))
+    return fail(CDIT_ERR_ARGUMENT, "N and K must be >= 1 (K even for int4), got N=%lld K=%lld",
+                static_cast<long long>(N), static_cast<long long>(K));
   return pack(qweight, q, N, K, const_cast<void*>(packed), nthreads, true);
 }
 
-extern "C" int cdit_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
+static int qlinear_impl(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
                             const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
                             const void* bias, void* y, int nthreads) {
   return qlinear_impl(use_avx2(), dtype, qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w, bias, y,
@@ -672,3 +708,24 @@ extern "C" int cdit_qlinear(int dtype, int qact, int qweight, const void* x, int
 }
 
 extern "C" const char* cdit_qlinear_isa(void) { return use_avx2() ? "avx2" : "default"; }
+
+// ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
+
+extern "C" cdit_status cdit_qweight_quantize(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
+                                     int per_tensor, void* q, float* scales, int nthreads) {
+  return checked("cdit_qweight_quantize", qweight_quantize_impl(dtype, qweight, w, N, K, group, per_tensor, q, scales, nthreads));
+}
+
+extern "C" cdit_status cdit_qweight_pack(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nthreads) {
+  return checked("cdit_qweight_pack", qweight_pack_impl(qweight, q, N, K, packed, nthreads));
+}
+
+extern "C" cdit_status cdit_qweight_unpack(int qweight, const void* packed, int64_t N, int64_t K, void* q, int nthreads) {
+  return checked("cdit_qweight_unpack", qweight_unpack_impl(qweight, packed, N, K, q, nthreads));
+}
+
+extern "C" cdit_status cdit_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
+                            const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
+                            const void* bias, void* y, int nthreads) {
+  return checked("cdit_qlinear", qlinear_impl(dtype, qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w, bias, y, nthreads));
+}

@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "cachedit_kernels.h"
+#include "error.hpp"
+#include "isa.hpp"
 #include "numeric.hpp"
 #include "parallel.hpp"
 
@@ -45,7 +47,6 @@ CDIT_INLINE void rel_l1_residual_block(const typename Ty::T* p, const typename T
   *abs_p = sp;
 }
 
-#define CDIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 CDIT_CLONES void rel_l1_residual_block_f32(const float* p, const float* a, const float* b, int64_t n, double* d,
                                            double* s) {
@@ -117,10 +118,11 @@ void rel_l1_residual_sums(Fn fn, const T* p, const T* a, const T* b, int64_t n, 
 
 using namespace cachedit;
 
-extern "C" int cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, int nthreads,
+static int rel_l1_sums_impl(int dtype, const void* a, const void* b, int64_t n, int nthreads,
                                 double* sum_abs_diff, double* sum_abs_a) {
-  if (n < 0 || sum_abs_diff == nullptr || sum_abs_a == nullptr) return CDIT_ERR_ARGUMENT;
-  if (n > 0 && (a == nullptr || b == nullptr)) return CDIT_ERR_ARGUMENT;
+  if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
+  if (sum_abs_diff == nullptr || sum_abs_a == nullptr) return fail(CDIT_ERR_ARGUMENT, "sum_abs_diff and sum_abs_a must not be NULL");
+  if (n > 0 && (a == nullptr || b == nullptr)) return fail(CDIT_ERR_ARGUMENT, "a and b must not be NULL when n > 0");
   switch (dtype) {
     case CDIT_F32:
       rel_l1_sums(rel_l1_block_f32, static_cast<const float*>(a), static_cast<const float*>(b), n, nthreads,
@@ -135,14 +137,16 @@ extern "C" int cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t
                   nthreads, sum_abs_diff, sum_abs_a);
       return CDIT_OK;
     default:
-      return CDIT_ERR_DTYPE;
+      return fail(CDIT_ERR_DTYPE, "dtype %d is not CDIT_F32, CDIT_BF16 or CDIT_F16", dtype);
   }
 }
 
-extern "C" int cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+static int rel_l1_residual_sums_impl(int dtype, const void* prev, const void* after, const void* before,
                                          int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev) {
-  if (n < 0 || sum_abs_diff == nullptr || sum_abs_prev == nullptr) return CDIT_ERR_ARGUMENT;
-  if (n > 0 && (prev == nullptr || after == nullptr || before == nullptr)) return CDIT_ERR_ARGUMENT;
+  if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
+  if (sum_abs_diff == nullptr || sum_abs_prev == nullptr) return fail(CDIT_ERR_ARGUMENT, "sum_abs_diff and sum_abs_prev must not be NULL");
+  if (n > 0 && (prev == nullptr || after == nullptr || before == nullptr))
+    return fail(CDIT_ERR_ARGUMENT, "prev, after and before must not be NULL when n > 0");
   using U = uint16_t;
   switch (dtype) {
     case CDIT_F32:
@@ -158,14 +162,14 @@ extern "C" int cdit_rel_l1_residual_sums(int dtype, const void* prev, const void
                            static_cast<const U*>(before), n, nthreads, sum_abs_diff, sum_abs_prev);
       return CDIT_OK;
     default:
-      return CDIT_ERR_DTYPE;
+      return fail(CDIT_ERR_DTYPE, "dtype %d is not CDIT_F32, CDIT_BF16 or CDIT_F16", dtype);
   }
 }
 
-extern "C" int cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff) {
-  if (diff == nullptr) return CDIT_ERR_ARGUMENT;
+static int rel_l1_impl(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff) {
+  if (diff == nullptr) return fail(CDIT_ERR_ARGUMENT, "diff must not be NULL");
   double num = 0.0, den = 0.0;
-  const int status = cdit_rel_l1_sums(dtype, a, b, n, nthreads, &num, &den);
+  const int status = rel_l1_sums_impl(dtype, a, b, n, nthreads, &num, &den);
   if (status != CDIT_OK) return status;
   if (den == 0.0) {
     // identical all-zero inputs are "no change"; NaN inputs stay NaN
@@ -174,4 +178,20 @@ extern "C" int cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, i
     *diff = num / den;
   }
   return CDIT_OK;
+}
+
+// ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
+
+extern "C" cdit_status cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, int nthreads,
+                                double* sum_abs_diff, double* sum_abs_a) {
+  return checked("cdit_rel_l1_sums", rel_l1_sums_impl(dtype, a, b, n, nthreads, sum_abs_diff, sum_abs_a));
+}
+
+extern "C" cdit_status cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
+                                         int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev) {
+  return checked("cdit_rel_l1_residual_sums", rel_l1_residual_sums_impl(dtype, prev, after, before, n, nthreads, sum_abs_diff, sum_abs_prev));
+}
+
+extern "C" cdit_status cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff) {
+  return checked("cdit_rel_l1", rel_l1_impl(dtype, a, b, n, nthreads, diff));
 }

@@ -2,6 +2,8 @@
 #include <cmath>
 
 #include "cachedit_kernels.h"
+#include "error.hpp"
+#include "isa.hpp"
 #include "numeric.hpp"
 #include "parallel.hpp"
 
@@ -93,7 +95,6 @@ CDIT_INLINE void update_dispatch(typename Ty::T* const* ladder, int count, const
   }
 }
 
-#define CDIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 CDIT_CLONES void predict_f32(float* o, const float* const* t, int nt, const float* c, int64_t b, int64_t e) {
   predict_dispatch<F32>(o, t, nt, c, b, e);
@@ -120,7 +121,7 @@ int run_predict(Fn fn, void* out, const void* const* terms, int nterms, double k
   float coef[CDIT_TAYLOR_MAX_TERMS];
   double c = 1.0;
   for (int i = 0; i < nterms; ++i) {
-    if (terms[i] == nullptr) return CDIT_ERR_ARGUMENT;
+    if (terms[i] == nullptr) return fail(CDIT_ERR_ARGUMENT, "terms[%d] is NULL", i);
     typed[i] = static_cast<const T*>(terms[i]);
     if (i > 0) c = c * k / i;  // k^i / i!
     coef[i] = static_cast<float>(c);
@@ -135,7 +136,7 @@ template <typename T, typename Fn>
 int run_update(Fn fn, void* const* ladder, int count, const void* y, double gap, int64_t n, int nthreads) {
   T* typed[CDIT_TAYLOR_MAX_TERMS];
   for (int i = 0; i < count; ++i) {
-    if (ladder[i] == nullptr) return CDIT_ERR_ARGUMENT;
+    if (ladder[i] == nullptr) return fail(CDIT_ERR_ARGUMENT, "ladder[%d] is NULL", i);
     typed[i] = static_cast<T*>(ladder[i]);
   }
   const T* yy = static_cast<const T*>(y);
@@ -150,33 +151,52 @@ int run_update(Fn fn, void* const* ladder, int count, const void* y, double gap,
 
 using namespace cachedit;
 
-extern "C" int cdit_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
+static int taylor_predict_impl(int dtype, void* out, const void* const* terms, int nterms, double k,
                                    int64_t n, int nthreads) {
-  if (n < 0 || nterms < 1 || nterms > CDIT_TAYLOR_MAX_TERMS || terms == nullptr || !std::isfinite(k))
-    return CDIT_ERR_ARGUMENT;
+  if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
+  if (nterms < 1 || nterms > CDIT_TAYLOR_MAX_TERMS)
+    return fail(CDIT_ERR_ARGUMENT, "nterms must be 1..%d, got %d", CDIT_TAYLOR_MAX_TERMS, nterms);
+  if (terms == nullptr) return fail(CDIT_ERR_ARGUMENT, "terms must not be NULL");
+  if (!std::isfinite(k)) return fail(CDIT_ERR_ARGUMENT, "k must be finite, got %g", k);
   if (n == 0) return CDIT_OK;
-  if (out == nullptr) return CDIT_ERR_ARGUMENT;
+  if (out == nullptr) return fail(CDIT_ERR_ARGUMENT, "out must not be NULL when n > 0");
   switch (dtype) {
     case CDIT_F32: return run_predict<float>(predict_f32, out, terms, nterms, k, n, nthreads);
     case CDIT_BF16: return run_predict<uint16_t>(predict_bf16, out, terms, nterms, k, n, nthreads);
     case CDIT_F16: return run_predict<uint16_t>(predict_f16, out, terms, nterms, k, n, nthreads);
-    default: return CDIT_ERR_DTYPE;
+    default: return fail(CDIT_ERR_DTYPE, "dtype %d is not CDIT_F32, CDIT_BF16 or CDIT_F16", dtype);
   }
 }
 
-extern "C" int cdit_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
+static int taylor_update_impl(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
                                   double gap, int64_t n, int nthreads) {
-  if (n < 0 || ladder == nullptr || nlevels < 1 || nlevels > CDIT_TAYLOR_MAX_TERMS || nvalid < 0 ||
-      nvalid > nlevels)
-    return CDIT_ERR_ARGUMENT;
+  if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
+  if (ladder == nullptr) return fail(CDIT_ERR_ARGUMENT, "ladder must not be NULL");
+  if (nlevels < 1 || nlevels > CDIT_TAYLOR_MAX_TERMS)
+    return fail(CDIT_ERR_ARGUMENT, "nlevels must be 1..%d, got %d", CDIT_TAYLOR_MAX_TERMS, nlevels);
+  if (nvalid < 0 || nvalid > nlevels)
+    return fail(CDIT_ERR_ARGUMENT, "nvalid must be 0..nlevels (%d), got %d", nlevels, nvalid);
   const int count = nvalid + 1 < nlevels ? nvalid + 1 : nlevels;
-  if (count > 1 && (!std::isfinite(gap) || gap == 0.0)) return CDIT_ERR_ARGUMENT;
+  if (count > 1 && (!std::isfinite(gap) || gap == 0.0))
+    return fail(CDIT_ERR_ARGUMENT, "gap must be finite and non-zero when nvalid > 0, got %g", gap);
   if (n == 0) return CDIT_OK;
-  if (y == nullptr) return CDIT_ERR_ARGUMENT;
+  if (y == nullptr) return fail(CDIT_ERR_ARGUMENT, "y must not be NULL when n > 0");
   switch (dtype) {
     case CDIT_F32: return run_update<float>(update_f32, ladder, count, y, gap, n, nthreads);
     case CDIT_BF16: return run_update<uint16_t>(update_bf16, ladder, count, y, gap, n, nthreads);
     case CDIT_F16: return run_update<uint16_t>(update_f16, ladder, count, y, gap, n, nthreads);
-    default: return CDIT_ERR_DTYPE;
+    default: return fail(CDIT_ERR_DTYPE, "dtype %d is not CDIT_F32, CDIT_BF16 or CDIT_F16", dtype);
   }
+}
+
+// ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
+
+extern "C" cdit_status cdit_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
+                                   int64_t n, int nthreads) {
+  return checked("cdit_taylor_predict", taylor_predict_impl(dtype, out, terms, nterms, k, n, nthreads));
+}
+
+extern "C" cdit_status cdit_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
+                                  double gap, int64_t n, int nthreads) {
+  return checked("cdit_taylor_update", taylor_update_impl(dtype, ladder, nvalid, nlevels, y, gap, n, nthreads));
 }

@@ -5,6 +5,8 @@
 #include <initializer_list>
 
 #include "cachedit_kernels.h"
+#include "error.hpp"
+#include "isa.hpp"
 #include "numeric.hpp"
 #include "parallel.hpp"
 #include "ulysses_layout.hpp"
@@ -118,7 +120,6 @@ CDIT_INLINE void rows(int dtype, int wire, const Layout& g, void* out, const voi
 #undef CDIT_WIRES
 }
 
-#define CDIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 CDIT_CLONES void rows_pack_heads(int dt, int w, const Layout& g, void* o, const void* i, int64_t a, int64_t b) {
   rows<Op::kPackHeads>(dt, w, g, o, i, a, b);
 }
@@ -136,9 +137,10 @@ using RowsFn = void (*)(int, int, const Layout&, void*, const void*, int64_t, in
 
 int run(RowsFn fn, int dtype, int wire, const Layout& g, void* out, const void* in, int64_t out_rows,
         int nthreads) {
-  if (row_bytes(dtype, wire, g.D) < 0) return CDIT_ERR_DTYPE;
+  if (row_bytes(dtype, wire, g.D) < 0)
+    return fail(CDIT_ERR_DTYPE, "dtype %d with wire %d is not a supported combination (cdit_dtype x cdit_wire)", dtype, wire);
   if (out_rows == 0 || g.D == 0) return CDIT_OK;
-  if (out == nullptr || in == nullptr) return CDIT_ERR_ARGUMENT;
+  if (out == nullptr || in == nullptr) return fail(CDIT_ERR_ARGUMENT, "out and in must not be NULL");
   const int64_t rows_per_block = g.D >= 4096 ? 1 : 4096 / g.D;
   parallel_blocks(out_rows, rows_per_block, nthreads, g.D,
                   [&](int64_t r0, int64_t r1) { fn(dtype, wire, g, out, in, r0, r1); });
@@ -158,33 +160,67 @@ using namespace cachedit;
 
 extern "C" int64_t cdit_wire_row_bytes(int dtype, int wire, int64_t D) { return row_bytes(dtype, wire, D); }
 
-extern "C" int cdit_ulysses_pack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+static int ulysses_pack_heads_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                        int64_t H, int64_t D, int64_t P, int nthreads) {
-  if (!dims_ok({B, S, H, D}) || P < 1) return CDIT_ERR_ARGUMENT;
+  if (!dims_ok({B, S, H, D}) || P < 1)
+    return fail(CDIT_ERR_ARGUMENT, "B, S, H, D must be >= 0 and P >= 1, got B=%lld S=%lld H=%lld D=%lld P=%lld",
+                static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(H),
+                static_cast<long long>(D), static_cast<long long>(P));
   const Layout g{B, S, H, D, P, (H + P - 1) / P, 0};
   return run(rows_pack_heads, dtype, wire, g, out, in, P * S * B * g.Hl, nthreads);
 }
 
-extern "C" int cdit_ulysses_unpack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+static int ulysses_unpack_heads_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                          int64_t H, int64_t D, int64_t P, int nthreads) {
-  if (!dims_ok({B, S, H, D}) || P < 1) return CDIT_ERR_ARGUMENT;
+  if (!dims_ok({B, S, H, D}) || P < 1)
+    return fail(CDIT_ERR_ARGUMENT, "B, S, H, D must be >= 0 and P >= 1, got B=%lld S=%lld H=%lld D=%lld P=%lld",
+                static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(H),
+                static_cast<long long>(D), static_cast<long long>(P));
   const Layout g{B, S, H, D, P, (H + P - 1) / P, 0};
   return run(rows_unpack_heads, dtype, wire, g, out, in, B * S * H, nthreads);
 }
 
-extern "C" int cdit_ulysses_pack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+static int ulysses_pack_seq_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                      int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
-  if (!dims_ok({B, S, Hk, Hl, D}) || Hk > Hl) return CDIT_ERR_ARGUMENT;
+  if (!dims_ok({B, S, Hk, Hl, D}) || Hk > Hl)
+    return fail(CDIT_ERR_ARGUMENT, "B, S, Hk, Hl, D must be >= 0 with Hk <= Hl, got B=%lld S=%lld Hk=%lld Hl=%lld D=%lld",
+                static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(Hk),
+                static_cast<long long>(Hl), static_cast<long long>(D));
   const Layout g{B, S, 0, D, 1, Hl, Hk};
   return run(rows_pack_seq, dtype, wire, g, out, in, S * B * Hl, nthreads);
 }
 
-extern "C" int cdit_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+static int ulysses_unpack_seq_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
                                        int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
-  if (!dims_ok({B, S, Hk, Hl, D}) || Hk > Hl) return CDIT_ERR_ARGUMENT;
+  if (!dims_ok({B, S, Hk, Hl, D}) || Hk > Hl)
+    return fail(CDIT_ERR_ARGUMENT, "B, S, Hk, Hl, D must be >= 0 with Hk <= Hl, got B=%lld S=%lld Hk=%lld Hl=%lld D=%lld",
+                static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(Hk),
+                static_cast<long long>(Hl), static_cast<long long>(D));
   const Layout g{B, S, 0, D, 1, Hl, Hk};
   return run(rows_unpack_seq, dtype, wire, g, out, in, B * S * Hk, nthreads);
 }
 
 extern "C" uint8_t cdit_fp8_e4m3_from_float(float x) { return f32_to_fp8_e4m3(x); }
 extern "C" float cdit_fp8_e4m3_to_float(uint8_t v) { return fp8_e4m3_to_f32(v); }
+
+// ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
+
+extern "C" cdit_status cdit_ulysses_pack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+                                       int64_t H, int64_t D, int64_t P, int nthreads) {
+  return checked("cdit_ulysses_pack_heads", ulysses_pack_heads_impl(dtype, wire, out, in, B, S, H, D, P, nthreads));
+}
+
+extern "C" cdit_status cdit_ulysses_unpack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+                                         int64_t H, int64_t D, int64_t P, int nthreads) {
+  return checked("cdit_ulysses_unpack_heads", ulysses_unpack_heads_impl(dtype, wire, out, in, B, S, H, D, P, nthreads));
+}
+
+extern "C" cdit_status cdit_ulysses_pack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+                                     int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
+  return checked("cdit_ulysses_pack_seq", ulysses_pack_seq_impl(dtype, wire, out, in, B, S, Hk, Hl, D, nthreads));
+}
+
+extern "C" cdit_status cdit_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
+                                       int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
+  return checked("cdit_ulysses_unpack_seq", ulysses_unpack_seq_impl(dtype, wire, out, in, B, S, Hk, Hl, D, nthreads));
+}

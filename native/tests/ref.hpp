@@ -33,6 +33,10 @@ inline float bf16f(uint16_t h) { return from_bits((uint32_t)h << 16); }
 namespace cdit_test {
 inline uint16_t ref_f16(float f) { return cachedit::f32_to_f16(f); }
 inline float f16f(uint16_t u) { return cachedit::f16_to_f32(u); }
+#elif defined(__aarch64__)
+// fp16 through the hardware's IEEE half conversions (GCC's C++ front end has no _Float16 on aarch64).
+inline uint16_t ref_f16(float f) { __fp16 h = (__fp16)f; uint16_t u; std::memcpy(&u, &h, 2); return u; }
+inline float f16f(uint16_t u) { __fp16 h; std::memcpy(&h, &u, 2); return (float)h; }
 #else
 // fp16 through the compiler's correctly rounded _Float16 conversions.
 inline uint16_t ref_f16(float f) { _Float16 h = (_Float16)f; uint16_t u; std::memcpy(&u, &h, 2); return u; }

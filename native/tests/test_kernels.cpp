@@ -3,6 +3,8 @@
 // Run: ctest (or ./test_kernels [name-filter]).
 #include <algorithm>
 #include <limits>
+#include <string>
+#include <thread>
 
 #include "cachedit_kernels.h"
 #include "numeric.hpp"
@@ -317,6 +319,26 @@ CDIT_CASE(error_contract) {
   CDIT_CHECK(cdit_wire_row_bytes(CDIT_BF16, CDIT_WIRE_FP8_F32_SCALE, 64) == 68, "fp8 f32 row");
   CDIT_CHECK(cdit_wire_row_bytes(CDIT_BF16, CDIT_WIRE_FP8_BF16_SCALE, 64) == 66, "fp8 bf16 row");
   CDIT_CHECK(std::string(cdit_status_string(CDIT_ERR_DTYPE)).find("dtype") != std::string::npos, "status text");
+}
+
+// cdit_last_error: the failing function, the argument and its value; per thread; kept by later successes.
+CDIT_CASE(last_error_names_the_function_and_argument) {
+  float x[4] = {1, 2, 3, 4};
+  double d1, d2;
+  const void* t[1] = {x};
+  CDIT_CHECK(cdit_taylor_predict(CDIT_F32, x, t, 6, 1.0, 4, 1) == CDIT_ERR_ARGUMENT, "nterms 6");
+  const std::string e = cdit_last_error();
+  CDIT_CHECK(e.find("cdit_taylor_predict") == 0 && e.find("nterms must be 1..5, got 6") != std::string::npos, e.c_str());
+  CDIT_CHECK(cdit_rel_l1_sums(CDIT_F32, x, x, 4, 1, &d1, &d2) == CDIT_OK, "a success");
+  CDIT_CHECK(std::string(cdit_last_error()) == e, "a success leaves the last error");
+  CDIT_CHECK(cdit_rel_l1_sums(7, x, x, 4, 1, &d1, &d2) == CDIT_ERR_DTYPE, "bad dtype");
+  CDIT_CHECK(std::string(cdit_last_error()).find("cdit_rel_l1_sums: dtype 7") == 0, cdit_last_error());
+  CDIT_CHECK(cdit_ulysses_pack_heads(CDIT_F32, 0, x, x, 1, 1, 1, 4, 0, 1) == CDIT_ERR_ARGUMENT, "P 0");
+  CDIT_CHECK(std::string(cdit_last_error()).find("P=0") != std::string::npos, cdit_last_error());
+  std::string other = "unset";
+  std::thread th([&] { other = cdit_last_error(); });
+  th.join();
+  CDIT_CHECK(other.empty(), "another thread has its own, empty, last error");
 }
 
 CDIT_CASE(conversions_round_trip_every_half_and_bfloat) {

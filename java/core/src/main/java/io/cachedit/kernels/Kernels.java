@@ -714,7 +714,9 @@ public final class Kernels {
 
   private static void check(int status, String op) {
     if (status != 0) {
-      throw new KernelException(op + " failed: " + NativeKernels.statusString(status));
+      // the message was set by this thread's failing call just now (it is per thread)
+      throw new KernelException(op + " failed: " + NativeKernels.statusString(status) + " ("
+          + NativeKernels.lastError() + ")");
     }
   }
 

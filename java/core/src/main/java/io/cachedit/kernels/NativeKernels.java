@@ -31,6 +31,10 @@ final class NativeKernels {
   @Name("cdit_status_string")
   static native @Cast("const char*") String statusString(int status);
 
+  /** Why this thread's last failing call failed: function, argument and value (per thread). */
+  @Name("cdit_last_error")
+  static native @Cast("const char*") String lastError();
+
   @Name("cdit_cpu_isa")
   static native @Cast("const char*") String cpuIsa();
 

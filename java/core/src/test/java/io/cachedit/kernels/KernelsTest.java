@@ -98,6 +98,15 @@ class KernelsTest {
   }
 
   @Test
+  void nativeFailures_carryTheFunctionArgumentAndValue() {
+    NativeKernels.ensureLoaded();
+    assertEquals(1, NativeKernels.taylorPredict(0, 0L, new long[] {0L}, 6, 1.0, 4, 1));  // CDIT_ERR_ARGUMENT
+    assertEquals("cdit_taylor_predict: nterms must be 1..5, got 6", NativeKernels.lastError());
+    assertEquals(2, NativeKernels.relL1Sums(7, 0L, 0L, 0, 1, new double[1], new double[1]));  // CDIT_ERR_DTYPE
+    assertTrue(NativeKernels.lastError().startsWith("cdit_rel_l1_sums: dtype 7"), NativeKernels.lastError());
+  }
+
+  @Test
   void relL1_isIndependentOfThreadCount() {
     Tensor a = randn(1, ScalarType.Float, 3_000_017);
     Tensor b = randn(2, ScalarType.Float, 3_000_017);

@@ -1,0 +1,21 @@
+// Instruction sets, chosen in one place (docs/packaging.md, "Platforms").
+//
+// x86-64: each hot loop is compiled for AVX-512F, AVX2 and the baseline and the loader picks one per
+// CPU (GCC target_clones); the hand-written AVX2 kernels of the linear layers are picked at run time.
+// Other targets (linux-arm64) compile one version for their baseline — on aarch64 that includes NEON,
+// which the compiler uses for the same loops — and take the portable kernels, which give the same
+// bits as the vector ones by construction (one fused multiply-add per element and k).
+#pragma once
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CDIT_X86 1
+#include <immintrin.h>
+#define CDIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define CDIT_CLONES_AVX2 __attribute__((target_clones("avx2", "default")))
+#define CDIT_TARGET_AVX2 __attribute__((target("avx2")))
+#define CDIT_TARGET_AVX2_FMA __attribute__((target("avx2,fma")))
+#else
+#define CDIT_X86 0
+#define CDIT_CLONES
+#define CDIT_CLONES_AVX2
+#endif
