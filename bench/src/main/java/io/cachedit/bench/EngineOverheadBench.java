@@ -22,6 +22,21 @@ import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.AuxCounters;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * End-to-end cost of the cache engine on a DiT-shaped stack: 12 pre-norm transformer blocks
@@ -33,9 +48,90 @@ import org.bytedeco.pytorch.global.torch;
  * fraction of an uncached step; (2) measured speedup (uncached / cached wall time, same run) against
  * the ideal speedup computed from the blocks actually executed.
  *
- * <p>Run: {@code java -cp bench/target/benchmarks.jar io.cachedit.bench.EngineOverheadBench [steps] [rounds]}
+ * <p>As a JMH benchmark ({@code java -jar bench/target/benchmarks.jar EngineOverheadBench}): one
+ * operation is one whole generation (single-shot: every measured iteration is one generation, so
+ * its time and its counters belong together); {@code cache} is {@code none} or DBCache F1B0. The
+ * auxiliary counters {@code blocksRun} and {@code engineMsPerStep} are the same quantities as the
+ * report's columns, per generation.
+ *
+ * <p>As a report ({@code java -cp bench/target/benchmarks.jar io.cachedit.bench.EngineOverheadBench
+ * [steps] [rounds]}): the table of bench/README.md, uncached and cached rounds interleaved, with the
+ * derived columns (ideal speedup, measured/ideal, engine share) JMH does not compute.
  */
-public final class EngineOverheadBench {
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.SingleShotTime)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Warmup(iterations = 2)
+@Measurement(iterations = 5)
+@Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
+public class EngineOverheadBench {
+  /** {@code none} (uncached) or {@code F1B0} (DBCache, 1 probe block, 4 warm-up steps, threshold 0.12). */
+  @Param({"none", "F1B0"})
+  public String cache;
+
+  /** Denoising steps per generation (the report's default; -p steps=20 for a shorter run). */
+  @Param({"50"})
+  public int steps;
+
+  private Model model;
+  private long generationId;
+
+  /** Per-generation counters (JMH prints their mean and error over the measured generations). */
+  @State(Scope.Thread)
+  @AuxCounters(AuxCounters.Type.EVENTS)
+  public static class Counters {
+    /** Blocks executed in the generation (steps x 12 uncached). */
+    public long blocksRun;
+    /** Engine bookkeeping per step: list forward time minus time inside blocks, in ms. */
+    public double engineMsPerStep;
+
+    @Setup(Level.Iteration)
+    public void reset() {
+      blocksRun = 0;
+      engineMsPerStep = 0;
+    }
+  }
+
+  static DBCacheConfig f1b0() {
+    return DBCacheConfig.builder().fnComputeBlocks(1).bnComputeBlocks(0).maxWarmupSteps(4)
+        .residualDiffThreshold(0.12).build();
+  }
+
+  static BlockAdapter adapter(Model model) {
+    return BlockAdapter.builder().transformer(model).blocks(model, "transformer_blocks", ForwardPattern.PATTERN_3)
+        .build();
+  }
+
+  @Setup(Level.Trial)
+  public void setUp() {
+    NativeRuntime.initialize();
+    if (!cache.equals("none") && !cache.equals("F1B0")) {
+      throw new IllegalArgumentException("cache must be none or F1B0, got " + cache);
+    }
+    model = new Model(7);
+    generate(model, 2, generationId++);  // class loading and first-call costs are not per-step costs
+  }
+
+  @Benchmark
+  public long generation(Counters counters) {
+    long[] r;
+    if (cache.equals("none")) {
+      r = generate(model, steps, generationId++);
+      counters.blocksRun += (long) steps * BLOCKS;
+    } else {
+      try (CacheHandle handle = CacheDit.enableCache(adapter(model), CacheOptions.of(f1b0()))) {
+        r = generate(model, steps, generationId++);
+        counters.blocksRun += handle.stats().get(0).blocksComputed();
+      }
+    }
+    counters.engineMsPerStep += (r[1] - r[2]) / 1e6 / steps;
+    return r[0];
+  }
+
+  @TearDown(Level.Trial)
+  public void tearDown() {
+    model.close();
+  }
   static final int HIDDEN = 512;
   static final int HEADS = 8;
   static final int TOKENS = 1024;
@@ -120,8 +216,7 @@ public final class EngineOverheadBench {
     int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 2;
     NativeRuntime.initialize();  // before libtorch loads: OMP_WAIT_POLICY=PASSIVE (see NativeRuntime)
     try (Model model = new Model(7)) {
-      DBCacheConfig config = DBCacheConfig.builder().fnComputeBlocks(1).bnComputeBlocks(0).maxWarmupSteps(4)
-          .residualDiffThreshold(0.12).build();
+      DBCacheConfig config = f1b0();
       // warm-up of both paths (class loading and JIT of the engine's code are not per-step costs)
       generate(model, 2, 0);
       try (CacheHandle warm = CacheDit.enableCache(BlockAdapter.builder().transformer(model)

@@ -20,6 +20,22 @@ import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.Blackhole;
 
 /**
  * Uncached forward time of a FLUX-shaped transformer (the real {@code FluxTransformer2DModel}:
@@ -34,9 +50,100 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * also prints the cost of one Java-to-libtorch call on a 1-element tensor (JNI, wrapper objects,
  * libtorch's dispatcher and a trivial kernel).
  *
- * <p>Run: {@code java -cp bench/target/benchmarks.jar io.cachedit.bench.ForwardOverheadBench [forwards]}
+ * <p>As JMH benchmarks ({@code java -jar bench/target/benchmarks.jar ForwardOverheadBench}):
+ * {@code forward}, ms per uncached forward for each width and dtype, and {@code javaToLibtorchCall},
+ * ns per call on a 1-element tensor.
+ *
+ * <p>As a report ({@code java -cp bench/target/benchmarks.jar io.cachedit.bench.ForwardOverheadBench
+ * [forwards]}): the same forwards under a JFR recording of the calling thread, for the Java share.
+ * That part stays a plain program: it needs the recording around exactly the measured forwards on
+ * exactly one thread, which JMH's profilers (they sample the whole fork) do not give.
  */
-public final class ForwardOverheadBench {
+public class ForwardOverheadBench {
+  /** One model and its inputs per (width, dtype). */
+  @State(Scope.Benchmark)
+  public static class ForwardState {
+    /** Attention heads of 128 dims: hidden 512, 1024, 1536. */
+    @Param({"4", "8", "12"})
+    public int heads;
+
+    @Param({"fp32", "bf16"})
+    public String dtype;
+
+    PointerScope scope;
+    DiffusersTransformer model;
+    Map<String, Tensor> in;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+      NativeRuntime.initialize();
+      scope = new PointerScope();
+      ScalarType type = switch (dtype) {
+        case "fp32" -> ScalarType.Float;
+        case "bf16" -> ScalarType.BFloat16;
+        default -> throw new IllegalArgumentException("dtype must be fp32 or bf16, got " + dtype);
+      };
+      in = inputs();
+      model = ModelRegistry.defaults().randomTransformer(config(heads), 1, type);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      model.close();
+      scope.close();
+    }
+  }
+
+  /** Two 1-element tensors. */
+  @State(Scope.Benchmark)
+  public static class TinyState {
+    PointerScope scope;
+    Tensor a;
+    Tensor b;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+      NativeRuntime.initialize();
+      scope = new PointerScope();
+      a = torch.ones(1);
+      b = torch.ones(1);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      scope.close();
+    }
+  }
+
+  static final int TINY_CALLS = 1000;
+
+  @Benchmark
+  @BenchmarkMode(Mode.AverageTime)
+  @OutputTimeUnit(TimeUnit.MILLISECONDS)
+  @Warmup(iterations = 2, time = 2)
+  @Measurement(iterations = 5, time = 2)
+  @Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
+  public void forward(ForwardState s, Blackhole bh) {
+    try (PointerScope scope = new PointerScope()) {
+      bh.consume(s.model.forward(ForwardInputs.of(s.in), null).numel());
+    }
+  }
+
+  /** One Java-to-libtorch call: JNI, the wrapper objects, libtorch's dispatcher, a trivial kernel. */
+  @Benchmark
+  @BenchmarkMode(Mode.AverageTime)
+  @OutputTimeUnit(TimeUnit.NANOSECONDS)
+  @OperationsPerInvocation(TINY_CALLS)
+  @Warmup(iterations = 2, time = 1)
+  @Measurement(iterations = 5, time = 1)
+  @Fork(value = 1, jvmArgsAppend = {"-Xmx1g"})
+  public void javaToLibtorchCall(TinyState s) {
+    try (PointerScope scope = new PointerScope()) {
+      for (int i = 0; i < TINY_CALLS; i++) {
+        s.a.add(s.b);
+      }
+    }
+  }
   static final int IMAGE_SIDE = 16;
   static final int TEXT_TOKENS = 64;
   static final int HEAD_DIM = 128;
