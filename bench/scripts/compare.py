@@ -23,7 +23,7 @@ def load(path):
 
 def fmt(m):
     err = m.get('scoreError')
-    err = '' if err is None or err != err else f' ± {err:.3g}'
+    err = '' if not isinstance(err, (int, float)) or err != err else f' ± {err:.3g}'  # JMH writes "NaN" for one sample
     return f"{m['score']:.4g}{err} {m['scoreUnit']}"
 
 
