@@ -215,8 +215,8 @@ int run(int qact, int qweight, const void* x, int64_t M, int64_t K, const void* 
 using namespace cachedit;
 
 static int cuda_qlinear_impl(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
-                                 const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
-                                 const void* bias, void* y, void* stream) {
+                             const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
+                             const void* bias, void* y, void* stream) {
   CDIT_CUDA_REQUIRE_DEVICE();
   if (qact < CDIT_QA_NONE || qact > CDIT_QA_FP8_TENSOR) return CDIT_ERR_DTYPE;
   if (qweight != CDIT_QW_INT8 && qweight != CDIT_QW_FP8 && qweight != CDIT_QW_INT4) return CDIT_ERR_DTYPE;
@@ -238,7 +238,8 @@ static int cuda_qlinear_impl(int dtype, int qact, int qweight, const void* x, in
 // ---- the C ABI ----
 
 extern "C" cdit_status cdit_cuda_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
-                                 const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
-                                 const void* bias, void* y, void* stream) {
-  return static_cast<cdit_status>(cuda_qlinear_impl(dtype, qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w, bias, y, stream));
+    const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w, const void* bias, void* y,
+    void* stream) {
+  return static_cast<cdit_status>(cuda_qlinear_impl(dtype, qact, qweight, x, M, K, packed, scales, N, group,
+      per_tensor_w, bias, y, stream));
 }

@@ -106,7 +106,7 @@ using namespace cachedit;
 using namespace cachedit::cuda;
 
 static int cuda_rel_l1_sums_impl(int dtype, const void* a, const void* b, int64_t n, double* device_out,
-                                     void* stream) {
+                                 void* stream) {
   if (n < 0 || device_out == nullptr || (n > 0 && (a == nullptr || b == nullptr))) return CDIT_ERR_ARGUMENT;
   if (dtype != CDIT_F32 && dtype != CDIT_BF16 && dtype != CDIT_F16) return CDIT_ERR_DTYPE;
   CDIT_CUDA_REQUIRE_DEVICE();
@@ -118,7 +118,7 @@ static int cuda_rel_l1_sums_impl(int dtype, const void* a, const void* b, int64_
 }
 
 static int cuda_rel_l1_residual_sums_impl(int dtype, const void* prev, const void* after, const void* before,
-                                              int64_t n, double* device_out, void* stream) {
+                                          int64_t n, double* device_out, void* stream) {
   if (n < 0 || device_out == nullptr || (n > 0 && (prev == nullptr || after == nullptr || before == nullptr)))
     return CDIT_ERR_ARGUMENT;
   if (dtype != CDIT_F32 && dtype != CDIT_BF16 && dtype != CDIT_F16) return CDIT_ERR_DTYPE;
@@ -133,11 +133,11 @@ static int cuda_rel_l1_residual_sums_impl(int dtype, const void* prev, const voi
 // ---- the C ABI ----
 
 extern "C" cdit_status cdit_cuda_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, double* device_out,
-                                     void* stream) {
+    void* stream) {
   return static_cast<cdit_status>(cuda_rel_l1_sums_impl(dtype, a, b, n, device_out, stream));
 }
 
-extern "C" cdit_status cdit_cuda_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
-                                              int64_t n, double* device_out, void* stream) {
+extern "C" cdit_status cdit_cuda_rel_l1_residual_sums(int dtype, const void* prev, const void* after,
+    const void* before, int64_t n, double* device_out, void* stream) {
   return static_cast<cdit_status>(cuda_rel_l1_residual_sums_impl(dtype, prev, after, before, n, device_out, stream));
 }

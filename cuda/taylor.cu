@@ -95,7 +95,7 @@ using namespace cachedit;
 using namespace cachedit::cuda;
 
 static int cuda_taylor_predict_impl(int dtype, void* out, const void* const* terms, int nterms, double k,
-                                        int64_t n, void* stream) {
+                                    int64_t n, void* stream) {
   if (n < 0 || nterms < 1 || nterms > CDIT_TAYLOR_MAX_TERMS || terms == nullptr || !std::isfinite(k))
     return CDIT_ERR_ARGUMENT;
   if (dtype != CDIT_F32 && dtype != CDIT_BF16 && dtype != CDIT_F16) return CDIT_ERR_DTYPE;
@@ -110,7 +110,7 @@ static int cuda_taylor_predict_impl(int dtype, void* out, const void* const* ter
 }
 
 static int cuda_taylor_update_impl(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
-                                       double gap, int64_t n, void* stream) {
+                                   double gap, int64_t n, void* stream) {
   if (n < 0 || ladder == nullptr || nlevels < 1 || nlevels > CDIT_TAYLOR_MAX_TERMS || nvalid < 0 ||
       nvalid > nlevels)
     return CDIT_ERR_ARGUMENT;
@@ -130,11 +130,11 @@ static int cuda_taylor_update_impl(int dtype, void* const* ladder, int nvalid, i
 // ---- the C ABI ----
 
 extern "C" cdit_status cdit_cuda_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
-                                        int64_t n, void* stream) {
+    int64_t n, void* stream) {
   return static_cast<cdit_status>(cuda_taylor_predict_impl(dtype, out, terms, nterms, k, n, stream));
 }
 
 extern "C" cdit_status cdit_cuda_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
-                                       double gap, int64_t n, void* stream) {
+    double gap, int64_t n, void* stream) {
   return static_cast<cdit_status>(cuda_taylor_update_impl(dtype, ladder, nvalid, nlevels, y, gap, n, stream));
 }

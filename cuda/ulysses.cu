@@ -129,28 +129,28 @@ using namespace cachedit;
 using namespace cachedit::cuda;
 
 static int cuda_ulysses_pack_heads_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                            int64_t H, int64_t D, int64_t P, void* stream) {
+                                        int64_t H, int64_t D, int64_t P, void* stream) {
   if (!dims_ok(B, S, H, D) || P < 1) return CDIT_ERR_ARGUMENT;
   const Layout g{B, S, H, D, P, (H + P - 1) / P, 0};
   return run<Op::kPackHeads>(dtype, wire, g, out, in, P * S * B * g.Hl, stream);
 }
 
 static int cuda_ulysses_unpack_heads_impl(int dtype, int wire, void* out, const void* in, int64_t B,
-                                              int64_t S, int64_t H, int64_t D, int64_t P, void* stream) {
+                                          int64_t S, int64_t H, int64_t D, int64_t P, void* stream) {
   if (!dims_ok(B, S, H, D) || P < 1) return CDIT_ERR_ARGUMENT;
   const Layout g{B, S, H, D, P, (H + P - 1) / P, 0};
   return run<Op::kUnpackHeads>(dtype, wire, g, out, in, B * S * H, stream);
 }
 
 static int cuda_ulysses_pack_seq_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                          int64_t Hk, int64_t Hl, int64_t D, void* stream) {
+                                      int64_t Hk, int64_t Hl, int64_t D, void* stream) {
   if (!dims_ok(B, S, Hk, Hl, D) || Hk > Hl) return CDIT_ERR_ARGUMENT;
   const Layout g{B, S, 0, D, 1, Hl, Hk};
   return run<Op::kPackSeq>(dtype, wire, g, out, in, S * B * Hl, stream);
 }
 
 static int cuda_ulysses_unpack_seq_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                            int64_t Hk, int64_t Hl, int64_t D, void* stream) {
+                                        int64_t Hk, int64_t Hl, int64_t D, void* stream) {
   if (!dims_ok(B, S, Hk, Hl, D) || Hk > Hl) return CDIT_ERR_ARGUMENT;
   const Layout g{B, S, 0, D, 1, Hl, Hk};
   return run<Op::kUnpackSeq>(dtype, wire, g, out, in, B * S * Hk, stream);
@@ -158,22 +158,22 @@ static int cuda_ulysses_unpack_seq_impl(int dtype, int wire, void* out, const vo
 
 // ---- the C ABI ----
 
-extern "C" cdit_status cdit_cuda_ulysses_pack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                            int64_t H, int64_t D, int64_t P, void* stream) {
+extern "C" cdit_status cdit_cuda_ulysses_pack_heads(int dtype, int wire, void* out, const void* in, int64_t B,
+    int64_t S, int64_t H, int64_t D, int64_t P, void* stream) {
   return static_cast<cdit_status>(cuda_ulysses_pack_heads_impl(dtype, wire, out, in, B, S, H, D, P, stream));
 }
 
 extern "C" cdit_status cdit_cuda_ulysses_unpack_heads(int dtype, int wire, void* out, const void* in, int64_t B,
-                                              int64_t S, int64_t H, int64_t D, int64_t P, void* stream) {
+    int64_t S, int64_t H, int64_t D, int64_t P, void* stream) {
   return static_cast<cdit_status>(cuda_ulysses_unpack_heads_impl(dtype, wire, out, in, B, S, H, D, P, stream));
 }
 
 extern "C" cdit_status cdit_cuda_ulysses_pack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                          int64_t Hk, int64_t Hl, int64_t D, void* stream) {
+    int64_t Hk, int64_t Hl, int64_t D, void* stream) {
   return static_cast<cdit_status>(cuda_ulysses_pack_seq_impl(dtype, wire, out, in, B, S, Hk, Hl, D, stream));
 }
 
-extern "C" cdit_status cdit_cuda_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                            int64_t Hk, int64_t Hl, int64_t D, void* stream) {
+extern "C" cdit_status cdit_cuda_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B,
+    int64_t S, int64_t Hk, int64_t Hl, int64_t D, void* stream) {
   return static_cast<cdit_status>(cuda_ulysses_unpack_seq_impl(dtype, wire, out, in, B, S, Hk, Hl, D, stream));
 }

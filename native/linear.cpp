@@ -193,7 +193,7 @@ static int linear_f32_pack_impl(const float* w, int64_t N, int64_t K, float* pac
 }
 
 static int linear_f32_impl(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
-                               const float* bias, float* y, int nthreads) {
+                           const float* bias, float* y, int nthreads) {
   return linear_impl(use_avx2(), x, M, K, packed, N, bias, y, nthreads);
 }
 
@@ -206,6 +206,6 @@ extern "C" cdit_status cdit_linear_f32_pack(const float* w, int64_t N, int64_t K
 }
 
 extern "C" cdit_status cdit_linear_f32(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
-                               const float* bias, float* y, int nthreads) {
+                                       const float* bias, float* y, int nthreads) {
   return checked("cdit_linear_f32", linear_f32_impl(x, M, K, packed, N, bias, y, nthreads));
 }

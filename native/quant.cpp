@@ -619,10 +619,12 @@ int qlinear_impl(bool avx2, int dtype, int qact, int qweight, const void* x, int
   if (!valid_qact(qact)) return fail(CDIT_ERR_DTYPE, "qact %d is not a cdit_qact", qact);
   const int st = check_weight_args(qweight, N, K, group);
   if (st != CDIT_OK) return st;
-  if (qweight == CDIT_QW_INT4 && per_tensor_w) return fail(CDIT_ERR_ARGUMENT, "int4 weights have group scales, not per_tensor_w");
+  if (qweight == CDIT_QW_INT4 && per_tensor_w)
+    return fail(CDIT_ERR_ARGUMENT, "int4 weights have group scales, not per_tensor_w");
   if (M < 0) return fail(CDIT_ERR_ARGUMENT, "M must be >= 0, got %lld", static_cast<long long>(M));
   if (M == 0) return CDIT_OK;
-  if (!x || !packed || !scales || !y) return fail(CDIT_ERR_ARGUMENT, "x, packed, scales and y must not be NULL when M > 0");
+  if (!x || !packed || !scales || !y)
+    return fail(CDIT_ERR_ARGUMENT, "x, packed, scales and y must not be NULL when M > 0");
   const auto* p = static_cast<const uint8_t*>(packed);
   switch (dtype) {
     case CDIT_F32:
@@ -658,11 +660,12 @@ bool use_avx2() {
 using namespace cachedit;
 
 static int qweight_quantize_impl(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
-                                     int per_tensor, void* q, float* scales, int nthreads) {
+                                 int per_tensor, void* q, float* scales, int nthreads) {
   const int st = check_weight_args(qweight, N, K, group);
   if (st != CDIT_OK) return st;
   if (!w || !q || !scales) return fail(CDIT_ERR_ARGUMENT, "w, q and scales must not be NULL");
-  if (qweight == CDIT_QW_INT4 && per_tensor) return fail(CDIT_ERR_ARGUMENT, "int4 weights take group scales, not per_tensor");
+  if (qweight == CDIT_QW_INT4 && per_tensor)
+    return fail(CDIT_ERR_ARGUMENT, "int4 weights take group scales, not per_tensor");
   switch (dtype) {
     case CDIT_F32:
       return quantize_weight<F32>(qweight, static_cast<const float*>(w), N, K, group, per_tensor, q, scales, nthreads);
@@ -701,8 +704,8 @@ static int qweight_unpack_impl(int qweight, const void* packed, int64_t N, int64
 }
 
 static int qlinear_impl(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
-                            const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
-                            const void* bias, void* y, int nthreads) {
+                        const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
+                        const void* bias, void* y, int nthreads) {
   return qlinear_impl(use_avx2(), dtype, qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w, bias, y,
                       nthreads);
 }
@@ -712,20 +715,23 @@ extern "C" const char* cdit_qlinear_isa(void) { return use_avx2() ? "avx2" : "de
 // ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
 
 extern "C" cdit_status cdit_qweight_quantize(int dtype, int qweight, const void* w, int64_t N, int64_t K, int64_t group,
-                                     int per_tensor, void* q, float* scales, int nthreads) {
-  return checked("cdit_qweight_quantize", qweight_quantize_impl(dtype, qweight, w, N, K, group, per_tensor, q, scales, nthreads));
+                                             int per_tensor, void* q, float* scales, int nthreads) {
+  return checked("cdit_qweight_quantize",
+                 qweight_quantize_impl(dtype, qweight, w, N, K, group, per_tensor, q, scales, nthreads));
 }
 
 extern "C" cdit_status cdit_qweight_pack(int qweight, const void* q, int64_t N, int64_t K, void* packed, int nthreads) {
   return checked("cdit_qweight_pack", qweight_pack_impl(qweight, q, N, K, packed, nthreads));
 }
 
-extern "C" cdit_status cdit_qweight_unpack(int qweight, const void* packed, int64_t N, int64_t K, void* q, int nthreads) {
+extern "C" cdit_status cdit_qweight_unpack(int qweight, const void* packed, int64_t N, int64_t K, void* q,
+    int nthreads) {
   return checked("cdit_qweight_unpack", qweight_unpack_impl(qweight, packed, N, K, q, nthreads));
 }
 
 extern "C" cdit_status cdit_qlinear(int dtype, int qact, int qweight, const void* x, int64_t M, int64_t K,
-                            const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w,
-                            const void* bias, void* y, int nthreads) {
-  return checked("cdit_qlinear", qlinear_impl(dtype, qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w, bias, y, nthreads));
+    const void* packed, const float* scales, int64_t N, int64_t group, int per_tensor_w, const void* bias, void* y,
+    int nthreads) {
+  return checked("cdit_qlinear", qlinear_impl(dtype, qact, qweight, x, M, K, packed, scales, N, group, per_tensor_w,
+      bias, y, nthreads));
 }

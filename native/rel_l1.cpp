@@ -119,9 +119,10 @@ void rel_l1_residual_sums(Fn fn, const T* p, const T* a, const T* b, int64_t n, 
 using namespace cachedit;
 
 static int rel_l1_sums_impl(int dtype, const void* a, const void* b, int64_t n, int nthreads,
-                                double* sum_abs_diff, double* sum_abs_a) {
+                            double* sum_abs_diff, double* sum_abs_a) {
   if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
-  if (sum_abs_diff == nullptr || sum_abs_a == nullptr) return fail(CDIT_ERR_ARGUMENT, "sum_abs_diff and sum_abs_a must not be NULL");
+  if (sum_abs_diff == nullptr || sum_abs_a == nullptr)
+    return fail(CDIT_ERR_ARGUMENT, "sum_abs_diff and sum_abs_a must not be NULL");
   if (n > 0 && (a == nullptr || b == nullptr)) return fail(CDIT_ERR_ARGUMENT, "a and b must not be NULL when n > 0");
   switch (dtype) {
     case CDIT_F32:
@@ -142,9 +143,10 @@ static int rel_l1_sums_impl(int dtype, const void* a, const void* b, int64_t n, 
 }
 
 static int rel_l1_residual_sums_impl(int dtype, const void* prev, const void* after, const void* before,
-                                         int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev) {
+                                     int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev) {
   if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
-  if (sum_abs_diff == nullptr || sum_abs_prev == nullptr) return fail(CDIT_ERR_ARGUMENT, "sum_abs_diff and sum_abs_prev must not be NULL");
+  if (sum_abs_diff == nullptr || sum_abs_prev == nullptr)
+    return fail(CDIT_ERR_ARGUMENT, "sum_abs_diff and sum_abs_prev must not be NULL");
   if (n > 0 && (prev == nullptr || after == nullptr || before == nullptr))
     return fail(CDIT_ERR_ARGUMENT, "prev, after and before must not be NULL when n > 0");
   using U = uint16_t;
@@ -183,13 +185,14 @@ static int rel_l1_impl(int dtype, const void* a, const void* b, int64_t n, int n
 // ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
 
 extern "C" cdit_status cdit_rel_l1_sums(int dtype, const void* a, const void* b, int64_t n, int nthreads,
-                                double* sum_abs_diff, double* sum_abs_a) {
+                                        double* sum_abs_diff, double* sum_abs_a) {
   return checked("cdit_rel_l1_sums", rel_l1_sums_impl(dtype, a, b, n, nthreads, sum_abs_diff, sum_abs_a));
 }
 
 extern "C" cdit_status cdit_rel_l1_residual_sums(int dtype, const void* prev, const void* after, const void* before,
-                                         int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev) {
-  return checked("cdit_rel_l1_residual_sums", rel_l1_residual_sums_impl(dtype, prev, after, before, n, nthreads, sum_abs_diff, sum_abs_prev));
+                                                 int64_t n, int nthreads, double* sum_abs_diff, double* sum_abs_prev) {
+  return checked("cdit_rel_l1_residual_sums",
+                 rel_l1_residual_sums_impl(dtype, prev, after, before, n, nthreads, sum_abs_diff, sum_abs_prev));
 }
 
 extern "C" cdit_status cdit_rel_l1(int dtype, const void* a, const void* b, int64_t n, int nthreads, double* diff) {

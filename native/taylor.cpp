@@ -152,7 +152,7 @@ int run_update(Fn fn, void* const* ladder, int count, const void* y, double gap,
 using namespace cachedit;
 
 static int taylor_predict_impl(int dtype, void* out, const void* const* terms, int nterms, double k,
-                                   int64_t n, int nthreads) {
+                               int64_t n, int nthreads) {
   if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
   if (nterms < 1 || nterms > CDIT_TAYLOR_MAX_TERMS)
     return fail(CDIT_ERR_ARGUMENT, "nterms must be 1..%d, got %d", CDIT_TAYLOR_MAX_TERMS, nterms);
@@ -169,7 +169,7 @@ static int taylor_predict_impl(int dtype, void* out, const void* const* terms, i
 }
 
 static int taylor_update_impl(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
-                                  double gap, int64_t n, int nthreads) {
+                              double gap, int64_t n, int nthreads) {
   if (n < 0) return fail(CDIT_ERR_ARGUMENT, "n must be >= 0, got %lld", static_cast<long long>(n));
   if (ladder == nullptr) return fail(CDIT_ERR_ARGUMENT, "ladder must not be NULL");
   if (nlevels < 1 || nlevels > CDIT_TAYLOR_MAX_TERMS)
@@ -192,11 +192,11 @@ static int taylor_update_impl(int dtype, void* const* ladder, int nvalid, int nl
 // ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
 
 extern "C" cdit_status cdit_taylor_predict(int dtype, void* out, const void* const* terms, int nterms, double k,
-                                   int64_t n, int nthreads) {
+                                           int64_t n, int nthreads) {
   return checked("cdit_taylor_predict", taylor_predict_impl(dtype, out, terms, nterms, k, n, nthreads));
 }
 
 extern "C" cdit_status cdit_taylor_update(int dtype, void* const* ladder, int nvalid, int nlevels, const void* y,
-                                  double gap, int64_t n, int nthreads) {
+                                          double gap, int64_t n, int nthreads) {
   return checked("cdit_taylor_update", taylor_update_impl(dtype, ladder, nvalid, nlevels, y, gap, n, nthreads));
 }

@@ -138,7 +138,8 @@ using RowsFn = void (*)(int, int, const Layout&, void*, const void*, int64_t, in
 int run(RowsFn fn, int dtype, int wire, const Layout& g, void* out, const void* in, int64_t out_rows,
         int nthreads) {
   if (row_bytes(dtype, wire, g.D) < 0)
-    return fail(CDIT_ERR_DTYPE, "dtype %d with wire %d is not a supported combination (cdit_dtype x cdit_wire)", dtype, wire);
+    return fail(CDIT_ERR_DTYPE, "dtype %d with wire %d is not a supported combination (cdit_dtype x cdit_wire)",
+                dtype, wire);
   if (out_rows == 0 || g.D == 0) return CDIT_OK;
   if (out == nullptr || in == nullptr) return fail(CDIT_ERR_ARGUMENT, "out and in must not be NULL");
   const int64_t rows_per_block = g.D >= 4096 ? 1 : 4096 / g.D;
@@ -161,7 +162,7 @@ using namespace cachedit;
 extern "C" int64_t cdit_wire_row_bytes(int dtype, int wire, int64_t D) { return row_bytes(dtype, wire, D); }
 
 static int ulysses_pack_heads_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                       int64_t H, int64_t D, int64_t P, int nthreads) {
+                                   int64_t H, int64_t D, int64_t P, int nthreads) {
   if (!dims_ok({B, S, H, D}) || P < 1)
     return fail(CDIT_ERR_ARGUMENT, "B, S, H, D must be >= 0 and P >= 1, got B=%lld S=%lld H=%lld D=%lld P=%lld",
                 static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(H),
@@ -171,7 +172,7 @@ static int ulysses_pack_heads_impl(int dtype, int wire, void* out, const void* i
 }
 
 static int ulysses_unpack_heads_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                         int64_t H, int64_t D, int64_t P, int nthreads) {
+                                     int64_t H, int64_t D, int64_t P, int nthreads) {
   if (!dims_ok({B, S, H, D}) || P < 1)
     return fail(CDIT_ERR_ARGUMENT, "B, S, H, D must be >= 0 and P >= 1, got B=%lld S=%lld H=%lld D=%lld P=%lld",
                 static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(H),
@@ -181,9 +182,10 @@ static int ulysses_unpack_heads_impl(int dtype, int wire, void* out, const void*
 }
 
 static int ulysses_pack_seq_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                     int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
+                                 int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
   if (!dims_ok({B, S, Hk, Hl, D}) || Hk > Hl)
-    return fail(CDIT_ERR_ARGUMENT, "B, S, Hk, Hl, D must be >= 0 with Hk <= Hl, got B=%lld S=%lld Hk=%lld Hl=%lld D=%lld",
+    return fail(CDIT_ERR_ARGUMENT,
+                "B, S, Hk, Hl, D must be >= 0 with Hk <= Hl, got B=%lld S=%lld Hk=%lld Hl=%lld D=%lld",
                 static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(Hk),
                 static_cast<long long>(Hl), static_cast<long long>(D));
   const Layout g{B, S, 0, D, 1, Hl, Hk};
@@ -191,9 +193,10 @@ static int ulysses_pack_seq_impl(int dtype, int wire, void* out, const void* in,
 }
 
 static int ulysses_unpack_seq_impl(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                       int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
+                                   int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
   if (!dims_ok({B, S, Hk, Hl, D}) || Hk > Hl)
-    return fail(CDIT_ERR_ARGUMENT, "B, S, Hk, Hl, D must be >= 0 with Hk <= Hl, got B=%lld S=%lld Hk=%lld Hl=%lld D=%lld",
+    return fail(CDIT_ERR_ARGUMENT,
+                "B, S, Hk, Hl, D must be >= 0 with Hk <= Hl, got B=%lld S=%lld Hk=%lld Hl=%lld D=%lld",
                 static_cast<long long>(B), static_cast<long long>(S), static_cast<long long>(Hk),
                 static_cast<long long>(Hl), static_cast<long long>(D));
   const Layout g{B, S, 0, D, 1, Hl, Hk};
@@ -206,21 +209,21 @@ extern "C" float cdit_fp8_e4m3_to_float(uint8_t v) { return fp8_e4m3_to_f32(v); 
 // ---- the C ABI: each entry point records why it failed (cdit_last_error) ----
 
 extern "C" cdit_status cdit_ulysses_pack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                       int64_t H, int64_t D, int64_t P, int nthreads) {
+                                               int64_t H, int64_t D, int64_t P, int nthreads) {
   return checked("cdit_ulysses_pack_heads", ulysses_pack_heads_impl(dtype, wire, out, in, B, S, H, D, P, nthreads));
 }
 
 extern "C" cdit_status cdit_ulysses_unpack_heads(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                         int64_t H, int64_t D, int64_t P, int nthreads) {
+                                                 int64_t H, int64_t D, int64_t P, int nthreads) {
   return checked("cdit_ulysses_unpack_heads", ulysses_unpack_heads_impl(dtype, wire, out, in, B, S, H, D, P, nthreads));
 }
 
 extern "C" cdit_status cdit_ulysses_pack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                     int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
+                                             int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
   return checked("cdit_ulysses_pack_seq", ulysses_pack_seq_impl(dtype, wire, out, in, B, S, Hk, Hl, D, nthreads));
 }
 
 extern "C" cdit_status cdit_ulysses_unpack_seq(int dtype, int wire, void* out, const void* in, int64_t B, int64_t S,
-                                       int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
+                                               int64_t Hk, int64_t Hl, int64_t D, int nthreads) {
   return checked("cdit_ulysses_unpack_seq", ulysses_unpack_seq_impl(dtype, wire, out, in, B, S, Hk, Hl, D, nthreads));
 }
