@@ -240,6 +240,27 @@ CDIT_API cdit_status cdit_linear_f32(const float* x, int64_t M, int64_t K, const
 CDIT_API const char* cdit_linear_f32_isa(void);
 
 /* ------------------------------------------------------------------------------------------------
+ * bf16-compute linear layer: y[M, N] = bf16(x)[M, K] bf16(W)[N, K]^T + bias, fp32 in, accumulate, out
+ * (docs/kernels.md section 6).
+ *
+ * x and W are rounded to bf16 (nearest even); each product of two bf16 values is exact in fp32 and
+ * is added to an fp32 accumulator, inputs in pairs (odd one first), as AVX-512 BF16's vdpbf16ps does.
+ * Rows are independent and K is not split, so results do not depend on M, the other rows or the
+ * thread count. The portable path (CACHEDIT_LINEAR_ISA=default, or CPUs without AVX-512 BF16) agrees
+ * with vdpbf16ps except that the hardware treats denormal inputs and sums as zero. W is read in a
+ * packed layout: panels of 16 outputs, for each pair of inputs the panel's 16 weight pairs.
+ * --------------------------------------------------------------------------------------------- */
+/** bf16 elements (uint16_t) of the packed layout of an [N][K] weight, or -1 for invalid arguments. */
+CDIT_API int64_t cdit_linear_bf16_packed_elements(int64_t N, int64_t K);
+/** w [N][K] fp32 -> packed bf16 (cdit_linear_bf16_packed_elements values, zero padding). */
+CDIT_API cdit_status cdit_linear_bf16_pack(const float* w, int64_t N, int64_t K, uint16_t* packed, int nthreads);
+/** y [M][N] = bf16(x [M][K]) W^T + bias (N floats, or NULL); M may be 0. */
+CDIT_API cdit_status cdit_linear_bf16(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
+                                      const float* bias, float* y, int nthreads);
+/** "avx512bf16" or "default" (see CACHEDIT_LINEAR_ISA above). */
+CDIT_API const char* cdit_linear_bf16_isa(void);
+
+/* ------------------------------------------------------------------------------------------------
  * Scalar float8 e4m3fn conversions (round to nearest even, saturating at +-448). For tests and tools.
  * --------------------------------------------------------------------------------------------- */
 CDIT_API uint8_t cdit_fp8_e4m3_from_float(float x);

@@ -130,6 +130,11 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "print statistics as one JSON object instead of text")
   boolean json;
 
+  @Option(names = "--compute", paramLabel = "fp32|bf16", description = "arithmetic of the linear layers (bundled "
+      + "model, fp32 weights): fp32 (default) or bf16 (inputs and weights rounded to bf16, fp32 sums; AVX-512 BF16 "
+      + "where the CPU has it; docs/runtime.md). With --compare the baseline is fp32")
+  String compute = "fp32";
+
   @Option(names = "--threads", description = "compute threads (libtorch's pool, which OpenBLAS and cachedit's kernels "
       + "run in; default: OMP_NUM_THREADS or CACHEDIT_THREADS, else the cores)")
   Integer threads;
@@ -196,10 +201,21 @@ final class GenerateCommand implements Callable<Integer> {
     io.cachedit.parallel.ParallelismConfig parallelism = ParallelRun.config(parallel, fileOptions);
     io.cachedit.quant.QuantizeConfig quantization = QuantizeOption.resolve(quantize, fileOptions);
     CacheOptions options = QuantizeOption.withoutQuantize(ParallelRun.withoutParallelism(fileOptions));
-    if (compare && options == null && quantization == null) {
-      throw new IllegalArgumentException("--compare needs --cache, --cache-config or --quantize (there is nothing to compare)");
+    io.cachedit.quant.LinearCompute linearCompute = io.cachedit.quant.LinearCompute.parse(compute);
+    boolean bf16 = linearCompute == io.cachedit.quant.LinearCompute.BF16;
+    if (compare && options == null && quantization == null && !bf16) {
+      throw new IllegalArgumentException("--compare needs --cache, --cache-config, --quantize or --compute bf16 (there "
+          + "is nothing to compare)");
+    }
+    if (bf16 && quantization != null) {
+      throw io.cachedit.error.ConfigException.forField("--compute", "--compute bf16 and --quantize both choose the "
+          + "linear layers' arithmetic; use one");
     }
     if (diffusers) {
+      if (bf16) {
+        throw io.cachedit.error.ConfigException.forField("--compute", "--compute bf16 applies to the bundled model; for "
+            + "a diffusers folder use --dtype bf16 (libtorch's bf16)");
+      }
       return DiffusersGenerate.run(this, options);
     }
     Path dir = model != null ? model : home().resolve(BundledModel.DEFAULT_DIR);
@@ -207,11 +223,16 @@ final class GenerateCommand implements Callable<Integer> {
     try (PointerScope scope = new PointerScope();
          ParallelRun pr = ParallelRun.join(parallelism, dir.resolve("transformer"));
          BundledModel m = BundledModel.load(dir, pr.weights());
-         BundledModel dense = quantization != null && compare ? BundledModel.load(dir, pr.weights()) : null) {
+         BundledModel dense = (quantization != null || bf16) && compare ? BundledModel.load(dir, pr.weights()) : null) {
       io.cachedit.quant.QuantizeReport quantized = QuantizeOption.apply(m.transformer(), quantization,
           pr.root() ? err : null);
-      if (io.cachedit.kernels.NativeRuntime.cachedItLinear() && m.transformer().dtype() == org.bytedeco.pytorch.global.torch.ScalarType.Float
-          && quantization == null) {
+      if (bf16) {
+        io.cachedit.quant.BatchInvariance.apply(m.transformer(), linearCompute);  // fp32 baseline below stays fp32
+        if (dense != null && io.cachedit.kernels.NativeRuntime.cachedItLinear()) {
+          io.cachedit.quant.BatchInvariance.apply(dense.transformer());
+        }
+      } else if (io.cachedit.kernels.NativeRuntime.cachedItLinear()
+          && m.transformer().dtype() == org.bytedeco.pytorch.global.torch.ScalarType.Float && quantization == null) {
         io.cachedit.quant.BatchInvariance.apply(m.transformer());  // cachedit's fp32 GEMM in the one pool
         if (dense != null) {
           io.cachedit.quant.BatchInvariance.apply(dense.transformer());
@@ -270,6 +291,7 @@ final class GenerateCommand implements Callable<Integer> {
       stats.put("out", out.toString());
       stats.put("seconds", run.seconds());
       stats.put("runtime", io.cachedit.kernels.NativeRuntime.describe());
+      stats.put("compute", bf16 ? "bf16 (" + io.cachedit.kernels.Kernels.bf16LinearIsa() + ")" : "fp32");
       stats.put("cached_steps", run.cachedSteps());
       stats.put("ideal_speedup", run.idealSpeedup());
       if (pr.active()) {

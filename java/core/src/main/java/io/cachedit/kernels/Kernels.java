@@ -524,6 +524,65 @@ public final class Kernels {
   }
 
   /**
+   * The packed bf16 copy of an fp32 weight [out, in] that {@link #bf16Linear} reads (panels of 16
+   * outputs, inputs in pairs; docs/kernels.md section 6), rounded to nearest even.
+   */
+  public Tensor packBf16Weight(Tensor w) {
+    requireDefined("w", w);
+    if (w.dim() != 2 || w.scalar_type().intern() != ScalarType.Float || w.is_cuda()) {
+      throw new IllegalArgumentException("a bf16-compute linear weight is a CPU fp32 [out, in] matrix, got "
+          + w.scalar_type().intern() + " " + Arrays.toString(w.sizes().vec().get()) + (w.is_cuda() ? " on CUDA" : ""));
+    }
+    long out = w.size(0);
+    long in = w.size(1);
+    Tensor wc = w.contiguous();
+    Tensor packed = torch.empty(new long[] {NativeKernels.linearBf16PackedElements(out, in)},
+        new org.bytedeco.pytorch.TensorOptions(ScalarType.BFloat16), new MemoryFormatOptional());
+    check(NativeKernels.linearBf16Pack(address(wc), out, in, address(packed), threads), "packBf16Weight");
+    return packed;
+  }
+
+  /**
+   * {@code y = bf16(x) W^T + bias} for a CPU fp32 {@code x} [..., in] and fp32 output: inputs and
+   * weights in bf16, every product exact and summed in fp32 (AVX-512 BF16's dot product where the CPU
+   * has it). Rows are independent of the batch and the thread count, as in {@link #invariantLinear}.
+   *
+   * @param packed from {@link #packBf16Weight}
+   * @param bias [out] fp32, or null
+   */
+  public Tensor bf16Linear(Tensor x, Tensor packed, long out, long in, Tensor bias) {
+    requireDefined("x", x);
+    int dims = (int) x.dim();
+    if (x.is_cuda() || x.scalar_type().intern() != ScalarType.Float || dims < 1 || x.size(dims - 1) != in) {
+      throw new IllegalArgumentException("x must be a CPU fp32 tensor ending in the layer's " + in + " inputs, got "
+          + x.scalar_type().intern() + " " + Arrays.toString(x.sizes().vec().get()));
+    }
+    if (packed.numel() != NativeKernels.linearBf16PackedElements(out, in)
+        || packed.scalar_type().intern() != ScalarType.BFloat16) {
+      throw new IllegalArgumentException("packed is not a packed bf16 " + out + " x " + in + " weight");
+    }
+    Tensor b = null;
+    if (bias != null) {
+      if (bias.numel() != out) {
+        throw new IllegalArgumentException("bias must hold " + out + " values, got " + bias.numel());
+      }
+      b = bias.to(ScalarType.Float).contiguous();
+    }
+    Tensor xc = x.contiguous();
+    long[] shape = x.sizes().vec().get();
+    shape[dims - 1] = out;
+    Tensor y = torch.empty(shape, x.options(), new MemoryFormatOptional());
+    check(NativeKernels.linearBf16(address(xc), x.numel() / in, in, address(packed), out, b == null ? 0L : address(b),
+        address(y), threads), "bf16Linear");
+    return y;
+  }
+
+  /** The instruction set {@link #bf16Linear} uses here: {@code avx512bf16} or {@code default}. */
+  public static String bf16LinearIsa() {
+    return NativeKernels.linearBf16Isa();
+  }
+
+  /**
    * {@code y = x W^T + bias} for {@code x} [..., in] (fp32, bf16 or fp16) with W given by its packed
    * copy and scales; the input is quantised as {@code activation} says on every call. On a CUDA
    * tensor it runs cachedit's CUDA kernel (bit-identical to the CPU one); packed, scales and bias

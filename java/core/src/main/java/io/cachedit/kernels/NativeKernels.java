@@ -111,6 +111,20 @@ final class NativeKernels {
   @Name("cdit_linear_f32_isa")
   static native @Cast("const char*") String linearF32Isa();
 
+  @Name("cdit_linear_bf16_packed_elements")
+  static native long linearBf16PackedElements(long n, long k);
+
+  @Name("cdit_linear_bf16_pack")
+  static native int linearBf16Pack(@Cast("const float*") long w, long n, long k, @Cast("uint16_t*") long packed,
+      int nthreads);
+
+  @Name("cdit_linear_bf16")
+  static native int linearBf16(@Cast("const float*") long x, long m, long k, @Cast("const uint16_t*") long packed,
+      long n, @Cast("const float*") long bias, @Cast("float*") long y, int nthreads);
+
+  @Name("cdit_linear_bf16_isa")
+  static native @Cast("const char*") String linearBf16Isa();
+
   @Name("cdit_fp8_e4m3_from_float")
   static native @Cast("uint8_t") byte fp8FromFloat(float x);
 

@@ -70,4 +70,49 @@ class BatchInvarianceTest {
       assertEquals(0, BatchInvariance.apply((io.cachedit.models.common.DiffusersModel) m), "idempotent");
     }
   }
+
+  @Test
+  void bf16Kernel_isTheFp64ProductOfRoundedOperands_andRowsDoNotDependOnTheBatch() {
+    try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+      torch.manual_seed(5);
+      Tensor w = torch.randn(70, 137);  // odd inputs: the last pair is padded
+      Tensor b = torch.randn(70);
+      Tensor x = torch.randn(211, 137);
+      Kernels k = Kernels.withThreads(2);
+      Tensor packed = k.packBf16Weight(w);
+      Tensor y = k.bf16Linear(x, packed, 70, 137, b);
+      org.bytedeco.pytorch.global.torch.ScalarType bf16 = org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
+      org.bytedeco.pytorch.global.torch.ScalarType f64 = org.bytedeco.pytorch.global.torch.ScalarType.Double;
+      Tensor ref = torch.linear(x.to(bf16).to(f64), w.to(bf16).to(f64), b.to(f64));
+      double err = y.to(f64).sub(ref).abs().max().item_double();
+      assertTrue(err < 1e-4, "vs fp64 of bf16 operands: " + err);
+      double fromFp32 = y.sub(torch.linear(x, w, b)).abs().max().item_double();
+      assertTrue(fromFp32 > 1e-3 && fromFp32 < 0.5, "bf16 rounding shows, but only as rounding: " + fromFp32);
+      Tensor alone = k.bf16Linear(x.narrow(0, 100, 1), packed, 70, 137, b);
+      assertTrue(torch.equal(alone, y.narrow(0, 100, 1)), "a row alone gives the same bits");
+      assertTrue(Kernels.bf16LinearIsa().equals("avx512bf16") || Kernels.bf16LinearIsa().equals("default"));
+      assertThrows(IllegalArgumentException.class, () -> k.bf16Linear(x, k.packInvariantWeight(w), 70, 137, b));
+    }
+  }
+
+  @Test
+  void bf16ModelPolicy_reportsItsKernelAndRecoversTheRoundedWeight() {
+    try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard();
+         DiffusersTransformer m = QuantizeTest.tinyFlux()) {
+      Linear q = m.linearLayers().get("transformer_blocks.0.attn.to_q");
+      Tensor rounded = q.weight().to(org.bytedeco.pytorch.global.torch.ScalarType.BFloat16)
+          .to(org.bytedeco.pytorch.global.torch.ScalarType.Float);
+      int converted = BatchInvariance.apply((io.cachedit.models.common.DiffusersModel) m, LinearCompute.BF16);
+      assertEquals(m.linearLayers().size(), converted);
+      assertEquals("bf16_compute", q.kernel().describe());
+      assertEquals(q.outFeatures() * q.inFeatures() * 2L, q.kernel().weightBytes());
+      assertTrue(torch.equal(q.kernel().checkpointTensors().get("weight"), rounded), "the bf16 weight is recoverable");
+      Tensor a = torch.randn(1, 9, q.inFeatures());
+      Tensor b = torch.randn(3, 9, q.inFeatures());
+      Tensor both = q.forward(torch.cat(new TensorVector(a, b), 0));
+      assertTrue(torch.equal(q.forward(b), both.narrow(0, 1, 3)));
+      assertEquals(LinearCompute.BF16, LinearCompute.parse(" BF16 "));
+      assertThrows(io.cachedit.error.ConfigException.class, () -> LinearCompute.parse("fp8"));
+    }
+  }
 }
