@@ -37,7 +37,7 @@ import org.openjdk.jmh.infra.Blackhole;
  * <ul>
  *   <li>{@code step}: one denoising step of the bundled model, the issue's unit: 16 images with batched
  *       classifier-free guidance, i.e. one transformer forward of 32 x 53 tokens, plus the scheduler.
- *   <li>{@code linear}: one layer of the bundled model's shapes, {@code MxKxN} (M = 32 x 53
+ *   <li>{@code linear}: one layer at the bundled model's shapes, {@code MxKxN} (M = 32 x 53 tokens,
  *       hidden 128, MLP 512).
  * </ul>
  *

@@ -62,7 +62,7 @@ class CliFuzzTest {
         {"--cache-config", folder.toString(), folder.toString()}, {"--cache-config", yaml.toString(),
             "residual_diff_threshold"}, {"--cache-config", unknown.toString(), "colour"},
         {"--cache-config", deep.toString(), "deep.yaml"}, {"--quantize", "int3", "int3"},
-        {"--quantize", "int4:7", "int4"}, {"--parallel", "bogus=2", "bogus"}, {"--parallel", "ulysses=0", "ulysses"},
+        {"--quantize", "int4:7", "int4"}, {"--parallel", "bogus=2", "bogus"}, {"--compute", "fp8", "compute"}, {"--parallel", "ulysses=0", "ulysses"},
         {"--model", "/nonexistent/model", "/nonexistent/model"}, {"--model", plain.toString(), "plain.txt"}};
     for (String[] g : generate) {
       List<String> args = new ArrayList<>(List.of("generate", "--prompt", "bag", "--out", out, g[0], g[1]));
@@ -79,6 +79,8 @@ class CliFuzzTest {
     c.add(new Case(List.of("generate", "--prompt", "bag", "--model", MODEL, "--out", out, "--save-images",
         plain.toString()), "--save-images"));
     c.add(new Case(List.of("generate", "--prompt", "bag", "--model", MODEL, "--out", out, "--compare"), "--compare"));
+    c.add(new Case(List.of("generate", "--prompt", "bag", "--model", MODEL, "--out", out, "--compute", "bf16",
+        "--quantize", "int8_per_row"), "--compute"));
     c.add(new Case(List.of("generate", "--prompt", "bag", "--model", MODEL, "--out", out, "--cache", "dbcache",
         "--cache-config", yaml.toString()), "mutually exclusive"));
     String[][] serve = {{"--max-queue", "0"}, {"--max-queue", "-1"}, {"--max-batch", "0"}, {"--max-batch", "257"},
