@@ -15,6 +15,7 @@
 #include "cachedit_kernels.h"
 #include "error.hpp"
 #include "isa.hpp"
+#include "linear_common.hpp"
 #include "parallel.hpp"
 
 namespace cachedit {
@@ -115,12 +116,9 @@ int64_t panels(int64_t N) { return (N + kCols - 1) / kCols; }
 
 int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* packed, int64_t N, const float* bias,
                 float* y, int nthreads) {
-  if (M < 0 || K <= 0 || N <= 0)
-    return fail(CDIT_ERR_ARGUMENT, "M must be >= 0 and K, N >= 1, got M=%lld K=%lld N=%lld", static_cast<long long>(M),
-                static_cast<long long>(K), static_cast<long long>(N));
+  const int st = check_linear_args(x, M, K, packed, N, y);
+  if (st != CDIT_OK || M == 0) return st;
   if (nthreads < 1) nthreads = 1;
-  if (M == 0) return CDIT_OK;
-  if (!x || !packed || !y) return fail(CDIT_ERR_ARGUMENT, "x, packed and y must not be NULL when M > 0");
   const int64_t np = panels(N);
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
   // work items: (row block, panel); each writes its own outputs, so any split gives the same bits
@@ -147,15 +145,7 @@ int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* pa
         (void)avx2;
         micro_generic(x + m * K, K, panel, rows, tile, kCols);
 #endif
-        for (int r = 0; r < rows; ++r) {
-          float* yr = y + (m + r) * N + n0;
-          const float* t = tile + r * kCols;
-          if (bias) {
-            for (int64_t j = 0; j < cols; ++j) yr[j] = t[j] + bias[n0 + j];
-          } else {
-            std::memcpy(yr, t, static_cast<size_t>(cols) * sizeof(float));
-          }
-        }
+        store_tile(tile, rows, kCols, cols, bias, n0, y + m * N, N);
       }
     }
   });
@@ -173,10 +163,8 @@ extern "C" int64_t cdit_linear_f32_packed_floats(int64_t N, int64_t K) {
 }
 
 static int linear_f32_pack_impl(const float* w, int64_t N, int64_t K, float* packed, int nthreads) {
-  if (!w || !packed) return fail(CDIT_ERR_ARGUMENT, "w and packed must not be NULL");
-  if (N <= 0 || K <= 0)
-    return fail(CDIT_ERR_ARGUMENT, "N and K must be >= 1, got N=%lld K=%lld", static_cast<long long>(N),
-                static_cast<long long>(K));
+  const int st = check_pack_args(w, N, K, packed);
+  if (st != CDIT_OK) return st;
   if (nthreads < 1) nthreads = 1;
   parallel_blocks(panels(N), 1, nthreads, kCols * K, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {

@@ -16,6 +16,7 @@
 #include "cachedit_kernels.h"
 #include "error.hpp"
 #include "isa.hpp"
+#include "linear_common.hpp"
 #include "numeric.hpp"
 #include "parallel.hpp"
 
@@ -104,12 +105,9 @@ bool use_bf16_isa() {
 
 int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
                      const float* bias, float* y, int nthreads) {
-  if (M < 0 || K <= 0 || N <= 0)
-    return fail(CDIT_ERR_ARGUMENT, "M must be >= 0 and K, N >= 1, got M=%lld K=%lld N=%lld", static_cast<long long>(M),
-                static_cast<long long>(K), static_cast<long long>(N));
+  const int st = check_linear_args(x, M, K, packed, N, y);
+  if (st != CDIT_OK || M == 0) return st;
   if (nthreads < 1) nthreads = 1;
-  if (M == 0) return CDIT_OK;
-  if (!x || !packed || !y) return fail(CDIT_ERR_ARGUMENT, "x, packed and y must not be NULL when M > 0");
   const int64_t np = panels(N);
   const int64_t Kp = 2 * pairs(K);
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
@@ -141,15 +139,7 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
           (void)vec;
           micro_generic(xb.data() + m * Kp, Kp, panel, rows, tile);
 #endif
-          for (int r = 0; r < rows; ++r) {
-            float* yr = y + (m0 + m + r) * N + n0;
-            const float* t = tile + r * kCols;
-            if (bias) {
-              for (int64_t j = 0; j < cols; ++j) yr[j] = t[j] + bias[n0 + j];
-            } else {
-              std::memcpy(yr, t, static_cast<size_t>(cols) * sizeof(float));
-            }
-          }
+          store_tile(tile, rows, kCols, cols, bias, n0, y + (m0 + m) * N, N);
         }
       }
     }
@@ -168,10 +158,8 @@ extern "C" int64_t cdit_linear_bf16_packed_elements(int64_t N, int64_t K) {
 }
 
 static int linear_bf16_pack_impl(const float* w, int64_t N, int64_t K, uint16_t* packed, int nthreads) {
-  if (!w || !packed) return fail(CDIT_ERR_ARGUMENT, "w and packed must not be NULL");
-  if (N <= 0 || K <= 0)
-    return fail(CDIT_ERR_ARGUMENT, "N and K must be >= 1, got N=%lld K=%lld", static_cast<long long>(N),
-                static_cast<long long>(K));
+  const int st = check_pack_args(w, N, K, packed);
+  if (st != CDIT_OK) return st;
   if (nthreads < 1) nthreads = 1;
   const int64_t np = pairs(K);
   parallel_blocks(panels(N), 1, nthreads, kCols * K, [&](int64_t begin, int64_t end) {

@@ -27,13 +27,7 @@ std::vector<float> run(const std::vector<float>& x, int64_t M, int64_t K, const 
   return y;
 }
 
-void set_isa(const char* isa) {
-  if (isa) {
-    setenv("CACHEDIT_LINEAR_ISA", isa, 1);
-  } else {
-    unsetenv("CACHEDIT_LINEAR_ISA");
-  }
-}
+void set_isa(const char* isa) { cdit_test::set_env_isa("CACHEDIT_LINEAR_ISA", isa); }
 
 }  // namespace
 

@@ -29,13 +29,7 @@ std::vector<float> run_bf16(const std::vector<float>& x, int64_t M, int64_t K, c
   return y;
 }
 
-void set_isa(const char* isa) {
-  if (isa) {
-    setenv("CACHEDIT_LINEAR_ISA", isa, 1);
-  } else {
-    unsetenv("CACHEDIT_LINEAR_ISA");
-  }
-}
+void set_isa(const char* isa) { cdit_test::set_env_isa("CACHEDIT_LINEAR_ISA", isa); }
 
 float bf(float v) { return cachedit::bf16_to_f32(cachedit::f32_to_bf16(v)); }
 

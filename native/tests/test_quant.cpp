@@ -96,13 +96,7 @@ std::vector<double> dequant_weight(const QType& t, const Layer& l, int64_t N, in
 
 std::vector<double> widen(const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); }
 
-void set_isa(const char* isa) {
-  if (isa) {
-    setenv("CACHEDIT_QLINEAR_ISA", isa, 1);
-  } else {
-    unsetenv("CACHEDIT_QLINEAR_ISA");
-  }
-}
+void set_isa(const char* isa) { cdit_test::set_env_isa("CACHEDIT_QLINEAR_ISA", isa); }
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,15 @@ inline std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
   std::vector<float> v(n);
   for (auto& x : v) x = dist(rng);
   return v;
+}
+
+// Sets (isa != NULL) or clears an ISA-override variable such as CACHEDIT_LINEAR_ISA for the next calls.
+inline void set_env_isa(const char* variable, const char* isa) {
+  if (isa) {
+    setenv(variable, isa, 1);
+  } else {
+    unsetenv(variable);
+  }
 }
 
 inline int run_all(int argc, char** argv) {

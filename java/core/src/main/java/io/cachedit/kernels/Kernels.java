@@ -470,11 +470,7 @@ public final class Kernels {
    * outputs; docs/kernels.md).
    */
   public Tensor packInvariantWeight(Tensor w) {
-    requireDefined("w", w);
-    if (w.dim() != 2 || w.scalar_type().intern() != ScalarType.Float || w.is_cuda()) {
-      throw new IllegalArgumentException("an invariant linear weight is a CPU fp32 [out, in] matrix, got "
-          + w.scalar_type().intern() + " " + Arrays.toString(w.sizes().vec().get()) + (w.is_cuda() ? " on CUDA" : ""));
-    }
+    requireCpuFp32Weight("an invariant linear weight", w);
     long out = w.size(0);
     long in = w.size(1);
     Tensor wc = w.contiguous();
@@ -493,29 +489,11 @@ public final class Kernels {
    * @param bias [out] fp32, or null
    */
   public Tensor invariantLinear(Tensor x, Tensor packed, long out, long in, Tensor bias) {
-    requireDefined("x", x);
-    int dims = (int) x.dim();
-    if (x.is_cuda() || x.scalar_type().intern() != ScalarType.Float || dims < 1 || x.size(dims - 1) != in) {
-      throw new IllegalArgumentException("x must be a CPU fp32 tensor ending in the layer's " + in + " inputs, got "
-          + x.scalar_type().intern() + " " + Arrays.toString(x.sizes().vec().get()));
-    }
     if (packed.numel() != NativeKernels.linearF32PackedFloats(out, in)) {
       throw new IllegalArgumentException("packed is not a packed " + out + " x " + in + " weight");
     }
-    Tensor b = null;
-    if (bias != null) {
-      if (bias.numel() != out) {
-        throw new IllegalArgumentException("bias must hold " + out + " values, got " + bias.numel());
-      }
-      b = bias.to(ScalarType.Float).contiguous();
-    }
-    Tensor xc = x.contiguous();
-    long[] shape = x.sizes().vec().get();
-    shape[dims - 1] = out;
-    Tensor y = torch.empty(shape, x.options(), new MemoryFormatOptional());
-    check(NativeKernels.linearF32(address(xc), x.numel() / in, in, address(packed), out, b == null ? 0L : address(b),
-        address(y), threads), "invariantLinear");
-    return y;
+    return cpuFp32Linear("invariantLinear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearF32(xa, rows, in,
+        address(packed), out, b, y, threads));
   }
 
   /** The instruction set {@link #invariantLinear} uses here: {@code avx2} or {@code default}. */
@@ -528,11 +506,7 @@ public final class Kernels {
    * outputs, inputs in pairs; docs/kernels.md section 6), rounded to nearest even.
    */
   public Tensor packBf16Weight(Tensor w) {
-    requireDefined("w", w);
-    if (w.dim() != 2 || w.scalar_type().intern() != ScalarType.Float || w.is_cuda()) {
-      throw new IllegalArgumentException("a bf16-compute linear weight is a CPU fp32 [out, in] matrix, got "
-          + w.scalar_type().intern() + " " + Arrays.toString(w.sizes().vec().get()) + (w.is_cuda() ? " on CUDA" : ""));
-    }
+    requireCpuFp32Weight("a bf16-compute linear weight", w);
     long out = w.size(0);
     long in = w.size(1);
     Tensor wc = w.contiguous();
@@ -551,15 +525,35 @@ public final class Kernels {
    * @param bias [out] fp32, or null
    */
   public Tensor bf16Linear(Tensor x, Tensor packed, long out, long in, Tensor bias) {
+    if (packed.numel() != NativeKernels.linearBf16PackedElements(out, in)
+        || packed.scalar_type().intern() != ScalarType.BFloat16) {
+      throw new IllegalArgumentException("packed is not a packed bf16 " + out + " x " + in + " weight");
+    }
+    return cpuFp32Linear("bf16Linear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearBf16(xa, rows, in,
+        address(packed), out, b, y, threads));
+  }
+
+  /** One call of a C linear kernel on raw addresses: x, its rows, bias (0 = none), y; returns a status. */
+  @FunctionalInterface
+  private interface LinearCall {
+    int run(long x, long rows, long bias, long y);
+  }
+
+  private static void requireCpuFp32Weight(String what, Tensor w) {
+    requireDefined("w", w);
+    if (w.dim() != 2 || w.scalar_type().intern() != ScalarType.Float || w.is_cuda()) {
+      throw new IllegalArgumentException(what + " is a CPU fp32 [out, in] matrix, got " + w.scalar_type().intern() + " "
+          + Arrays.toString(w.sizes().vec().get()) + (w.is_cuda() ? " on CUDA" : ""));
+    }
+  }
+
+  /** Checks x [..., in] (CPU fp32) and bias [out], allocates y [..., out] and runs {@code call}. */
+  private static Tensor cpuFp32Linear(String op, Tensor x, long out, long in, Tensor bias, LinearCall call) {
     requireDefined("x", x);
     int dims = (int) x.dim();
     if (x.is_cuda() || x.scalar_type().intern() != ScalarType.Float || dims < 1 || x.size(dims - 1) != in) {
       throw new IllegalArgumentException("x must be a CPU fp32 tensor ending in the layer's " + in + " inputs, got "
           + x.scalar_type().intern() + " " + Arrays.toString(x.sizes().vec().get()));
-    }
-    if (packed.numel() != NativeKernels.linearBf16PackedElements(out, in)
-        || packed.scalar_type().intern() != ScalarType.BFloat16) {
-      throw new IllegalArgumentException("packed is not a packed bf16 " + out + " x " + in + " weight");
     }
     Tensor b = null;
     if (bias != null) {
@@ -572,8 +566,7 @@ public final class Kernels {
     long[] shape = x.sizes().vec().get();
     shape[dims - 1] = out;
     Tensor y = torch.empty(shape, x.options(), new MemoryFormatOptional());
-    check(NativeKernels.linearBf16(address(xc), x.numel() / in, in, address(packed), out, b == null ? 0L : address(b),
-        address(y), threads), "bf16Linear");
+    check(call.run(address(xc), x.numel() / in, b == null ? 0L : address(b), address(y)), op);
     return y;
   }
 

@@ -1,0 +1,45 @@
+// What the fp32 and bf16-compute linear kernels share: argument checks and the tile epilogue.
+// Internal header.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "error.hpp"
+
+namespace cachedit {
+
+// y = x W^T (+ bias) shapes: M rows may be 0, K inputs and N outputs at least 1.
+inline int check_linear_args(const void* x, int64_t M, int64_t K, const void* packed, int64_t N, const void* y) {
+  if (M < 0 || K <= 0 || N <= 0)
+    return fail(CDIT_ERR_ARGUMENT, "M must be >= 0 and K, N >= 1, got M=%lld K=%lld N=%lld", static_cast<long long>(M),
+                static_cast<long long>(K), static_cast<long long>(N));
+  if (M > 0 && (!x || !packed || !y)) return fail(CDIT_ERR_ARGUMENT, "x, packed and y must not be NULL when M > 0");
+  return CDIT_OK;
+}
+
+// Weight packing: w and packed given, N and K at least 1.
+inline int check_pack_args(const float* w, int64_t N, int64_t K, const void* packed) {
+  if (!w || !packed) return fail(CDIT_ERR_ARGUMENT, "w and packed must not be NULL");
+  if (N <= 0 || K <= 0)
+    return fail(CDIT_ERR_ARGUMENT, "N and K must be >= 1, got N=%lld K=%lld", static_cast<long long>(N),
+                static_cast<long long>(K));
+  return CDIT_OK;
+}
+
+// Copies rows x cols of a micro-kernel tile (tile_cols floats per row) to y (N floats per row) at
+// column n0, adding bias[n0 + j] when given: the one rounding after the dot product.
+inline void store_tile(const float* tile, int rows, int64_t tile_cols, int64_t cols, const float* bias, int64_t n0,
+                       float* y, int64_t N) {
+  for (int r = 0; r < rows; ++r) {
+    float* yr = y + r * N + n0;
+    const float* t = tile + r * tile_cols;
+    if (bias) {
+      for (int64_t j = 0; j < cols; ++j) yr[j] = t[j] + bias[n0 + j];
+    } else {
+      std::memcpy(yr, t, static_cast<size_t>(cols) * sizeof(float));
+    }
+  }
+}
+
+}  // namespace cachedit
