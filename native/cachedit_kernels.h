@@ -239,6 +239,16 @@ CDIT_API cdit_status cdit_linear_f32(const float* x, int64_t M, int64_t K, const
 /** "avx2" or "default"; CACHEDIT_LINEAR_ISA=default selects the portable path (same results, slower). */
 CDIT_API const char* cdit_linear_f32_isa(void);
 
+/** What a linear layer applies to its outputs (after the bias) as it writes them (docs/kernels.md section 7). */
+typedef enum cdit_activation {
+  CDIT_ACT_NONE = 0,
+  /** gelu with the tanh approximation (diffusers' gelu-approximate), as cdit_gelu_tanh computes it. */
+  CDIT_ACT_GELU_TANH = 1
+} cdit_activation;
+/** cdit_linear_f32, then `activation` (a cdit_activation) on each output: one pass over y instead of two. */
+CDIT_API cdit_status cdit_linear_f32_act(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
+                                         const float* bias, int activation, float* y, int nthreads);
+
 /* ------------------------------------------------------------------------------------------------
  * bf16-compute linear layer: y[M, N] = bf16(x)[M, K] bf16(W)[N, K]^T + bias, fp32 in, accumulate, out
  * (docs/kernels.md section 6).
@@ -259,6 +269,52 @@ CDIT_API cdit_status cdit_linear_bf16(const float* x, int64_t M, int64_t K, cons
                                       const float* bias, float* y, int nthreads);
 /** "avx512bf16" or "default" (see CACHEDIT_LINEAR_ISA above). */
 CDIT_API const char* cdit_linear_bf16_isa(void);
+/** cdit_linear_bf16, then `activation` (a cdit_activation) on each output. */
+CDIT_API cdit_status cdit_linear_bf16_act(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
+                                          const float* bias, int activation, float* y, int nthreads);
+
+/* ------------------------------------------------------------------------------------------------
+ * Element-wise activations (docs/kernels.md section 7). One scalar definition per function in IEEE
+ * basic operations and fused multiply-adds, so every instruction set gives the same bits.
+ * --------------------------------------------------------------------------------------------- */
+/**
+ * y[i] = gelu_tanh(x[i]) = x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))), which is
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); within a few ulp of libtorch's gelu(approximate="tanh").
+ * y may equal x.
+ */
+CDIT_API cdit_status cdit_gelu_tanh(const float* x, int64_t n, float* y, int nthreads);
+
+/* ------------------------------------------------------------------------------------------------
+ * Attention inputs (docs/kernels.md section 8): head split, per-head RMSNorm and rotary embedding
+ * of one projection (q, k or v) in one pass, for the joint text + image attention of FLUX-style DiTs.
+ * --------------------------------------------------------------------------------------------- */
+/**
+ * out [B][H][Sa + Sb][D] from a [B][Sa][H * D] (tokens 0..Sa-1) and b [B][Sb][H * D] (tokens Sa..;
+ * b may be NULL when Sb = 0). For each token and head, v = its D values, then
+ *   - if wa (and wb for b's tokens) is given: v = v * (1 / sqrt(mean(v^2) + eps)) * w (RMSNorm, fp32);
+ *   - if cos is given: pairs (v0, v1) -> (v0 cos - v1 sin, v1 cos + v0 sin) with the token's rows of
+ *     cos and sin [Sa + Sb][D] (each product rounded, then the sum: libtorch's composite rounds alike).
+ * wa and wb are both given or both NULL (wb may be NULL when Sb = 0); cos and sin likewise; D even
+ * when cos is given.
+ */
+CDIT_API cdit_status cdit_heads_norm_rope(const float* a, int64_t Sa, const float* b, int64_t Sb, int64_t B, int64_t H,
+                                          int64_t D, const float* wa, const float* wb, float eps, const float* cos,
+                                          const float* sin, float* out, int nthreads);
+
+/* ------------------------------------------------------------------------------------------------
+ * Attention over short sequences (docs/kernels.md section 9), output in the token-major layout.
+ * --------------------------------------------------------------------------------------------- */
+/** The longest sequence cdit_attention_f32 takes (its cost grows with S^2; use a blocked kernel beyond). */
+#define CDIT_ATTENTION_MAX_TOKENS 4096
+/**
+ * out = softmax(q k^T * scale) v for each batch element and head; q, k, v [B][H][S][D]. The output
+ * goes token-major, split at token `split`: tokens 0..split-1 to out_a [B][split][H * D], the others to
+ * out_b [B][S - split][H * D] (NULL when split == S; out_a NULL when split == 0). Scores and sums in
+ * fp32 in a fixed order (same bits on every instruction set and thread count).
+ */
+CDIT_API cdit_status cdit_attention_f32(const float* q, const float* k, const float* v, int64_t B, int64_t H, int64_t S,
+                                        int64_t D, float scale, int64_t split, float* out_a, float* out_b,
+                                        int nthreads);
 
 /* ------------------------------------------------------------------------------------------------
  * Scalar float8 e4m3fn conversions (round to nearest even, saturating at +-448). For tests and tools.

@@ -90,6 +90,40 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_bf16_12(const uint16_t*
   _mm512_storeu_ps(out + 10 * kCols, c10);
   _mm512_storeu_ps(out + 11 * kCols, c11);
 }
+
+// Twelve rows x 32 outputs (two panels side by side): per input pair two weight loads, twelve
+// broadcasts, 24 vdpbf16ps, so each broadcast feeds two dot products. Same arithmetic per output as
+// micro_bf16_12 on each panel.
+__attribute__((target("avx512f,avx512bf16"))) void micro_bf16_12x2(const uint16_t* xb, int64_t Kp,
+                                                                    const uint16_t* panel0, const uint16_t* panel1,
+                                                                    float* out) {
+  __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+  __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
+  __m512 d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
+  __m512 d6 = c0, d7 = c0, d8 = c0, d9 = c0, d10 = c0, d11 = c0;
+  const int64_t np = Kp / 2;
+  const uint32_t* x32 = reinterpret_cast<const uint32_t*>(xb);
+  const int64_t ld = Kp / 2;
+  for (int64_t p = 0; p < np; ++p) {
+    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(panel0 + p * kCols * 2);
+    const __m512bh w1 = (__m512bh)_mm512_loadu_si512(panel1 + p * kCols * 2);
+#define CDIT_DP2(r)                                                              \
+  {                                                                              \
+    const __m512bh b = (__m512bh)_mm512_set1_epi32(static_cast<int>(x32[r * ld + p])); \
+    c##r = _mm512_dpbf16_ps(c##r, b, w0);                                        \
+    d##r = _mm512_dpbf16_ps(d##r, b, w1);                                        \
+  }
+    CDIT_DP2(0) CDIT_DP2(1) CDIT_DP2(2) CDIT_DP2(3) CDIT_DP2(4) CDIT_DP2(5)
+    CDIT_DP2(6) CDIT_DP2(7) CDIT_DP2(8) CDIT_DP2(9) CDIT_DP2(10) CDIT_DP2(11)
+#undef CDIT_DP2
+  }
+#define CDIT_ST2(r)                                      \
+  _mm512_storeu_ps(out + r * 2 * kCols, c##r);           \
+  _mm512_storeu_ps(out + r * 2 * kCols + kCols, d##r);
+  CDIT_ST2(0) CDIT_ST2(1) CDIT_ST2(2) CDIT_ST2(3) CDIT_ST2(4) CDIT_ST2(5)
+  CDIT_ST2(6) CDIT_ST2(7) CDIT_ST2(8) CDIT_ST2(9) CDIT_ST2(10) CDIT_ST2(11)
+#undef CDIT_ST2
+}
 #endif
 
 bool use_bf16_isa() {
@@ -104,8 +138,9 @@ bool use_bf16_isa() {
 }
 
 int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
-                     const float* bias, float* y, int nthreads) {
-  const int st = check_linear_args(x, M, K, packed, N, y);
+                     const float* bias, int activation, float* y, int nthreads) {
+  int st = check_linear_args(x, M, K, packed, N, y);
+  if (st == CDIT_OK) st = check_activation(activation);
   if (st != CDIT_OK || M == 0) return st;
   if (nthreads < 1) nthreads = 1;
   const int64_t np = panels(N);
@@ -116,6 +151,9 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
   parallel_blocks(row_blocks, 1, nthreads, rows_per_item * K * np * kCols / 8, [&](int64_t begin, int64_t end) {
     std::vector<uint16_t> xb(static_cast<size_t>(kRowBlock * Kp));
     float tile[kRows * kCols];
+#if CDIT_X86
+    float tile2[kRows * 2 * kCols];
+#endif
     for (int64_t rb = begin; rb < end; ++rb) {
       const int64_t m0 = rb * kRowBlock;
       const int64_t m_end = std::min(M, m0 + kRowBlock);
@@ -123,9 +161,21 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
       // rows past the block's end stay zero: a short tail runs through the same kernel
       std::fill(xb.begin(), xb.end(), uint16_t{0});
       round_rows(x + m0 * K, block_rows, K, xb.data());
-      for (int64_t p = 0; p < np; ++p) {
-        const uint16_t* panel = packed + p * kCols * Kp;
+      for (int64_t p = 0; p < np;) {
         const int64_t n0 = p * kCols;
+#if CDIT_X86
+        if (vec && p + 1 < np) {  // two panels at once
+          const int64_t cols = std::min(2 * kCols, N - n0);
+          for (int m = 0; m < block_rows; m += kRows) {
+            const int rows = std::min(kRows, block_rows - m);
+            micro_bf16_12x2(xb.data() + m * Kp, Kp, packed + p * kCols * Kp, packed + (p + 1) * kCols * Kp, tile2);
+            store_tile(tile2, rows, 2 * kCols, cols, bias, n0, activation, y + (m0 + m) * N, N);
+          }
+          p += 2;
+          continue;
+        }
+#endif
+        const uint16_t* panel = packed + p * kCols * Kp;
         const int64_t cols = std::min(kCols, N - n0);
         for (int m = 0; m < block_rows; m += kRows) {
           const int rows = std::min(kRows, block_rows - m);
@@ -139,8 +189,9 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
           (void)vec;
           micro_generic(xb.data() + m * Kp, Kp, panel, rows, tile);
 #endif
-          store_tile(tile, rows, kCols, cols, bias, n0, y + (m0 + m) * N, N);
+          store_tile(tile, rows, kCols, cols, bias, n0, activation, y + (m0 + m) * N, N);
         }
+        ++p;
       }
     }
   });
@@ -185,7 +236,14 @@ extern "C" cdit_status cdit_linear_bf16_pack(const float* w, int64_t N, int64_t 
 
 extern "C" cdit_status cdit_linear_bf16(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
                                         const float* bias, float* y, int nthreads) {
-  return checked("cdit_linear_bf16", linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, y, nthreads));
+  return checked("cdit_linear_bf16",
+                 linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, CDIT_ACT_NONE, y, nthreads));
+}
+
+extern "C" cdit_status cdit_linear_bf16_act(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
+                                            const float* bias, int activation, float* y, int nthreads) {
+  return checked("cdit_linear_bf16_act",
+                 linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, activation, y, nthreads));
 }
 
 extern "C" const char* cdit_linear_bf16_isa(void) { return use_bf16_isa() ? "avx512bf16" : "default"; }

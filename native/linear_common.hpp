@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cachedit_kernels.h"
 #include "error.hpp"
 
 namespace cachedit {
@@ -27,10 +28,27 @@ inline int check_pack_args(const float* w, int64_t N, int64_t K, const void* pac
   return CDIT_OK;
 }
 
+// CDIT_ACT_* check (activation.cpp).
+int check_activation(int activation);
+
+// Applies CDIT_ACT_* `activation` to y[0..n) in place; CDIT_ACT_NONE leaves it (activation.cpp).
+void apply_activation(int activation, float* y, int64_t n);
+
 // Copies rows x cols of a micro-kernel tile (tile_cols floats per row) to y (N floats per row) at
-// column n0, adding bias[n0 + j] when given: the one rounding after the dot product.
-inline void store_tile(const float* tile, int rows, int64_t tile_cols, int64_t cols, const float* bias, int64_t n0,
-                       float* y, int64_t N) {
+// column n0, adding bias[n0 + j] when given (the one rounding after the dot product), then applying
+// `activation`. The tile is scratch: with an activation the sums are finished in place first.
+inline void store_tile(float* tile, int rows, int64_t tile_cols, int64_t cols, const float* bias, int64_t n0,
+                       int activation, float* y, int64_t N) {
+  if (activation != CDIT_ACT_NONE) {
+    if (bias) {
+      for (int r = 0; r < rows; ++r) {
+        float* t = tile + r * tile_cols;
+        for (int64_t j = 0; j < cols; ++j) t[j] += bias[n0 + j];
+      }
+    }
+    apply_activation(activation, tile, rows * tile_cols);
+    bias = nullptr;
+  }
   for (int r = 0; r < rows; ++r) {
     float* yr = y + r * N + n0;
     const float* t = tile + r * tile_cols;

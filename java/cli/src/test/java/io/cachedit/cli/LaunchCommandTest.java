@@ -101,9 +101,33 @@ class LaunchCommandTest {
   }
 
   /**
-   * Tensor parallelism (each rank loads half of the split weights) and CFG parallelism (cond and uncond
-   * on different ranks) draw the single-process grid, byte for byte; tp=3 does not split 4 heads.
+   * CFG parallelism (cond and uncond on different ranks) draws the single-process grid byte for byte;
+   * tensor parallelism (each rank loads half of the split weights) draws it up to the rounding of its
+   * row-split sums (an 8-bit level on a few pixels at most); tp=3 does not split 4 heads.
    */
+  /** {max |a - b| over the pixels' 8-bit channels, pixels that differ}. */
+  static int[] pixelDiff(Path a, Path b) throws java.io.IOException {
+    java.awt.image.BufferedImage x = javax.imageio.ImageIO.read(a.toFile());
+    java.awt.image.BufferedImage y = javax.imageio.ImageIO.read(b.toFile());
+    assertEquals(x.getWidth(), y.getWidth());
+    assertEquals(x.getHeight(), y.getHeight());
+    int max = 0;
+    int count = 0;
+    for (int r = 0; r < x.getHeight(); r++) {
+      for (int c = 0; c < x.getWidth(); c++) {
+        int p = x.getRGB(c, r);
+        int q = y.getRGB(c, r);
+        int d = 0;
+        for (int shift = 0; shift < 24; shift += 8) {
+          d = Math.max(d, Math.abs(((p >> shift) & 0xff) - ((q >> shift) & 0xff)));
+        }
+        max = Math.max(max, d);
+        count += d > 0 ? 1 : 0;
+      }
+    }
+    return new int[] {max, count};
+  }
+
   @Test
   void tensorAndCfgParallel_drawTheSingleProcessImages(@TempDir Path dir) throws Exception {
     Path bundled = Path.of("../../models/fashion-flux");
@@ -119,7 +143,13 @@ class LaunchCommandTest {
       assertEquals(0, r.code(), r.out() + r.err());
       assertTrue(r.out().contains("[rank 0] parallel: " + modes.replace("=", "").toUpperCase() + "_ on 2 processes"),
           r.out());
-      assertTrue(java.util.Arrays.equals(expected, java.nio.file.Files.readAllBytes(png)), modes + " draws other images");
+      if (modes.startsWith("cfg")) {  // each rank runs one process's computations: the same bits
+        assertTrue(java.util.Arrays.equals(expected, java.nio.file.Files.readAllBytes(png)), modes + " draws other images");
+      } else {  // row-split layers add partial sums, a float rounding apart: at most one 8-bit level here and there
+        int[] diff = pixelDiff(dir.resolve("single.png"), png);
+        assertTrue(diff[0] <= 1 && diff[1] <= 16, modes + ": max pixel difference " + diff[0] + " on " + diff[1]
+            + " pixels");
+      }
     }
     Output bad = run(concat(concat(new String[] {"launch", "--nproc", "3", "--"}, common), "--parallel", "tp=3",
         "--out", dir.resolve("bad.png").toString()));

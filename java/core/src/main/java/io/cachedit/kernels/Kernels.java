@@ -489,11 +489,20 @@ public final class Kernels {
    * @param bias [out] fp32, or null
    */
   public Tensor invariantLinear(Tensor x, Tensor packed, long out, long in, Tensor bias) {
+    return invariantLinear(x, packed, out, in, bias, FusedActivation.NONE);
+  }
+
+  /**
+   * {@link #invariantLinear(Tensor, Tensor, long, long, Tensor)} followed by {@code activation} on each
+   * output, applied as the kernel writes it.
+   */
+  public Tensor invariantLinear(Tensor x, Tensor packed, long out, long in, Tensor bias, FusedActivation activation) {
     if (packed.numel() != NativeKernels.linearF32PackedFloats(out, in)) {
       throw new IllegalArgumentException("packed is not a packed " + out + " x " + in + " weight");
     }
-    return cpuFp32Linear("invariantLinear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearF32(xa, rows, in,
-        address(packed), out, b, y, threads));
+    int act = java.util.Objects.requireNonNull(activation, "activation").code;
+    return cpuFp32Linear("invariantLinear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearF32Act(xa, rows,
+        in, address(packed), out, b, act, y, threads));
   }
 
   /** The instruction set {@link #invariantLinear} uses here: {@code avx2} or {@code default}. */
@@ -525,12 +534,130 @@ public final class Kernels {
    * @param bias [out] fp32, or null
    */
   public Tensor bf16Linear(Tensor x, Tensor packed, long out, long in, Tensor bias) {
+    return bf16Linear(x, packed, out, in, bias, FusedActivation.NONE);
+  }
+
+  /** {@link #bf16Linear(Tensor, Tensor, long, long, Tensor)} followed by {@code activation} on each output. */
+  public Tensor bf16Linear(Tensor x, Tensor packed, long out, long in, Tensor bias, FusedActivation activation) {
     if (packed.numel() != NativeKernels.linearBf16PackedElements(out, in)
         || packed.scalar_type().intern() != ScalarType.BFloat16) {
       throw new IllegalArgumentException("packed is not a packed bf16 " + out + " x " + in + " weight");
     }
-    return cpuFp32Linear("bf16Linear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearBf16(xa, rows, in,
-        address(packed), out, b, y, threads));
+    int act = java.util.Objects.requireNonNull(activation, "activation").code;
+    return cpuFp32Linear("bf16Linear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearBf16Act(xa, rows, in,
+        address(packed), out, b, act, y, threads));
+  }
+
+  /**
+   * gelu with the tanh approximation of a CPU fp32 tensor, as {@link FusedActivation#GELU_TANH}
+   * defines it (a new contiguous tensor).
+   */
+  public Tensor geluTanh(Tensor x) {
+    requireDefined("x", x);
+    if (x.is_cuda() || x.scalar_type().intern() != ScalarType.Float) {
+      throw new IllegalArgumentException("geluTanh takes a CPU fp32 tensor, got " + x.scalar_type().intern()
+          + (x.is_cuda() ? " on CUDA" : ""));
+    }
+    Tensor xc = x.contiguous();
+    Tensor y = torch.empty_like(xc);
+    check(NativeKernels.geluTanh(address(xc), xc.numel(), address(y), threads), "geluTanh");
+    return y;
+  }
+
+  /**
+   * One attention input (q, k or v) in the [B, H, Sa + Sb, D] layout attention reads, from the
+   * projections of two token groups (text, then image), with per-head RMSNorm and rotary embedding
+   * applied on the way (docs/kernels.md section 8). All tensors CPU fp32.
+   *
+   * @param a [B, Sa, H * D], the first tokens
+   * @param b [B, Sb, H * D], the following tokens, or null
+   * @param heads H
+   * @param wa RMSNorm weight [D] of a's tokens, or null for no norm (then wb null too)
+   * @param wb RMSNorm weight [D] of b's tokens (required with wa when b is given)
+   * @param eps RMSNorm epsilon
+   * @param cos rotary table [Sa + Sb, D], or null for no rotation (then sin null too)
+   * @param sin rotary table [Sa + Sb, D]
+   */
+  public Tensor headsNormRope(Tensor a, Tensor b, long heads, Tensor wa, Tensor wb, double eps, Tensor cos,
+      Tensor sin) {
+    requireDefined("a", a);
+    if (a.dim() != 3 || heads < 1 || a.size(2) % heads != 0) {
+      throw new IllegalArgumentException("a must be [B, S, H * D] with H = " + heads + ", got "
+          + Arrays.toString(a.sizes().vec().get()));
+    }
+    long batch = a.size(0);
+    long hd = a.size(2);
+    long dim = hd / heads;
+    if (b != null && (b.dim() != 3 || b.size(0) != batch || b.size(2) != hd)) {
+      throw new IllegalArgumentException("b must be [" + batch + ", S, " + hd + "] like a, got "
+          + Arrays.toString(b.sizes().vec().get()));
+    }
+    long sa = a.size(1);
+    long sb = b == null ? 0 : b.size(1);
+    Tensor ac = cpuFp32("a", a);
+    Tensor bc = b == null ? null : cpuFp32("b", b);
+    Tensor wac = wa == null ? null : cpuFp32Sized("wa", wa, dim);
+    Tensor wbc = wb == null ? null : cpuFp32Sized("wb", wb, dim);
+    Tensor cc = cos == null ? null : cpuFp32Sized("cos", cos, (sa + sb) * dim);
+    Tensor sc = sin == null ? null : cpuFp32Sized("sin", sin, (sa + sb) * dim);
+    Tensor out = torch.empty(new long[] {batch, heads, sa + sb, dim}, a.options(), new MemoryFormatOptional());
+    check(NativeKernels.headsNormRope(address(ac), sa, bc == null ? 0L : address(bc), sb, batch, heads, dim,
+        wac == null ? 0L : address(wac), wbc == null ? 0L : address(wbc), (float) eps, cc == null ? 0L : address(cc),
+        sc == null ? 0L : address(sc), address(out), threads), "headsNormRope");
+    return out;
+  }
+
+  /** The longest sequence {@link #attentionTokenMajor} takes (the C kernel's CDIT_ATTENTION_MAX_TOKENS). */
+  public static final long ATTENTION_MAX_TOKENS = 4096;
+
+  /**
+   * {@code softmax(q k^T / sqrt(D)) v} for CPU fp32 q, k, v [B, H, S, D], returned token-major and split
+   * at token {@code split}: {[B, split, H * D], [B, S - split, H * D]} (an empty part is null). For short
+   * sequences (docs/kernels.md section 9); fixed summation order, so the same bits on any thread count.
+   */
+  public Tensor[] attentionTokenMajor(Tensor q, Tensor k, Tensor v, long split) {
+    requireDefined("q", q);
+    if (q.dim() != 4 || !Arrays.equals(q.sizes().vec().get(), k.sizes().vec().get())
+        || !Arrays.equals(q.sizes().vec().get(), v.sizes().vec().get())) {
+      throw new IllegalArgumentException("q, k and v must be [B, H, S, D] of one shape, got "
+          + Arrays.toString(q.sizes().vec().get()) + ", " + Arrays.toString(k.sizes().vec().get()) + ", "
+          + Arrays.toString(v.sizes().vec().get()));
+    }
+    long batch = q.size(0);
+    long heads = q.size(1);
+    long tokens = q.size(2);
+    long dim = q.size(3);
+    if (split < 0 || split > tokens || tokens > ATTENTION_MAX_TOKENS) {
+      throw new IllegalArgumentException("split must be 0.." + tokens + " and S <= " + ATTENTION_MAX_TOKENS + ", got split "
+          + split + ", S " + tokens);
+    }
+    Tensor qc = cpuFp32("q", q);
+    Tensor kc = cpuFp32("k", k);
+    Tensor vc = cpuFp32("v", v);
+    Tensor a = split == 0 ? null
+        : torch.empty(new long[] {batch, split, heads * dim}, q.options(), new MemoryFormatOptional());
+    Tensor b = split == tokens ? null
+        : torch.empty(new long[] {batch, tokens - split, heads * dim}, q.options(), new MemoryFormatOptional());
+    check(NativeKernels.attentionF32(address(qc), address(kc), address(vc), batch, heads, tokens, dim,
+        (float) (1.0 / Math.sqrt(dim)), split, a == null ? 0L : address(a), b == null ? 0L : address(b), threads),
+        "attentionTokenMajor");
+    return new Tensor[] {a, b};
+  }
+
+  private static Tensor cpuFp32(String name, Tensor t) {
+    if (t.is_cuda() || t.scalar_type().intern() != ScalarType.Float) {
+      throw new IllegalArgumentException(name + " must be a CPU fp32 tensor, got " + t.scalar_type().intern()
+          + (t.is_cuda() ? " on CUDA" : ""));
+    }
+    return t.contiguous();
+  }
+
+  private static Tensor cpuFp32Sized(String name, Tensor t, long numel) {
+    if (t.numel() != numel) {
+      throw new IllegalArgumentException(name + " must hold " + numel + " values, got " + t.numel() + " "
+          + Arrays.toString(t.sizes().vec().get()));
+    }
+    return cpuFp32(name, t);
   }
 
   /** One call of a C linear kernel on raw addresses: x, its rows, bias (0 = none), y; returns a status. */

@@ -111,6 +111,27 @@ final class NativeKernels {
   @Name("cdit_linear_f32_isa")
   static native @Cast("const char*") String linearF32Isa();
 
+  @Name("cdit_linear_f32_act")
+  static native int linearF32Act(@Cast("const float*") long x, long m, long k, @Cast("const float*") long packed,
+      long n, @Cast("const float*") long bias, int activation, @Cast("float*") long y, int nthreads);
+
+  @Name("cdit_linear_bf16_act")
+  static native int linearBf16Act(@Cast("const float*") long x, long m, long k, @Cast("const uint16_t*") long packed,
+      long n, @Cast("const float*") long bias, int activation, @Cast("float*") long y, int nthreads);
+
+  @Name("cdit_gelu_tanh")
+  static native int geluTanh(@Cast("const float*") long x, long n, @Cast("float*") long y, int nthreads);
+
+  @Name("cdit_attention_f32")
+  static native int attentionF32(@Cast("const float*") long q, @Cast("const float*") long k,
+      @Cast("const float*") long v, long batch, long heads, long tokens, long dim, float scale, long split,
+      @Cast("float*") long outA, @Cast("float*") long outB, int nthreads);
+
+  @Name("cdit_heads_norm_rope")
+  static native int headsNormRope(@Cast("const float*") long a, long sa, @Cast("const float*") long b, long sb,
+      long batch, long heads, long dim, @Cast("const float*") long wa, @Cast("const float*") long wb, float eps,
+      @Cast("const float*") long cos, @Cast("const float*") long sin, @Cast("float*") long out, int nthreads);
+
   @Name("cdit_linear_bf16_packed_elements")
   static native long linearBf16PackedElements(long n, long k);
 

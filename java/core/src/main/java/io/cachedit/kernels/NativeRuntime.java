@@ -16,7 +16,9 @@ import org.slf4j.LoggerFactory;
  * for a spinning thread to be descheduled: on the 2-core machine we test on, about 8 ms per op and
  * half the throughput of a transformer block. {@link #initialize()} therefore sets
  * {@code OMP_WAIT_POLICY=PASSIVE} unless the environment already sets it (or the system property
- * {@code cachedit.ompWaitPolicy=unchanged} is given). libgomp reads the variable once, when it loads:
+ * {@code cachedit.ompWaitPolicy=unchanged} is given), with a short spin before a thread sleeps
+ * ({@code GOMP_SPINCOUNT}, default {@value #DEFAULT_SPIN_COUNT}, about 0.2 ms; {@code CACHEDIT_OMP_SPINCOUNT} /
+ * {@code cachedit.ompSpinCount} changes it, 0 sleeps at once). libgomp reads these once, when it loads:
  * call this (any cachedit entry point does) before the first use of libtorch.
  *
  * <p>One compute pool: OpenBLAS's own pthreads spin beside libtorch's OpenMP threads, and next to
@@ -53,6 +55,12 @@ public final class NativeRuntime {
         String current = NativeEnvironment.getenv("OMP_WAIT_POLICY");
         if (current == null) {
           NativeEnvironment.setenv("OMP_WAIT_POLICY", property, 0);
+          // a short spin before sleeping: the next op of a forward usually starts within microseconds
+          String spin = setting("cachedit.ompSpinCount", "CACHEDIT_OMP_SPINCOUNT", DEFAULT_SPIN_COUNT);
+          parseSpinCount(spin);
+          if (property.equalsIgnoreCase("PASSIVE") && NativeEnvironment.getenv("GOMP_SPINCOUNT") == null) {
+            NativeEnvironment.setenv("GOMP_SPINCOUNT", spin, 0);
+          }
           if (gompLoaded) {
             LOG.warn("libgomp was loaded before cachedit could set OMP_WAIT_POLICY={}; on machines with few cores "
                 + "set it in the environment (or call NativeRuntime.initialize() before using libtorch)", property);
@@ -86,6 +94,26 @@ public final class NativeRuntime {
         setThreads(parseThreads(threads, "CACHEDIT_THREADS"));
       }
     }
+  }
+
+  /**
+   * Spins (about 100,000 per millisecond, libgomp's estimate) an idle pool thread waits before it
+   * sleeps, with the passive policy: long enough to catch the next op of a forward, short enough that
+   * a busy machine loses little (docs/runtime.md, "Why these defaults").
+   */
+  public static final String DEFAULT_SPIN_COUNT = "20000";
+
+  private static long parseSpinCount(String value) {
+    try {
+      long n = Long.parseLong(value.trim());
+      if (n >= 0) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw io.cachedit.error.ConfigException.forField("CACHEDIT_OMP_SPINCOUNT", "CACHEDIT_OMP_SPINCOUNT / "
+        + "cachedit.ompSpinCount must be a spin count >= 0 (0: sleep at once), got " + value);
   }
 
   private static String setting(String property, String env, String fallback) {
@@ -158,6 +186,8 @@ public final class NativeRuntime {
     String policy = ompWaitPolicy();
     return "compute pool: " + threads() + " threads (libtorch OpenMP); OpenBLAS threads: " + blasThreads
         + "; OMP_WAIT_POLICY " + (policy == null ? "unset (libgomp default: active)" : policy)
+        + (NativeEnvironment.getenv("GOMP_SPINCOUNT") == null ? "" : ", GOMP_SPINCOUNT "
+            + NativeEnvironment.getenv("GOMP_SPINCOUNT"))
         + (waitPolicyApplied ? "" : " (not applied: libgomp was loaded before cachedit)");
   }
 

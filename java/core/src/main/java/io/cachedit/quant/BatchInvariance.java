@@ -1,5 +1,6 @@
 package io.cachedit.quant;
 
+import io.cachedit.kernels.FusedActivation;
 import io.cachedit.kernels.Kernels;
 import io.cachedit.kernels.NativeScope;
 import io.cachedit.models.common.DiffusersModel;
@@ -100,9 +101,14 @@ public final class BatchInvariance {
 
     @Override
     public Tensor forward(Tensor x, Tensor bias) {
+      return forward(x, bias, FusedActivation.NONE);
+    }
+
+    @Override
+    public Tensor forward(Tensor x, Tensor bias, FusedActivation activation) {
       owner.ensureOpen();
-      return compute == LinearCompute.BF16 ? kernels().bf16Linear(x, packed, out, in, bias)
-          : kernels().invariantLinear(x, packed, out, in, bias);
+      return compute == LinearCompute.BF16 ? kernels().bf16Linear(x, packed, out, in, bias, activation)
+          : kernels().invariantLinear(x, packed, out, in, bias, activation);
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.cachedit.models.common;
 
 import io.cachedit.io.WeightScope;
+import io.cachedit.kernels.FusedActivation;
 import org.bytedeco.pytorch.Tensor;
 
 /**
@@ -29,10 +30,12 @@ public final class FeedForward {
   }
 
   public Tensor forward(Tensor x) {
+    if (activation.equals("gelu-approximate")) {  // a linear kernel may apply it as it writes its output
+      return out.forward(proj.forward(x, FusedActivation.GELU_TANH));
+    }
     Tensor h = proj.forward(x);
     h = switch (activation) {
       case "gelu" -> Activations.gelu(h);
-      case "gelu-approximate" -> Activations.geluTanh(h);
       case "geglu" -> {
         org.bytedeco.pytorch.TensorVector parts = h.chunk(2, -1);
         yield parts.get(0).mul(Activations.gelu(parts.get(1)));

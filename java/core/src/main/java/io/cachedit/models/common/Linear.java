@@ -59,6 +59,26 @@ public final class Linear {
     return style == TensorParallelPlan.Style.COLWISE_GATHERED ? tp.allGather(y, -1) : y;
   }
 
+  /**
+   * {@code activation(forward(x))}: with a kernel installed (and no row split or gather, which come first)
+   * the kernel applies it as it writes the output; otherwise libtorch computes it after.
+   */
+  public Tensor forward(Tensor x, io.cachedit.kernels.FusedActivation activation) {
+    LinearKernel k = kernel;
+    if (k != null && (style == null || style == TensorParallelPlan.Style.COLWISE)) {
+      return k.forward(x, bias, activation);
+    }
+    return activate(forward(x), activation);
+  }
+
+  /** libtorch's form of a {@link io.cachedit.kernels.FusedActivation}. */
+  static Tensor activate(Tensor y, io.cachedit.kernels.FusedActivation activation) {
+    return switch (activation) {
+      case NONE -> y;
+      case GELU_TANH -> Activations.geluTanh(y);
+    };
+  }
+
   /** The checkpoint key prefix of this layer (e.g. {@code transformer_blocks.0.attn.to_q}). */
   public String name() {
     return name;

@@ -11,6 +11,14 @@ public interface LinearKernel extends AutoCloseable {
   /** {@code x W^T (+ bias)} for {@code x} [..., in]; {@code bias} null for none. */
   Tensor forward(Tensor x, Tensor bias);
 
+  /**
+   * {@code activation(x W^T (+ bias))}; kernels that can apply the activation as they write their
+   * output override this (one pass fewer), the others compute it after.
+   */
+  default Tensor forward(Tensor x, Tensor bias, io.cachedit.kernels.FusedActivation activation) {
+    return Linear.activate(forward(x, bias), activation);
+  }
+
   /** A short name of what it computes, e.g. {@code int8_per_row}. */
   String describe();
 

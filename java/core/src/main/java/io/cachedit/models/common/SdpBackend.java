@@ -1,8 +1,8 @@
 package io.cachedit.models.common;
 
-/** The scaled dot-product attention kernels libtorch offers, for {@link Sdpa}. */
+/** The scaled dot-product attention kernels {@link Sdpa} can run: libtorch's, and cachedit's under AUTO. */
 public enum SdpBackend {
-  /** libtorch chooses (flash attention on CPU and GPU where it applies, else math). */
+  /** cachedit's attention kernel for short unmasked CPU fp32 self-attention, else libtorch chooses (flash attention where it applies, else math). */
   AUTO,
   /** The plain composite {@code softmax(q k^T * scale + mask) v}, computed here in fp32 or wider. */
   MATH,

@@ -12,8 +12,9 @@ import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
- * Single-device attention with a chosen {@link SdpBackend}. {@code AUTO} calls libtorch's
- * {@code scaled_dot_product_attention} and {@code MATH} computes the composite itself; neither touches
+ * Single-device attention with a chosen {@link SdpBackend}. {@code AUTO} calls cachedit's kernel for
+ * short CPU fp32 sequences and libtorch's {@code scaled_dot_product_attention} otherwise, and
+ * {@code MATH} computes the composite itself; neither touches
  * process-wide state. libtorch's C++ API selects the fused kernels (FLASH, EFFICIENT, CUDNN) only
  * through process-wide switches, so those backends set them around the call under one lock and restore
  * them: the only global state attention has, and only when a fused kernel is forced. Immutable.
@@ -27,7 +28,10 @@ public final class Sdpa implements AttentionBackend {
     this.backend = backend;
   }
 
-  /** libtorch's choice of kernel. */
+  /**
+   * The fastest kernel for the inputs: cachedit's attention kernel for unmasked CPU fp32 self-attention
+   * up to {@link Attention#FUSED_MAX_TOKENS} tokens (docs/kernels.md section 9), else libtorch's choice.
+   */
   public static final Sdpa AUTO = new Sdpa(SdpBackend.AUTO);
 
   /** The composite, no fused kernel. */
@@ -66,10 +70,23 @@ public final class Sdpa implements AttentionBackend {
 
   private static Tensor fused(Tensor q, Tensor k, Tensor v, Tensor mask) {
     if (mask == null) {
+      if (cachedItKernelApplies(q, k, v)) {  // [B, S, H*D] viewed as [B, H, S, D]: merge() is then a view
+        Tensor out = Attention.attendTokenMajor(q, k, v, q.size(2))[0];
+        return out.view(q.size(0), q.size(2), q.size(1), q.size(3)).transpose(1, 2);
+      }
       return torch.scaled_dot_product_attention(q, k, v);
     }
     return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(mask), 0.0, false, new DoubleOptional(),
         false);
+  }
+
+  /** Self-attention shapes on CPU fp32 up to {@link Attention#FUSED_MAX_TOKENS} tokens. */
+  private static boolean cachedItKernelApplies(Tensor q, Tensor k, Tensor v) {
+    return q.dim() == 4 && !q.is_cuda() && q.scalar_type().intern() == ScalarType.Float
+        && k.scalar_type().intern() == ScalarType.Float && v.scalar_type().intern() == ScalarType.Float
+        && !k.is_cuda() && !v.is_cuda() && q.size(2) <= Attention.FUSED_MAX_TOKENS
+        && java.util.Arrays.equals(q.sizes().vec().get(), k.sizes().vec().get())
+        && java.util.Arrays.equals(q.sizes().vec().get(), v.sizes().vec().get());
   }
 
   /** {@code softmax(q k^T / sqrt(D) + mask) v} with fp32 (or wider) scores, in q's dtype. */

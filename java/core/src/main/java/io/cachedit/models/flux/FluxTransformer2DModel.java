@@ -1,9 +1,9 @@
 package io.cachedit.models.flux;
 
 import io.cachedit.io.WeightScope;
+import io.cachedit.kernels.FusedActivation;
 import io.cachedit.kernels.NativeScope;
 import io.cachedit.models.common.AdaLayerNorms;
-import io.cachedit.models.common.Activations;
 import io.cachedit.models.common.Attention;
 import io.cachedit.models.common.AttentionBackend;
 import io.cachedit.models.common.BlockIO;
@@ -393,20 +393,30 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
 
     /** Joint attention; returns {image output, text output} (projected). */
     Tensor[] joint(Tensor x, Tensor ctx, Args a) {
+      if (Attention.tokenMajorApplies(a.backend(), x, x.size(1) + ctx.size(1))) {
+        Tensor[] o = Attention.attendTokenMajor(
+            Attention.jointHeads(addQ.forward(ctx), toQ.forward(x), heads, normAddedQ, normQ, 1e-6, a.rope()),
+            Attention.jointHeads(addK.forward(ctx), toK.forward(x), heads, normAddedK, normK, 1e-6, a.rope()),
+            Attention.jointHeads(addV.forward(ctx), toV.forward(x), heads, null, null, 0, null), ctx.size(1));
+        return new Tensor[] {toOut.forward(o[1]), toAddOut.forward(o[0])};
+      }
       Tensor o = Attention.merge(a.backend().attendDeferred(
-          () -> torch.cat(new TensorVector(Attention.heads(addV.forward(ctx), heads), Attention.heads(toV.forward(x),
-              heads)), 2),
-          () -> Rope.apply(torch.cat(new TensorVector(
-              Norms.rmsNorm(Attention.heads(addQ.forward(ctx), heads), normAddedQ, 1e-6),
-              Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6)), 2), a.rope()),
-          () -> Rope.apply(torch.cat(new TensorVector(
-              Norms.rmsNorm(Attention.heads(addK.forward(ctx), heads), normAddedK, 1e-6),
-              Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6)), 2), a.rope()),
+          () -> Attention.jointHeads(addV.forward(ctx), toV.forward(x), heads, null, null, 0, null),
+          () -> Attention.jointHeads(addQ.forward(ctx), toQ.forward(x), heads, normAddedQ, normQ, 1e-6, a.rope()),
+          () -> Attention.jointHeads(addK.forward(ctx), toK.forward(x), heads, normAddedK, normK, 1e-6, a.rope()),
           null).get()).to(x.scalar_type());
       long textLen = ctx.size(1);
       Tensor ctxOut = o.narrow(1, 0, textLen);
       Tensor imgOut = o.narrow(1, textLen, o.size(1) - textLen);
       return new Tensor[] {toOut.forward(imgOut), toAddOut.forward(ctxOut)};
+    }
+
+    /** {@link #self} on the CPU kernel ({@link Attention#attendTokenMajor}): [B, S, H*D], unprojected. */
+    Tensor selfTokenMajor(Tensor x, Args a) {
+      return Attention.attendTokenMajor(
+          Attention.jointHeads(toQ.forward(x), null, heads, normQ, null, 1e-6, a.rope()),
+          Attention.jointHeads(toK.forward(x), null, heads, normK, null, 1e-6, a.rope()),
+          Attention.heads(toV.forward(x), heads).contiguous(), x.size(1))[0];
     }
 
     /**
@@ -416,8 +426,8 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
     AttentionBackend.Result self(Tensor x, Args a) {
       return a.backend().attendDeferred(
           () -> Attention.heads(toV.forward(x), heads),
-          () -> Rope.apply(Norms.rmsNorm(Attention.heads(toQ.forward(x), heads), normQ, 1e-6), a.rope()),
-          () -> Rope.apply(Norms.rmsNorm(Attention.heads(toK.forward(x), heads), normK, 1e-6), a.rope()),
+          () -> Attention.jointHeads(toQ.forward(x), null, heads, normQ, null, 1e-6, a.rope()),
+          () -> Attention.jointHeads(toK.forward(x), null, heads, normK, null, 1e-6, a.rope()),
           null);
     }
   }
@@ -477,9 +487,16 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
 
     Tensor forward(Tensor hidden, Args a) {
       Tensor[] n = norm.apply(hidden, a.modulation(slot, norm::modulation));
-      AttentionBackend.Result attention = attn.self(n[0], a);
-      Tensor mlp = Activations.geluTanh(projMlp.forward(n[0]));  // while the attention output travels
-      Tensor attnOut = Attention.merge(attention.get()).to(hidden.scalar_type());
+      Tensor attnOut;
+      Tensor mlp;
+      if (Attention.tokenMajorApplies(a.backend(), n[0], n[0].size(1))) {
+        attnOut = attn.selfTokenMajor(n[0], a);
+        mlp = projMlp.forward(n[0], FusedActivation.GELU_TANH);
+      } else {
+        AttentionBackend.Result attention = attn.self(n[0], a);
+        mlp = projMlp.forward(n[0], FusedActivation.GELU_TANH);  // while the attention output travels
+        attnOut = Attention.merge(attention.get()).to(hidden.scalar_type());
+      }
       return clipHalf(AdaLayerNorms.addGated(hidden, n[1], projOut.forward(torch.cat(new TensorVector(attnOut, mlp), 2))));
     }
 
