@@ -20,20 +20,13 @@ namespace {
 
 constexpr int kRowGroup = 4;  // query rows the vector path computes together (independent FMA chains)
 
-// Softmax of one row of scores p[0..S) in place, returns 1 / sum. The sum is taken in sixteen lanes
-// (lane l adds p[l], p[l + 16], ... in order) that are then added pairwise, l + 8, l + 4, l + 2,
-// l + 1: the order one 512-bit register gives, written out so that every path computes it.
+// Softmax of one row of scores p[0..S) in place, returns 1 / sum; the sum in lane_sum16's order,
+// which one 512-bit register gives (softmax_row16 below).
 float softmax_row(float* p, int64_t S) {
   float mx = -INFINITY;
   for (int64_t j = 0; j < S; ++j) mx = p[j] > mx ? p[j] : mx;
-  float lane[16] = {};
-  for (int64_t j = 0; j < S; ++j) {
-    p[j] = exp_clamped(p[j] - mx);
-    lane[j % 16] += p[j];
-  }
-  for (int width = 8; width >= 1; width /= 2)
-    for (int l = 0; l < width; ++l) lane[l] += lane[l + width];
-  return 1.0f / lane[0];
+  for (int64_t j = 0; j < S; ++j) p[j] = exp_clamped(p[j] - mx);
+  return 1.0f / lane_sum16(p, S);
 }
 
 // One (batch, head), portable: q, k, v [S][D]; out rows token-major, `ldo` floats apart.

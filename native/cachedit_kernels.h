@@ -248,6 +248,15 @@ typedef enum cdit_activation {
 /** cdit_linear_f32, then `activation` (a cdit_activation) on each output: one pass over y instead of two. */
 CDIT_API cdit_status cdit_linear_f32_act(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
                                          const float* bias, int activation, float* y, int nthreads);
+/**
+ * adaLN's gated residual in the same pass: y[m][n] = residual[m][n] + gate[m / rows_per_gate][n] *
+ * (x W^T + bias)[m][n], gate rows gate_stride (>= N) floats apart (rows_per_gate: tokens per batch
+ * element), as one fused multiply-add (libtorch's vectorised addcmul(residual, gate, output) rounds alike).
+ * y may not alias x; it may equal residual.
+ */
+CDIT_API cdit_status cdit_linear_f32_gated(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
+                                           const float* bias, const float* residual, const float* gate,
+                                           int64_t rows_per_gate, int64_t gate_stride, float* y, int nthreads);
 
 /* ------------------------------------------------------------------------------------------------
  * bf16-compute linear layer: y[M, N] = bf16(x)[M, K] bf16(W)[N, K]^T + bias, fp32 in, accumulate, out
@@ -272,6 +281,10 @@ CDIT_API const char* cdit_linear_bf16_isa(void);
 /** cdit_linear_bf16, then `activation` (a cdit_activation) on each output. */
 CDIT_API cdit_status cdit_linear_bf16_act(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
                                           const float* bias, int activation, float* y, int nthreads);
+/** cdit_linear_bf16 with cdit_linear_f32_gated's gated residual. */
+CDIT_API cdit_status cdit_linear_bf16_gated(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
+                                            const float* bias, const float* residual, const float* gate,
+                                            int64_t rows_per_gate, int64_t gate_stride, float* y, int nthreads);
 
 /* ------------------------------------------------------------------------------------------------
  * Element-wise activations (docs/kernels.md section 7). One scalar definition per function in IEEE
@@ -315,6 +328,19 @@ CDIT_API cdit_status cdit_heads_norm_rope(const float* a, int64_t Sa, const floa
 CDIT_API cdit_status cdit_attention_f32(const float* q, const float* k, const float* v, int64_t B, int64_t H, int64_t S,
                                         int64_t D, float scale, int64_t split, float* out_a, float* out_b,
                                         int nthreads);
+
+/* ------------------------------------------------------------------------------------------------
+ * adaLN normalise-and-modulate (docs/kernels.md section 10).
+ * --------------------------------------------------------------------------------------------- */
+/**
+ * y[b][s][:] = layer_norm(x[b][s][:]) * (1 + scale[b][:]) + shift[b][:] for x, y [B][S][C] (no affine
+ * weights; mean and variance over C in fp32, eps inside the square root). scale and shift rows are
+ * mod_stride floats apart (>= C; adaLN's chunks of one modulation vector are views into it). y may
+ * not alias x.
+ */
+CDIT_API cdit_status cdit_layer_norm_modulate(const float* x, int64_t B, int64_t S, int64_t C, const float* scale,
+                                              const float* shift, int64_t mod_stride, float eps, float* y,
+                                              int nthreads);
 
 /* ------------------------------------------------------------------------------------------------
  * Scalar float8 e4m3fn conversions (round to nearest even, saturating at +-448). For tests and tools.

@@ -115,9 +115,9 @@ bool use_avx2() {
 int64_t panels(int64_t N) { return (N + kCols - 1) / kCols; }
 
 int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* packed, int64_t N, const float* bias,
-                int activation, float* y, int nthreads) {
+                const Epilogue& epilogue, float* y, int nthreads) {
   int st = check_linear_args(x, M, K, packed, N, y);
-  if (st == CDIT_OK) st = check_activation(activation);
+  if (st == CDIT_OK) st = check_epilogue(epilogue, N);
   if (st != CDIT_OK || M == 0) return st;
   if (nthreads < 1) nthreads = 1;
   const int64_t np = panels(N);
@@ -146,7 +146,7 @@ int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* pa
         (void)avx2;
         micro_generic(x + m * K, K, panel, rows, tile, kCols);
 #endif
-        store_tile(tile, rows, kCols, cols, bias, n0, activation, y + m * N, N);
+        store_tile(tile, rows, kCols, cols, bias, n0, epilogue, m, y, N);
       }
     }
   });
@@ -182,8 +182,8 @@ static int linear_f32_pack_impl(const float* w, int64_t N, int64_t K, float* pac
 }
 
 static int linear_f32_impl(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
-                           const float* bias, int activation, float* y, int nthreads) {
-  return linear_impl(use_avx2(), x, M, K, packed, N, bias, activation, y, nthreads);
+                           const float* bias, const Epilogue& epilogue, float* y, int nthreads) {
+  return linear_impl(use_avx2(), x, M, K, packed, N, bias, epilogue, y, nthreads);
 }
 
 extern "C" const char* cdit_linear_f32_isa(void) { return use_avx2() ? "avx2" : "default"; }
@@ -196,10 +196,24 @@ extern "C" cdit_status cdit_linear_f32_pack(const float* w, int64_t N, int64_t K
 
 extern "C" cdit_status cdit_linear_f32(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
                                        const float* bias, float* y, int nthreads) {
-  return checked("cdit_linear_f32", linear_f32_impl(x, M, K, packed, N, bias, CDIT_ACT_NONE, y, nthreads));
+  return checked("cdit_linear_f32", linear_f32_impl(x, M, K, packed, N, bias, Epilogue{}, y, nthreads));
 }
 
 extern "C" cdit_status cdit_linear_f32_act(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
                                            const float* bias, int activation, float* y, int nthreads) {
-  return checked("cdit_linear_f32_act", linear_f32_impl(x, M, K, packed, N, bias, activation, y, nthreads));
+  Epilogue e;
+  e.activation = activation;
+  return checked("cdit_linear_f32_act", linear_f32_impl(x, M, K, packed, N, bias, e, y, nthreads));
+}
+
+extern "C" cdit_status cdit_linear_f32_gated(const float* x, int64_t M, int64_t K, const float* packed, int64_t N,
+                                             const float* bias, const float* residual, const float* gate,
+                                             int64_t rows_per_gate, int64_t gate_stride, float* y, int nthreads) {
+  Epilogue e;
+  e.residual = residual;
+  e.gate = gate;
+  e.rows_per_gate = rows_per_gate;
+  e.gate_stride = gate_stride;
+  if (!residual) return checked("cdit_linear_f32_gated", fail(CDIT_ERR_ARGUMENT, "residual must not be NULL"));
+  return checked("cdit_linear_f32_gated", linear_f32_impl(x, M, K, packed, N, bias, e, y, nthreads));
 }

@@ -31,7 +31,7 @@ int64_t panels(int64_t N) { return (N + kCols - 1) / kCols; }
 int64_t pairs(int64_t K) { return (K + 1) / 2; }
 
 // x rows [rows][K] fp32 -> [rows][2 * pairs] bf16, the odd tail input zero.
-void round_rows(const float* x, int rows, int64_t K, uint16_t* out) {
+CDIT_CLONES void round_rows(const float* x, int rows, int64_t K, uint16_t* out) {
   const int64_t Kp = 2 * pairs(K);
   for (int r = 0; r < rows; ++r) {
     const float* xr = x + r * K;
@@ -138,9 +138,9 @@ bool use_bf16_isa() {
 }
 
 int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
-                     const float* bias, int activation, float* y, int nthreads) {
+                     const float* bias, const Epilogue& epilogue, float* y, int nthreads) {
   int st = check_linear_args(x, M, K, packed, N, y);
-  if (st == CDIT_OK) st = check_activation(activation);
+  if (st == CDIT_OK) st = check_epilogue(epilogue, N);
   if (st != CDIT_OK || M == 0) return st;
   if (nthreads < 1) nthreads = 1;
   const int64_t np = panels(N);
@@ -169,7 +169,7 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
           for (int m = 0; m < block_rows; m += kRows) {
             const int rows = std::min(kRows, block_rows - m);
             micro_bf16_12x2(xb.data() + m * Kp, Kp, packed + p * kCols * Kp, packed + (p + 1) * kCols * Kp, tile2);
-            store_tile(tile2, rows, 2 * kCols, cols, bias, n0, activation, y + (m0 + m) * N, N);
+            store_tile(tile2, rows, 2 * kCols, cols, bias, n0, epilogue, m0 + m, y, N);
           }
           p += 2;
           continue;
@@ -189,7 +189,7 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
           (void)vec;
           micro_generic(xb.data() + m * Kp, Kp, panel, rows, tile);
 #endif
-          store_tile(tile, rows, kCols, cols, bias, n0, activation, y + (m0 + m) * N, N);
+          store_tile(tile, rows, kCols, cols, bias, n0, epilogue, m0 + m, y, N);
         }
         ++p;
       }
@@ -237,13 +237,26 @@ extern "C" cdit_status cdit_linear_bf16_pack(const float* w, int64_t N, int64_t 
 extern "C" cdit_status cdit_linear_bf16(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
                                         const float* bias, float* y, int nthreads) {
   return checked("cdit_linear_bf16",
-                 linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, CDIT_ACT_NONE, y, nthreads));
+                 linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, Epilogue{}, y, nthreads));
 }
 
 extern "C" cdit_status cdit_linear_bf16_act(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
                                             const float* bias, int activation, float* y, int nthreads) {
-  return checked("cdit_linear_bf16_act",
-                 linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, activation, y, nthreads));
+  Epilogue e;
+  e.activation = activation;
+  return checked("cdit_linear_bf16_act", linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, e, y, nthreads));
+}
+
+extern "C" cdit_status cdit_linear_bf16_gated(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
+                                              const float* bias, const float* residual, const float* gate,
+                                              int64_t rows_per_gate, int64_t gate_stride, float* y, int nthreads) {
+  Epilogue e;
+  e.residual = residual;
+  e.gate = gate;
+  e.rows_per_gate = rows_per_gate;
+  e.gate_stride = gate_stride;
+  if (!residual) return checked("cdit_linear_bf16_gated", fail(CDIT_ERR_ARGUMENT, "residual must not be NULL"));
+  return checked("cdit_linear_bf16_gated", linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, e, y, nthreads));
 }
 
 extern "C" const char* cdit_linear_bf16_isa(void) { return use_bf16_isa() ? "avx512bf16" : "default"; }

@@ -2,6 +2,7 @@
 // Internal header.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -34,25 +35,54 @@ int check_activation(int activation);
 // Applies CDIT_ACT_* `activation` to y[0..n) in place; CDIT_ACT_NONE leaves it (activation.cpp).
 void apply_activation(int activation, float* y, int64_t n);
 
-// Copies rows x cols of a micro-kernel tile (tile_cols floats per row) to y (N floats per row) at
-// column n0, adding bias[n0 + j] when given (the one rounding after the dot product), then applying
-// `activation`. The tile is scratch: with an activation the sums are finished in place first.
+// What a linear layer does to its sums as it writes them: bias, then the activation, then (with a
+// residual) y = fma(gate, value, residual), gate row m / rows_per_gate (adaLN's gated residual).
+struct Epilogue {
+  int activation = CDIT_ACT_NONE;
+  const float* residual = nullptr;  // [M][N]
+  const float* gate = nullptr;      // rows gate_stride floats apart
+  int64_t rows_per_gate = 1;
+  int64_t gate_stride = 0;
+};
+
+inline int check_epilogue(const Epilogue& e, int64_t N) {
+  const int st = check_activation(e.activation);
+  if (st != CDIT_OK) return st;
+  if (e.residual && (!e.gate || e.rows_per_gate < 1 || e.gate_stride < N))
+    return fail(CDIT_ERR_ARGUMENT, "a gated residual needs gate, rows_per_gate >= 1 and gate_stride >= N (%lld), got "
+                "rows_per_gate=%lld gate_stride=%lld", static_cast<long long>(N),
+                static_cast<long long>(e.rows_per_gate), static_cast<long long>(e.gate_stride));
+  return CDIT_OK;
+}
+
+// Writes rows x cols of a micro-kernel tile (tile_cols floats per row; rows m.. of y [.][N], column
+// n0) through the epilogue: sum + bias[n0 + j] (the one rounding after the dot product), then the
+// activation, then fma(gate, value, residual) (one rounding, as libtorch's vectorised addcmul).
+// The tile is scratch.
 inline void store_tile(float* tile, int rows, int64_t tile_cols, int64_t cols, const float* bias, int64_t n0,
-                       int activation, float* y, int64_t N) {
-  if (activation != CDIT_ACT_NONE) {
+                       const Epilogue& e, int64_t m, float* y, int64_t N) {
+  if (e.activation != CDIT_ACT_NONE) {
     if (bias) {
       for (int r = 0; r < rows; ++r) {
         float* t = tile + r * tile_cols;
         for (int64_t j = 0; j < cols; ++j) t[j] += bias[n0 + j];
       }
     }
-    apply_activation(activation, tile, rows * tile_cols);
+    apply_activation(e.activation, tile, rows * tile_cols);
     bias = nullptr;
   }
   for (int r = 0; r < rows; ++r) {
-    float* yr = y + r * N + n0;
+    float* yr = y + (m + r) * N + n0;
     const float* t = tile + r * tile_cols;
-    if (bias) {
+    if (e.residual) {
+      const float* res = e.residual + (m + r) * N + n0;
+      const float* g = e.gate + (m + r) / e.rows_per_gate * e.gate_stride + n0;
+      if (bias) {
+        for (int64_t j = 0; j < cols; ++j) yr[j] = std::fma(g[j], t[j] + bias[n0 + j], res[j]);
+      } else {
+        for (int64_t j = 0; j < cols; ++j) yr[j] = std::fma(g[j], t[j], res[j]);
+      }
+    } else if (bias) {
       for (int64_t j = 0; j < cols; ++j) yr[j] = t[j] + bias[n0 + j];
     } else {
       std::memcpy(yr, t, static_cast<size_t>(cols) * sizeof(float));

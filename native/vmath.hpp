@@ -30,4 +30,17 @@ CDIT_INLINE float exp_clamped(float z) {
   return p * bits_f32(static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23);
 }
 
+// sum of x[0..n) in a fixed order that vectorises: sixteen lanes (lane l adds x[l], x[l + 16], ...
+// in order), then lanes added pairwise, l + 8, l + 4, l + 2, l + 1 (a 512-bit register's reduction).
+CDIT_INLINE float lane_sum16(const float* x, int64_t n) {
+  float lane[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; ++l) lane[l] += x[i + l];
+  for (int l = 0; i < n; ++i, ++l) lane[l] += x[i];
+  for (int width = 8; width >= 1; width /= 2)
+    for (int l = 0; l < width; ++l) lane[l] += lane[l + width];
+  return lane[0];
+}
+
 }  // namespace cachedit

@@ -60,7 +60,7 @@ CDIT_CASE(gelu_tanh_same_bits_in_vector_body_scalar_tail_and_any_thread_count) {
   CDIT_CHECK(inplace == all, "in place differs");
 }
 
-CDIT_CASE(linear_act_equals_linear_then_gelu_on_every_path) {
+CDIT_CASE(linear_epilogues_equal_the_composites_on_every_path) {
   const int64_t M = 77, K = 130, N = 45;  // ragged rows and panels
   auto x = randn(M * K, 11), w = randn(N * K, 12), b = randn(N, 13);
   std::vector<float> pf(static_cast<size_t>(cdit_linear_f32_packed_floats(N, K)));
@@ -84,8 +84,37 @@ CDIT_CASE(linear_act_equals_linear_then_gelu_on_every_path) {
       CDIT_CHECK(fused == gelu(plain, 1), "bf16 fused gelu differs (isa %s)", isa ? isa : "auto");
     }
   }
+  // gated residual: residual + gate[row / 11] * (x W^T + b), 11 rows per gate row (7 gate rows, stride 3N)
+  auto res = randn(M * N, 14), gates = randn(7 * 3 * N, 15);
+  for (const char* isa : {static_cast<const char*>(nullptr), "default"}) {
+    cdit_test::set_env_isa("CACHEDIT_LINEAR_ISA", isa);
+    std::vector<float> plain(M * N), fused(M * N), want(M * N);
+    CDIT_CHECK(cdit_linear_f32(x.data(), M, K, pf.data(), N, b.data(), plain.data(), 2) == CDIT_OK, "f32");
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n)
+        want[m * N + n] = std::fma(gates[(m / 11) * 3 * N + n], plain[m * N + n], res[m * N + n]);
+    CDIT_CHECK(cdit_linear_f32_gated(x.data(), M, K, pf.data(), N, b.data(), res.data(), gates.data(), 11, 3 * N,
+                                     fused.data(), 2) == CDIT_OK, "%s", cdit_last_error());
+    CDIT_CHECK(fused == want, "f32 gated differs from the composite (isa %s)", isa ? isa : "auto");
+    std::vector<float> inplace = res;
+    CDIT_CHECK(cdit_linear_f32_gated(x.data(), M, K, pf.data(), N, b.data(), inplace.data(), gates.data(), 11, 3 * N,
+                                     inplace.data(), 1) == CDIT_OK, "%s", cdit_last_error());
+    CDIT_CHECK(inplace == want, "f32 gated in place differs");
+    CDIT_CHECK(cdit_linear_bf16(x.data(), M, K, pb.data(), N, nullptr, plain.data(), 2) == CDIT_OK, "bf16");
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n)
+        want[m * N + n] = std::fma(gates[(m / 11) * 3 * N + n], plain[m * N + n], res[m * N + n]);
+    CDIT_CHECK(cdit_linear_bf16_gated(x.data(), M, K, pb.data(), N, nullptr, res.data(), gates.data(), 11, 3 * N,
+                                      fused.data(), 2) == CDIT_OK, "%s", cdit_last_error());
+    CDIT_CHECK(fused == want, "bf16 gated differs from the composite (isa %s)", isa ? isa : "auto");
+  }
   cdit_test::set_env_isa("CACHEDIT_LINEAR_ISA", nullptr);
   std::vector<float> y(M * N);
+  CDIT_CHECK(cdit_linear_f32_gated(x.data(), M, K, pf.data(), N, b.data(), res.data(), gates.data(), 11, N - 1,
+                                   y.data(), 1) == CDIT_ERR_ARGUMENT, "gate stride < N");
+  CDIT_CHECK(std::strstr(cdit_last_error(), "gate_stride") != nullptr, "names gate_stride: %s", cdit_last_error());
+  CDIT_CHECK(cdit_linear_f32_gated(x.data(), M, K, pf.data(), N, b.data(), nullptr, gates.data(), 11, N, y.data(), 1) ==
+                 CDIT_ERR_ARGUMENT, "no residual");
   CDIT_CHECK(cdit_linear_f32_act(x.data(), M, K, pf.data(), N, nullptr, 7, y.data(), 1) == CDIT_ERR_ARGUMENT, "act 7");
   CDIT_CHECK(std::strstr(cdit_last_error(), "activation") != nullptr, "error names the activation: %s", cdit_last_error());
   CDIT_CHECK(cdit_gelu_tanh(nullptr, 4, y.data(), 1) == CDIT_ERR_ARGUMENT, "null x");
@@ -286,4 +315,38 @@ CDIT_CASE(attention_arguments) {
                                 t.data(), 1) == CDIT_ERR_ARGUMENT, "too long");
   CDIT_CHECK(cdit_attention_f32(t.data(), t.data(), t.data(), 1, 1, 4, 8, NAN, 0, nullptr, t.data(), 1) ==
                  CDIT_ERR_ARGUMENT, "nan scale");
+}
+
+CDIT_CASE(layer_norm_modulate_against_fp64) {
+  const int64_t B = 3, S = 17, C = 136, stride = 6 * C;  // scale/shift as chunks of a modulation row
+  auto x = randn(B * S * C, 61), mod = randn(B * stride, 62);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = x[i] * 3.f + 1.5f;  // an offset mean
+  const float* shift = mod.data();
+  const float* scale = mod.data() + C;
+  std::vector<float> y(B * S * C), y1(B * S * C);
+  CDIT_CHECK(cdit_layer_norm_modulate(x.data(), B, S, C, scale, shift, stride, 1e-6f, y.data(), 2) == CDIT_OK, "%s",
+             cdit_last_error());
+  CDIT_CHECK(cdit_layer_norm_modulate(x.data(), B, S, C, scale, shift, stride, 1e-6f, y1.data(), 1) == CDIT_OK, "%s",
+             cdit_last_error());
+  CDIT_CHECK(y == y1, "thread count changed the result");
+  double worst = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S; ++s) {
+      const float* r = &x[(b * S + s) * C];
+      double mean = 0, var = 0;
+      for (int64_t c = 0; c < C; ++c) mean += r[c];
+      mean /= C;
+      for (int64_t c = 0; c < C; ++c) var += (r[c] - mean) * (r[c] - mean);
+      const double rstd = 1.0 / std::sqrt(var / C + 1e-6);
+      for (int64_t c = 0; c < C; ++c) {
+        const double want = (r[c] - mean) * rstd * (1.0 + scale[b * stride + c]) + shift[b * stride + c];
+        worst = std::fmax(worst, std::fabs(y[(b * S + s) * C + c] - want) / (1.0 + std::fabs(want)));
+      }
+    }
+  CDIT_CHECK(worst < 2e-6, "worst relative error %g", worst);
+  CDIT_CHECK(cdit_layer_norm_modulate(x.data(), B, S, C, scale, shift, C - 1, 1e-6f, y.data(), 1) == CDIT_ERR_ARGUMENT,
+             "stride < C");
+  CDIT_CHECK(std::strstr(cdit_last_error(), "mod_stride") != nullptr, "names mod_stride: %s", cdit_last_error());
+  CDIT_CHECK(cdit_layer_norm_modulate(nullptr, B, S, C, scale, shift, C, 1e-6f, y.data(), 1) == CDIT_ERR_ARGUMENT,
+             "null x");
 }

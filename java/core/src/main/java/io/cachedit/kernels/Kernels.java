@@ -549,6 +549,87 @@ public final class Kernels {
   }
 
   /**
+   * adaLN's gated residual fused into {@link #invariantLinear}: {@code residual + gate[:, None] *
+   * (x W^T + bias)} for x [B, S, in], residual [B, S, out] and gate [B, out] (a view whose rows may be
+   * apart, as adaLN's chunks are): one fused multiply-add per output, which is how libtorch's
+   * vectorised {@code addcmul} of the layer's output rounds too (tested bit for bit).
+   */
+  public Tensor invariantLinearGated(Tensor x, Tensor packed, long out, long in, Tensor bias, Tensor residual,
+      Tensor gate) {
+    if (packed.numel() != NativeKernels.linearF32PackedFloats(out, in)) {
+      throw new IllegalArgumentException("packed is not a packed " + out + " x " + in + " weight");
+    }
+    return gatedLinear("invariantLinearGated", x, out, in, bias, residual, gate, (xa, rows, b, r, g, perGate, stride,
+        y) -> NativeKernels.linearF32Gated(xa, rows, in, address(packed), out, b, r, g, perGate, stride, y, threads));
+  }
+
+  /** {@link #invariantLinearGated} on the bf16-compute kernel ({@link #bf16Linear}). */
+  public Tensor bf16LinearGated(Tensor x, Tensor packed, long out, long in, Tensor bias, Tensor residual,
+      Tensor gate) {
+    if (packed.numel() != NativeKernels.linearBf16PackedElements(out, in)
+        || packed.scalar_type().intern() != ScalarType.BFloat16) {
+      throw new IllegalArgumentException("packed is not a packed bf16 " + out + " x " + in + " weight");
+    }
+    return gatedLinear("bf16LinearGated", x, out, in, bias, residual, gate, (xa, rows, b, r, g, perGate, stride,
+        y) -> NativeKernels.linearBf16Gated(xa, rows, in, address(packed), out, b, r, g, perGate, stride, y, threads));
+  }
+
+  @FunctionalInterface
+  private interface GatedCall {
+    int run(long x, long rows, long bias, long residual, long gate, long rowsPerGate, long gateStride, long y);
+  }
+
+  private static Tensor gatedLinear(String op, Tensor x, long out, long in, Tensor bias, Tensor residual, Tensor gate,
+      GatedCall call) {
+    requireDefined("x", x);
+    requireDefined("residual", residual);
+    requireDefined("gate", gate);
+    if (x.dim() != 3 || x.size(2) != in || residual.dim() != 3 || residual.size(0) != x.size(0)
+        || residual.size(1) != x.size(1) || residual.size(2) != out || gate.dim() != 2 || gate.size(0) != x.size(0)
+        || gate.size(1) != out) {
+      throw new IllegalArgumentException(op + " takes x [B, S, " + in + "], residual [B, S, " + out + "], gate [B, "
+          + out + "], got " + Arrays.toString(x.sizes().vec().get()) + ", " + Arrays.toString(residual.sizes().vec().get())
+          + ", " + Arrays.toString(gate.sizes().vec().get()));
+    }
+    Tensor xc = cpuFp32("x", x);
+    Tensor rc = cpuFp32("residual", residual);
+    Tensor gc = cpuFp32("gate", gate);
+    if (gc.stride(1) != 1) {
+      gc = gc.contiguous();
+    }
+    Tensor b = bias == null ? null : cpuFp32Sized("bias", bias, out);
+    Tensor y = torch.empty(new long[] {x.size(0), x.size(1), out}, x.options(), new MemoryFormatOptional());
+    check(call.run(address(xc), x.size(0) * x.size(1), b == null ? 0L : address(b), address(rc), address(gc),
+        x.size(1), x.size(0) == 1 ? out : gc.stride(0), address(y)), op);
+    return y;
+  }
+
+  /**
+   * adaLN's {@code layer_norm(x) * (1 + scale[:, None]) + shift[:, None]} in one pass for CPU fp32 x
+   * [B, S, C] and shift, scale [B, C] (views into one modulation vector are fine: rows may be apart).
+   */
+  public Tensor layerNormModulate(Tensor x, Tensor shift, Tensor scale, double eps) {
+    requireDefined("x", x);
+    if (x.dim() != 3 || shift.dim() != 2 || scale.dim() != 2 || shift.size(0) != x.size(0)
+        || shift.size(1) != x.size(2) || scale.size(0) != x.size(0) || scale.size(1) != x.size(2)) {
+      throw new IllegalArgumentException("layerNormModulate takes x [B, S, C] and shift, scale [B, C], got "
+          + Arrays.toString(x.sizes().vec().get()) + ", " + Arrays.toString(shift.sizes().vec().get()) + ", "
+          + Arrays.toString(scale.sizes().vec().get()));
+    }
+    Tensor xc = cpuFp32("x", x);
+    Tensor sh = cpuFp32("shift", shift);
+    Tensor sc = cpuFp32("scale", scale);
+    if (sh.stride(1) != 1 || sc.stride(1) != 1 || sh.stride(0) != sc.stride(0)) {
+      sh = sh.contiguous();
+      sc = sc.contiguous();
+    }
+    Tensor y = torch.empty_like(xc);
+    check(NativeKernels.layerNormModulate(address(xc), x.size(0), x.size(1), x.size(2), address(sc), address(sh),
+        x.size(0) == 1 ? x.size(2) : sh.stride(0), (float) eps, address(y), threads), "layerNormModulate");
+    return y;
+  }
+
+  /**
    * gelu with the tanh approximation of a CPU fp32 tensor, as {@link FusedActivation#GELU_TANH}
    * defines it (a new contiguous tensor).
    */

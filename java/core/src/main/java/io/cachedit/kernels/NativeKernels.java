@@ -119,6 +119,22 @@ final class NativeKernels {
   static native int linearBf16Act(@Cast("const float*") long x, long m, long k, @Cast("const uint16_t*") long packed,
       long n, @Cast("const float*") long bias, int activation, @Cast("float*") long y, int nthreads);
 
+  @Name("cdit_linear_f32_gated")
+  static native int linearF32Gated(@Cast("const float*") long x, long m, long k, @Cast("const float*") long packed,
+      long n, @Cast("const float*") long bias, @Cast("const float*") long residual, @Cast("const float*") long gate,
+      long rowsPerGate, long gateStride, @Cast("float*") long y, int nthreads);
+
+  @Name("cdit_linear_bf16_gated")
+  static native int linearBf16Gated(@Cast("const float*") long x, long m, long k,
+      @Cast("const uint16_t*") long packed, long n, @Cast("const float*") long bias,
+      @Cast("const float*") long residual, @Cast("const float*") long gate, long rowsPerGate, long gateStride,
+      @Cast("float*") long y, int nthreads);
+
+  @Name("cdit_layer_norm_modulate")
+  static native int layerNormModulate(@Cast("const float*") long x, long batch, long tokens, long channels,
+      @Cast("const float*") long scale, @Cast("const float*") long shift, long modStride, float eps,
+      @Cast("float*") long y, int nthreads);
+
   @Name("cdit_gelu_tanh")
   static native int geluTanh(@Cast("const float*") long x, long n, @Cast("float*") long y, int nthreads);
 

@@ -112,6 +112,13 @@ public final class BatchInvariance {
     }
 
     @Override
+    public Tensor forwardGated(Tensor x, Tensor bias, Tensor residual, Tensor gate) {
+      owner.ensureOpen();
+      return compute == LinearCompute.BF16 ? kernels().bf16LinearGated(x, packed, out, in, bias, residual, gate)
+          : kernels().invariantLinearGated(x, packed, out, in, bias, residual, gate);
+    }
+
+    @Override
     public String describe() {
       return compute.kernelName();
     }

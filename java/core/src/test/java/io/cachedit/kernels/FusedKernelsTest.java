@@ -148,4 +148,48 @@ class FusedKernelsTest {
       assertThrows(IllegalArgumentException.class, () -> Kernels.withThreads(1).attentionTokenMajor(q, k, v, 54));
     }
   }
+
+  @Test
+  void gatedLinear_isTheLayerThenAddcmul_bitForBit() {
+    try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+      torch.manual_seed(5);
+      Tensor w = torch.randn(70, 136);
+      Tensor b = torch.randn(70);
+      Tensor x = torch.randn(3, 53, 136);
+      Tensor residual = torch.randn(3, 53, 70);
+      Tensor gate = torch.randn(3, 6 * 70).chunk(6, -1).get(2);  // a strided adaLN chunk
+      Kernels k = Kernels.withThreads(2);
+      Tensor packed = k.packInvariantWeight(w);
+      Tensor want = torch.addcmul(residual, gate.unsqueeze(1), k.invariantLinear(x, packed, 70, 136, b));
+      assertTrue(torch.equal(k.invariantLinearGated(x, packed, 70, 136, b, residual, gate), want), "fp32");
+      Tensor packedBf16 = k.packBf16Weight(w);
+      Tensor wantBf16 = torch.addcmul(residual, gate.unsqueeze(1), k.bf16Linear(x, packedBf16, 70, 136, null));
+      assertTrue(torch.equal(k.bf16LinearGated(x, packedBf16, 70, 136, null, residual, gate), wantBf16), "bf16");
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> k.invariantLinearGated(x, packed, 70, 136, b, residual.narrow(1, 0, 50), gate));
+      assertTrue(e.getMessage().contains("residual [B, S, 70]"), e.getMessage());
+    }
+  }
+
+  @Test
+  void layerNormModulate_matchesLibtorchsLayerNormAndAddcmul() {
+    try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+      torch.manual_seed(6);
+      Tensor x = torch.randn(3, 53, 128).mul(new Scalar(3.0)).add(new Scalar(1.5));
+      TensorVector mod = torch.randn(3, 6 * 128).chunk(6, -1);
+      Tensor shift = mod.get(0);
+      Tensor scale = mod.get(1);
+      Tensor want = io.cachedit.models.common.AdaLayerNorms.modulate(Norms.layerNorm(x, 1e-6), shift, scale);
+      Tensor got = Kernels.withThreads(2).layerNormModulate(x, shift, scale, 1e-6);
+      assertTrue(maxAbs(got, want) < 1e-5, "vs libtorch: " + maxAbs(got, want));
+      assertTrue(torch.equal(Kernels.withThreads(1).layerNormModulate(x, shift.contiguous(), scale.contiguous(), 1e-6),
+          got), "contiguous chunks, one thread: the same bits");
+      // the composite is what other dtypes get
+      Tensor f64 = io.cachedit.models.common.AdaLayerNorms.normModulate(x.to(ScalarType.Double),
+          shift.to(ScalarType.Double), scale.to(ScalarType.Double), 1e-6);
+      assertTrue(maxAbs(f64.to(ScalarType.Float), got) < 1e-5, "fp64 composite path");
+      assertThrows(IllegalArgumentException.class,
+          () -> Kernels.withThreads(1).layerNormModulate(x, shift.narrow(1, 0, 100), scale, 1e-6));
+    }
+  }
 }

@@ -17,6 +17,22 @@ public final class AdaLayerNorms {
     return torch.addcmul(shift.unsqueeze(1), x, scale.unsqueeze(1).add(new Scalar(1.0)));
   }
 
+  /**
+   * {@code modulate(layer_norm(x), shift, scale)} (layer norm without affine weights): on CPU fp32
+   * tensors one pass of cachedit's kernel (docs/kernels.md section 10), else libtorch's ops.
+   */
+  public static Tensor normModulate(Tensor x, Tensor shift, Tensor scale, double eps) {
+    if (x.dim() == 3 && shift.dim() == 2 && scale.dim() == 2 && cpuFloat(x) && cpuFloat(shift) && cpuFloat(scale)) {
+      return io.cachedit.kernels.Kernels.withThreads(Math.max(1, torch.get_num_threads())).layerNormModulate(x, shift,
+          scale, eps);
+    }
+    return modulate(Norms.layerNorm(x, eps), shift, scale);
+  }
+
+  private static boolean cpuFloat(Tensor t) {
+    return !t.is_cuda() && t.scalar_type().intern() == ScalarType.Float;
+  }
+
   /** The gated residual {@code x + gate[:, None] * y} for x, y [B, S, C] and gate [B, C], in one pass. */
   public static Tensor addGated(Tensor x, Tensor gate, Tensor y) {
     return torch.addcmul(x, gate.unsqueeze(1), y);
@@ -61,8 +77,7 @@ public final class AdaLayerNorms {
     /** The forward with {@link #modulation} already computed ([B, 6 * dim]). */
     public Tensor[] apply(Tensor x, Tensor modulation) {
       Tensor[] c = chunk(modulation, 6);
-      Tensor normed = modulate(Norms.layerNorm(x, eps), c[0], c[1]);
-      return new Tensor[] {normed, c[2], c[3], c[4], c[5]};
+      return new Tensor[] {normModulate(x, c[0], c[1], eps), c[2], c[3], c[4], c[5]};
     }
   }
 
@@ -86,7 +101,7 @@ public final class AdaLayerNorms {
     /** The forward with {@link #modulation} already computed ([B, 3 * dim]). */
     public Tensor[] apply(Tensor x, Tensor modulation) {
       Tensor[] c = chunk(modulation, 3);
-      return new Tensor[] {modulate(Norms.layerNorm(x, 1e-6), c[0], c[1]), c[2]};
+      return new Tensor[] {normModulate(x, c[0], c[1], 1e-6), c[2]};
     }
   }
 

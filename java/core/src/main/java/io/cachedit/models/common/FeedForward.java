@@ -29,6 +29,17 @@ public final class FeedForward {
     this(w, dim, dimOut, 4 * dim, activation, true);
   }
 
+  /**
+   * {@code AdaLayerNorms.addGated(residual, gate, forward(x))}, with the gated residual in the output
+   * layer's pass where its kernel can ({@link Linear#forwardGated}).
+   */
+  public Tensor forwardGated(Tensor x, Tensor residual, Tensor gate) {
+    if (activation.equals("gelu-approximate")) {
+      return out.forwardGated(proj.forward(x, FusedActivation.GELU_TANH), residual, gate);
+    }
+    return AdaLayerNorms.addGated(residual, gate, forward(x));
+  }
+
   public Tensor forward(Tensor x) {
     if (activation.equals("gelu-approximate")) {  // a linear kernel may apply it as it writes its output
       return out.forward(proj.forward(x, FusedActivation.GELU_TANH));

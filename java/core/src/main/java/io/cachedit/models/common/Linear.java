@@ -71,6 +71,19 @@ public final class Linear {
     return activate(forward(x), activation);
   }
 
+  /**
+   * {@code AdaLayerNorms.addGated(residual, gate, forward(x))}: the layer's output added to the
+   * residual stream through adaLN's gate; a kernel installed on an unsplit layer does it as it writes
+   * the output (the same bits), otherwise libtorch's addcmul after.
+   */
+  public Tensor forwardGated(Tensor x, Tensor residual, Tensor gate) {
+    LinearKernel k = kernel;
+    if (k != null && style == null && x.dim() == 3 && residual.dim() == 3 && gate.dim() == 2) {
+      return k.forwardGated(x, bias, residual, gate);
+    }
+    return AdaLayerNorms.addGated(residual, gate, forward(x));
+  }
+
   /** libtorch's form of a {@link io.cachedit.kernels.FusedActivation}. */
   static Tensor activate(Tensor y, io.cachedit.kernels.FusedActivation activation) {
     return switch (activation) {

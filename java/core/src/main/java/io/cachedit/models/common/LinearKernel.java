@@ -19,6 +19,15 @@ public interface LinearKernel extends AutoCloseable {
     return Linear.activate(forward(x, bias), activation);
   }
 
+  /**
+   * adaLN's gated residual {@code residual + gate[:, None] * (x W^T (+ bias))} for x [B, S, in],
+   * residual [B, S, out] and gate [B, out]; kernels that can add it as they write their output
+   * override this, the others compute it after (libtorch's addcmul).
+   */
+  default Tensor forwardGated(Tensor x, Tensor bias, Tensor residual, Tensor gate) {
+    return AdaLayerNorms.addGated(residual, gate, forward(x, bias));
+  }
+
   /** A short name of what it computes, e.g. {@code int8_per_row}. */
   String describe();
 

@@ -391,24 +391,25 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
       }
     }
 
-    /** Joint attention; returns {image output, text output} (projected). */
+    /**
+     * Joint attention; returns {image output, text output}, unprojected ([B, S_img, dim], [B, S_txt,
+     * dim]): the block projects them with {@link #toOut} and {@link #toAddOut} into its gated residuals.
+     */
     Tensor[] joint(Tensor x, Tensor ctx, Args a) {
-      if (Attention.tokenMajorApplies(a.backend(), x, x.size(1) + ctx.size(1))) {
+      long textLen = ctx.size(1);
+      if (Attention.tokenMajorApplies(a.backend(), x, x.size(1) + textLen)) {
         Tensor[] o = Attention.attendTokenMajor(
             Attention.jointHeads(addQ.forward(ctx), toQ.forward(x), heads, normAddedQ, normQ, 1e-6, a.rope()),
             Attention.jointHeads(addK.forward(ctx), toK.forward(x), heads, normAddedK, normK, 1e-6, a.rope()),
-            Attention.jointHeads(addV.forward(ctx), toV.forward(x), heads, null, null, 0, null), ctx.size(1));
-        return new Tensor[] {toOut.forward(o[1]), toAddOut.forward(o[0])};
+            Attention.jointHeads(addV.forward(ctx), toV.forward(x), heads, null, null, 0, null), textLen);
+        return new Tensor[] {o[1], o[0]};
       }
       Tensor o = Attention.merge(a.backend().attendDeferred(
           () -> Attention.jointHeads(addV.forward(ctx), toV.forward(x), heads, null, null, 0, null),
           () -> Attention.jointHeads(addQ.forward(ctx), toQ.forward(x), heads, normAddedQ, normQ, 1e-6, a.rope()),
           () -> Attention.jointHeads(addK.forward(ctx), toK.forward(x), heads, normAddedK, normK, 1e-6, a.rope()),
           null).get()).to(x.scalar_type());
-      long textLen = ctx.size(1);
-      Tensor ctxOut = o.narrow(1, 0, textLen);
-      Tensor imgOut = o.narrow(1, textLen, o.size(1) - textLen);
-      return new Tensor[] {toOut.forward(imgOut), toAddOut.forward(ctxOut)};
+      return new Tensor[] {o.narrow(1, textLen, o.size(1) - textLen), o.narrow(1, 0, textLen)};
     }
 
     /** {@link #self} on the CPU kernel ({@link Attention#attendTokenMajor}): [B, S, H*D], unprojected. */
@@ -455,13 +456,11 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
     BlockIO forward(Tensor hidden, Tensor encoder, Args a) {
       Tensor[] n = norm1.apply(hidden, a.modulation(slot, norm1::modulation));
       Tensor[] c = norm1Context.apply(encoder, a.modulation(slot + 1, norm1Context::modulation));
-      Tensor[] attnOut = attn.joint(n[0], c[0], a);
-      Tensor h = AdaLayerNorms.addGated(hidden, n[1], attnOut[0]);
-      Tensor normed = AdaLayerNorms.modulate(Norms.layerNorm(h, 1e-6), n[2], n[3]);
-      h = AdaLayerNorms.addGated(h, n[4], ff.forward(normed));
-      Tensor e = AdaLayerNorms.addGated(encoder, c[1], attnOut[1]);
-      Tensor normedE = AdaLayerNorms.modulate(Norms.layerNorm(e, 1e-6), c[2], c[3]);
-      e = AdaLayerNorms.addGated(e, c[4], ffContext.forward(normedE));
+      Tensor[] attnOut = attn.joint(n[0], c[0], a);  // unprojected: projected into the gated residuals
+      Tensor h = attn.toOut.forwardGated(attnOut[0], hidden, n[1]);
+      h = ff.forwardGated(AdaLayerNorms.normModulate(h, n[2], n[3], 1e-6), h, n[4]);
+      Tensor e = attn.toAddOut.forwardGated(attnOut[1], encoder, c[1]);
+      e = ffContext.forwardGated(AdaLayerNorms.normModulate(e, c[2], c[3], 1e-6), e, c[4]);
       return new BlockIO(h, clipHalf(e));
     }
   }
@@ -497,7 +496,7 @@ public final class FluxTransformer2DModel extends AbstractDiffusersTransformer {
         mlp = projMlp.forward(n[0], FusedActivation.GELU_TANH);  // while the attention output travels
         attnOut = Attention.merge(attention.get()).to(hidden.scalar_type());
       }
-      return clipHalf(AdaLayerNorms.addGated(hidden, n[1], projOut.forward(torch.cat(new TensorVector(attnOut, mlp), 2))));
+      return clipHalf(projOut.forwardGated(torch.cat(new TensorVector(attnOut, mlp), 2), hidden, n[1]));
     }
 
     /** The fused form (cache-dit's FluxPatchFunctor): (image, text) in, concatenated inside, split after. */
