@@ -8,14 +8,17 @@ out="${2:-docs/bench/contention.md}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$here"
 gen=(./cachedit generate --prompt sneaker --n 16 --steps 28 --seed 0 --out /tmp/contention.png --json)
-# pool-kernel: one compute pool with cachedit's fp32 linear kernel (generate's default); pool: one pool, libtorch's
-# linear (OpenBLAS single-threaded inside it); blas-threads: OpenBLAS's own pthreads beside libtorch's pool
-modes=("pool-kernel" "pool" "blas-threads")
+# pool-kernel: one compute pool with cachedit's fp32 linear kernel (generate's default; idle threads sleep at
+# once); pool-kernel-spin: the same, idle threads spin CACHEDIT_OMP_SPINCOUNT=20000 (~0.2 ms) first; pool: one
+# pool, libtorch's linear (OpenBLAS single-threaded inside it); blas-threads: OpenBLAS's own pthreads beside
+# libtorch's pool. MODES="a b" picks some.
+read -r -a modes <<< "${MODES:-pool-kernel pool-kernel-spin pool blas-threads}"
 conds=("quiet" "busy-loop" "second-cachedit")
 declare -A sum cnt
 mode_env() {  # mode -> env assignments for env(1)
   case "$1" in
     pool-kernel) echo "CACHEDIT_BLAS_THREADS=1 CACHEDIT_LINEAR=cachedit" ;;
+    pool-kernel-spin) echo "CACHEDIT_BLAS_THREADS=1 CACHEDIT_LINEAR=cachedit CACHEDIT_OMP_SPINCOUNT=20000" ;;
     pool) echo "CACHEDIT_BLAS_THREADS=1 CACHEDIT_LINEAR=libtorch" ;;
     blas-threads) echo "CACHEDIT_BLAS_THREADS=native CACHEDIT_LINEAR=libtorch" ;;
   esac

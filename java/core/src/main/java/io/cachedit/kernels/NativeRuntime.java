@@ -16,10 +16,11 @@ import org.slf4j.LoggerFactory;
  * for a spinning thread to be descheduled: on the 2-core machine we test on, about 8 ms per op and
  * half the throughput of a transformer block. {@link #initialize()} therefore sets
  * {@code OMP_WAIT_POLICY=PASSIVE} unless the environment already sets it (or the system property
- * {@code cachedit.ompWaitPolicy=unchanged} is given), with a short spin before a thread sleeps
- * ({@code GOMP_SPINCOUNT}, default {@value #DEFAULT_SPIN_COUNT}, about 0.2 ms; {@code CACHEDIT_OMP_SPINCOUNT} /
- * {@code cachedit.ompSpinCount} changes it, 0 sleeps at once). libgomp reads these once, when it loads:
- * call this (any cachedit entry point does) before the first use of libtorch.
+ * {@code cachedit.ompWaitPolicy=unchanged} is given). {@code CACHEDIT_OMP_SPINCOUNT=N} /
+ * {@code cachedit.ompSpinCount} makes idle threads spin N times (about 100,000 per millisecond) before
+ * they sleep ({@code GOMP_SPINCOUNT}): faster on a machine with nothing else to do, two to three times
+ * slower next to other work (docs/runtime.md, "Why these defaults"). libgomp reads these once, when it
+ * loads: call this (any cachedit entry point does) before the first use of libtorch.
  *
  * <p>One compute pool: OpenBLAS's own pthreads spin beside libtorch's OpenMP threads, and next to
  * any other busy process the two pools fight for the cores (a second cachedit process made a forward
@@ -55,11 +56,10 @@ public final class NativeRuntime {
         String current = NativeEnvironment.getenv("OMP_WAIT_POLICY");
         if (current == null) {
           NativeEnvironment.setenv("OMP_WAIT_POLICY", property, 0);
-          // a short spin before sleeping: the next op of a forward usually starts within microseconds
-          String spin = setting("cachedit.ompSpinCount", "CACHEDIT_OMP_SPINCOUNT", DEFAULT_SPIN_COUNT);
-          parseSpinCount(spin);
-          if (property.equalsIgnoreCase("PASSIVE") && NativeEnvironment.getenv("GOMP_SPINCOUNT") == null) {
-            NativeEnvironment.setenv("GOMP_SPINCOUNT", spin, 0);
+          // opt-in spin before sleeping: faster on an idle machine, much slower next to other work
+          String spin = setting("cachedit.ompSpinCount", "CACHEDIT_OMP_SPINCOUNT", null);
+          if (spin != null && property.equalsIgnoreCase("PASSIVE") && NativeEnvironment.getenv("GOMP_SPINCOUNT") == null) {
+            NativeEnvironment.setenv("GOMP_SPINCOUNT", Long.toString(parseSpinCount(spin)), 0);
           }
           if (gompLoaded) {
             LOG.warn("libgomp was loaded before cachedit could set OMP_WAIT_POLICY={}; on machines with few cores "
@@ -96,14 +96,7 @@ public final class NativeRuntime {
     }
   }
 
-  /**
-   * Spins (about 100,000 per millisecond, libgomp's estimate) an idle pool thread waits before it
-   * sleeps, with the passive policy: long enough to catch the next op of a forward, short enough that
-   * a busy machine loses little (docs/runtime.md, "Why these defaults").
-   */
-  public static final String DEFAULT_SPIN_COUNT = "20000";
-
-  private static long parseSpinCount(String value) {
+  static long parseSpinCount(String value) {
     try {
       long n = Long.parseLong(value.trim());
       if (n >= 0) {

@@ -47,5 +47,11 @@ class NativeRuntimeTest {
     assertThrows(ConfigException.class, () -> NativeRuntime.setThreads(0));
     assertThrows(ConfigException.class, () -> NativeRuntime.parseThreads("two", "CACHEDIT_THREADS"));
     assertEquals(3, NativeRuntime.parseThreads(" 3 ", "CACHEDIT_THREADS"));
+    assertEquals(20000, NativeRuntime.parseSpinCount("20000"));
+    assertEquals(0, NativeRuntime.parseSpinCount(" 0 "));
+    for (String bad : new String[] {"-1", "lots", ""}) {
+      ConfigException e = assertThrows(ConfigException.class, () -> NativeRuntime.parseSpinCount(bad));
+      assertTrue(e.getMessage().contains("CACHEDIT_OMP_SPINCOUNT"), e.getMessage());
+    }
   }
 }
