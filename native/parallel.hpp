@@ -28,7 +28,10 @@ void parallel_blocks(int64_t n, int64_t block, int nthreads, int64_t work_per_it
     return;
   }
   const int nt = static_cast<int>(nblocks < nthreads ? nblocks : nthreads);
-#pragma omp parallel for num_threads(nt) schedule(static)
+  // dynamic: a thread that shares its core with other work (a busy neighbour, another request) takes
+  // fewer blocks instead of holding the others up; each block writes its own outputs, so the split
+  // never changes the bits
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t i = 0; i < nblocks; ++i) {
     const int64_t begin = i * block;
     body(begin, begin + block < n ? begin + block : n);
