@@ -250,12 +250,8 @@ extern "C" cdit_status cdit_linear_bf16_act(const float* x, int64_t M, int64_t K
 extern "C" cdit_status cdit_linear_bf16_gated(const float* x, int64_t M, int64_t K, const uint16_t* packed, int64_t N,
                                               const float* bias, const float* residual, const float* gate,
                                               int64_t rows_per_gate, int64_t gate_stride, float* y, int nthreads) {
-  Epilogue e;
-  e.residual = residual;
-  e.gate = gate;
-  e.rows_per_gate = rows_per_gate;
-  e.gate_stride = gate_stride;
   if (!residual) return checked("cdit_linear_bf16_gated", fail(CDIT_ERR_ARGUMENT, "residual must not be NULL"));
+  const Epilogue e = gated_epilogue(residual, gate, rows_per_gate, gate_stride);
   return checked("cdit_linear_bf16_gated", linear_bf16_impl(use_bf16_isa(), x, M, K, packed, N, bias, e, y, nthreads));
 }
 

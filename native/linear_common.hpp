@@ -45,6 +45,16 @@ struct Epilogue {
   int64_t gate_stride = 0;
 };
 
+// The epilogue of the *_gated entry points.
+inline Epilogue gated_epilogue(const float* residual, const float* gate, int64_t rows_per_gate, int64_t gate_stride) {
+  Epilogue e;
+  e.residual = residual;
+  e.gate = gate;
+  e.rows_per_gate = rows_per_gate;
+  e.gate_stride = gate_stride;
+  return e;
+}
+
 inline int check_epilogue(const Epilogue& e, int64_t N) {
   const int st = check_activation(e.activation);
   if (st != CDIT_OK) return st;
