@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "cachedit_kernels.h"
@@ -164,8 +162,7 @@ __attribute__((target("avx512f,avx512dq"))) void attend_head_avx512(const float*
 bool use_avx512() {
 #if CDIT_X86
   __builtin_cpu_init();
-  const char* cap = std::getenv("CACHEDIT_ATTENTION_ISA");
-  if (cap && std::strcmp(cap, "default") == 0) return false;
+  if (portable_path_forced("CACHEDIT_ATTENTION_ISA")) return false;
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
 #else
   return false;

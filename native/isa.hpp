@@ -7,6 +7,18 @@
 // bits as the vector ones by construction (one fused multiply-add per element and k).
 #pragma once
 
+#include <cstdlib>
+#include <cstring>
+
+namespace cachedit {
+// Whether the environment variable (CACHEDIT_LINEAR_ISA, ...) asks for the portable path ("default"):
+// tests and debugging compare it with the vector path, which gives the same bits.
+inline bool portable_path_forced(const char* variable) {
+  const char* v = std::getenv(variable);
+  return v && std::strcmp(v, "default") == 0;
+}
+}  // namespace cachedit
+
 #if defined(__x86_64__) || defined(__i386__)
 #define CDIT_X86 1
 #include <immintrin.h>

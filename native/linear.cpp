@@ -104,8 +104,7 @@ void micro_avx2(const float* x, int64_t K, const float* panel, int rows, float* 
 bool use_avx2() {
 #if CDIT_X86
   __builtin_cpu_init();
-  const char* cap = std::getenv("CACHEDIT_LINEAR_ISA");
-  if (cap && std::strcmp(cap, "default") == 0) return false;
+  if (portable_path_forced("CACHEDIT_LINEAR_ISA")) return false;
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
   return false;

@@ -129,8 +129,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_bf16_12x2(const uint16_
 bool use_bf16_isa() {
 #if CDIT_X86
   __builtin_cpu_init();
-  const char* cap = std::getenv("CACHEDIT_LINEAR_ISA");
-  if (cap && std::strcmp(cap, "default") == 0) return false;
+  if (portable_path_forced("CACHEDIT_LINEAR_ISA")) return false;
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 #else
   return false;

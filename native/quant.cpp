@@ -647,8 +647,7 @@ int qlinear_impl(bool avx2, int dtype, int qact, int qweight, const void* x, int
 bool use_avx2() {
 #if CDIT_X86
   __builtin_cpu_init();
-  const char* cap = std::getenv("CACHEDIT_QLINEAR_ISA");
-  if (cap && std::strcmp(cap, "default") == 0) return false;
+  if (portable_path_forced("CACHEDIT_QLINEAR_ISA")) return false;
   return __builtin_cpu_supports("avx2");
 #else
   return false;

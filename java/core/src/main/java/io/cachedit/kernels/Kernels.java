@@ -39,6 +39,11 @@ public final class Kernels {
   }
 
   /** Kernels using exactly {@code threads} CPU threads (1 = serial). */
+  /** Kernels sized as the process's compute pool (libtorch's intra-op threads; docs/runtime.md). */
+  public static Kernels forComputePool() {
+    return withThreads(Math.max(1, torch.get_num_threads()));
+  }
+
   public static Kernels withThreads(int threads) {
     if (threads < 1) {
       throw new IllegalArgumentException("threads must be >= 1, got " + threads);
@@ -497,9 +502,7 @@ public final class Kernels {
    * output, applied as the kernel writes it.
    */
   public Tensor invariantLinear(Tensor x, Tensor packed, long out, long in, Tensor bias, FusedActivation activation) {
-    if (packed.numel() != NativeKernels.linearF32PackedFloats(out, in)) {
-      throw new IllegalArgumentException("packed is not a packed " + out + " x " + in + " weight");
-    }
+    requirePackedF32(packed, out, in);
     int act = java.util.Objects.requireNonNull(activation, "activation").code;
     return cpuFp32Linear("invariantLinear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearF32Act(xa, rows,
         in, address(packed), out, b, act, y, threads));
@@ -539,10 +542,7 @@ public final class Kernels {
 
   /** {@link #bf16Linear(Tensor, Tensor, long, long, Tensor)} followed by {@code activation} on each output. */
   public Tensor bf16Linear(Tensor x, Tensor packed, long out, long in, Tensor bias, FusedActivation activation) {
-    if (packed.numel() != NativeKernels.linearBf16PackedElements(out, in)
-        || packed.scalar_type().intern() != ScalarType.BFloat16) {
-      throw new IllegalArgumentException("packed is not a packed bf16 " + out + " x " + in + " weight");
-    }
+    requirePackedBf16(packed, out, in);
     int act = java.util.Objects.requireNonNull(activation, "activation").code;
     return cpuFp32Linear("bf16Linear", x, out, in, bias, (xa, rows, b, y) -> NativeKernels.linearBf16Act(xa, rows, in,
         address(packed), out, b, act, y, threads));
@@ -556,9 +556,7 @@ public final class Kernels {
    */
   public Tensor invariantLinearGated(Tensor x, Tensor packed, long out, long in, Tensor bias, Tensor residual,
       Tensor gate) {
-    if (packed.numel() != NativeKernels.linearF32PackedFloats(out, in)) {
-      throw new IllegalArgumentException("packed is not a packed " + out + " x " + in + " weight");
-    }
+    requirePackedF32(packed, out, in);
     return gatedLinear("invariantLinearGated", x, out, in, bias, residual, gate, (xa, rows, b, r, g, perGate, stride,
         y) -> NativeKernels.linearF32Gated(xa, rows, in, address(packed), out, b, r, g, perGate, stride, y, threads));
   }
@@ -566,12 +564,22 @@ public final class Kernels {
   /** {@link #invariantLinearGated} on the bf16-compute kernel ({@link #bf16Linear}). */
   public Tensor bf16LinearGated(Tensor x, Tensor packed, long out, long in, Tensor bias, Tensor residual,
       Tensor gate) {
+    requirePackedBf16(packed, out, in);
+    return gatedLinear("bf16LinearGated", x, out, in, bias, residual, gate, (xa, rows, b, r, g, perGate, stride,
+        y) -> NativeKernels.linearBf16Gated(xa, rows, in, address(packed), out, b, r, g, perGate, stride, y, threads));
+  }
+
+  private static void requirePackedF32(Tensor packed, long out, long in) {
+    if (packed.numel() != NativeKernels.linearF32PackedFloats(out, in)) {
+      throw new IllegalArgumentException("packed is not a packed " + out + " x " + in + " weight");
+    }
+  }
+
+  private static void requirePackedBf16(Tensor packed, long out, long in) {
     if (packed.numel() != NativeKernels.linearBf16PackedElements(out, in)
         || packed.scalar_type().intern() != ScalarType.BFloat16) {
       throw new IllegalArgumentException("packed is not a packed bf16 " + out + " x " + in + " weight");
     }
-    return gatedLinear("bf16LinearGated", x, out, in, bias, residual, gate, (xa, rows, b, r, g, perGate, stride,
-        y) -> NativeKernels.linearBf16Gated(xa, rows, in, address(packed), out, b, r, g, perGate, stride, y, threads));
   }
 
   @FunctionalInterface
@@ -726,7 +734,7 @@ public final class Kernels {
   }
 
   private static Tensor cpuFp32(String name, Tensor t) {
-    if (t.is_cuda() || t.scalar_type().intern() != ScalarType.Float) {
+    if (!Tensors.cpuFloat(t)) {
       throw new IllegalArgumentException(name + " must be a CPU fp32 tensor, got " + t.scalar_type().intern()
           + (t.is_cuda() ? " on CUDA" : ""));
     }

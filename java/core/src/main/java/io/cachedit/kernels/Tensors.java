@@ -11,6 +11,11 @@ public final class Tensors {
     return t == null || t.isNull() ? 0 : t.nbytes();
   }
 
+  /** Whether the tensor is fp32 on the CPU: what cachedit's fused CPU kernels take. */
+  public static boolean cpuFloat(Tensor t) {
+    return t != null && !t.is_cuda() && t.scalar_type().intern() == org.bytedeco.pytorch.global.torch.ScalarType.Float;
+  }
+
   /** Whether two tensors have the same shape. */
   public static boolean sameShape(Tensor a, Tensor b) {
     if (a.dim() != b.dim()) {

@@ -114,7 +114,7 @@ public final class ContextParallel implements AutoCloseable {
     CommGroup ulysses = u == 1 ? null : u == cp.size() ? cp : ParallelMesh.group(groups, mesh, "ulysses", mesh.ulyssesRanks());
     CommGroup ring = r == 1 ? null : r == cp.size() ? cp : ParallelMesh.group(groups, mesh, "ring", mesh.ringRanks());
     SequenceSplitter splitter = new SequenceSplitter(cp, host, config.ulyssesAnything());
-    Kernels kernels = Kernels.withThreads(Math.max(1, torch.get_num_threads()));
+    Kernels kernels = Kernels.forComputePool();
     List<Installed> installed = new ArrayList<>();
     WireBytes wireBytes = new WireBytes();
     for (Transformer t : models) {

@@ -96,7 +96,7 @@ public final class BatchInvariance {
     }
 
     private static Kernels kernels() {
-      return Kernels.withThreads(Math.max(1, torch.get_num_threads()));
+      return Kernels.forComputePool();
     }
 
     @Override

@@ -73,7 +73,7 @@ final class QuantizedLinear implements LinearKernel {
   }
 
   private static Kernels kernels() {
-    return Kernels.withThreads(Math.max(1, torch.get_num_threads()));
+    return Kernels.forComputePool();
   }
 
   @Override

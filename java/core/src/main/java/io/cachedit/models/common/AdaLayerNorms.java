@@ -1,5 +1,7 @@
 package io.cachedit.models.common;
 
+import static io.cachedit.kernels.Tensors.cpuFloat;
+
 import io.cachedit.io.WeightScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -23,15 +25,12 @@ public final class AdaLayerNorms {
    */
   public static Tensor normModulate(Tensor x, Tensor shift, Tensor scale, double eps) {
     if (x.dim() == 3 && shift.dim() == 2 && scale.dim() == 2 && cpuFloat(x) && cpuFloat(shift) && cpuFloat(scale)) {
-      return io.cachedit.kernels.Kernels.withThreads(Math.max(1, torch.get_num_threads())).layerNormModulate(x, shift,
+      return io.cachedit.kernels.Kernels.forComputePool().layerNormModulate(x, shift,
           scale, eps);
     }
     return modulate(Norms.layerNorm(x, eps), shift, scale);
   }
 
-  private static boolean cpuFloat(Tensor t) {
-    return !t.is_cuda() && t.scalar_type().intern() == ScalarType.Float;
-  }
 
   /** The gated residual {@code x + gate[:, None] * y} for x, y [B, S, C] and gate [B, C], in one pass. */
   public static Tensor addGated(Tensor x, Tensor gate, Tensor y) {

@@ -1,9 +1,10 @@
 package io.cachedit.models.common;
 
+import static io.cachedit.kernels.Tensors.cpuFloat;
+
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /** The head reshapes every attention of the models shares. */
 public final class Attention {
@@ -30,7 +31,7 @@ public final class Attention {
    */
   public static Tensor jointHeads(Tensor a, Tensor b, long heads, Tensor wa, Tensor wb, double eps, Rope.CosSin rope) {
     if (fusable(a, b, wa, wb, rope)) {
-      return io.cachedit.kernels.Kernels.withThreads(Math.max(1, torch.get_num_threads())).headsNormRope(a, b, heads,
+      return io.cachedit.kernels.Kernels.forComputePool().headsNormRope(a, b, heads,
           wa, b == null ? null : wb, eps, rope == null ? null : rope.cos(), rope == null ? null : rope.sin());
     }
     Tensor ha = heads(a, heads);
@@ -65,7 +66,7 @@ public final class Attention {
    * copies of the two parts (docs/kernels.md section 9). Check {@link #tokenMajorApplies} first.
    */
   public static Tensor[] attendTokenMajor(Tensor q, Tensor k, Tensor v, long split) {
-    return io.cachedit.kernels.Kernels.withThreads(Math.max(1, torch.get_num_threads())).attentionTokenMajor(q, k, v,
+    return io.cachedit.kernels.Kernels.forComputePool().attentionTokenMajor(q, k, v,
         split);
   }
 
@@ -74,9 +75,6 @@ public final class Attention {
         && (b == null || wa == null || cpuFloat(wb)) && (rope == null || cpuFloat(rope.cos()) && cpuFloat(rope.sin()));
   }
 
-  private static boolean cpuFloat(Tensor t) {
-    return t != null && !t.is_cuda() && t.scalar_type().intern() == ScalarType.Float;
-  }
 
   /** [B, H, S, D] -> [B, S, H*D]. */
   public static Tensor merge(Tensor x) {

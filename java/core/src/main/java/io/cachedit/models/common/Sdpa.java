@@ -1,6 +1,7 @@
 package io.cachedit.models.common;
 
 import io.cachedit.error.ConfigException;
+import io.cachedit.kernels.Tensors;
 import java.util.Locale;
 import org.bytedeco.pytorch.Context;
 import org.bytedeco.pytorch.DoubleOptional;
@@ -82,11 +83,8 @@ public final class Sdpa implements AttentionBackend {
 
   /** Self-attention shapes on CPU fp32 up to {@link Attention#FUSED_MAX_TOKENS} tokens. */
   private static boolean cachedItKernelApplies(Tensor q, Tensor k, Tensor v) {
-    return q.dim() == 4 && !q.is_cuda() && q.scalar_type().intern() == ScalarType.Float
-        && k.scalar_type().intern() == ScalarType.Float && v.scalar_type().intern() == ScalarType.Float
-        && !k.is_cuda() && !v.is_cuda() && q.size(2) <= Attention.FUSED_MAX_TOKENS
-        && java.util.Arrays.equals(q.sizes().vec().get(), k.sizes().vec().get())
-        && java.util.Arrays.equals(q.sizes().vec().get(), v.sizes().vec().get());
+    return q.dim() == 4 && Tensors.cpuFloat(q) && Tensors.cpuFloat(k) && Tensors.cpuFloat(v)
+        && q.size(2) <= Attention.FUSED_MAX_TOKENS && Tensors.sameShape(q, k) && Tensors.sameShape(q, v);
   }
 
   /** {@code softmax(q k^T / sqrt(D) + mask) v} with fp32 (or wider) scores, in q's dtype. */
