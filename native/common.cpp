@@ -50,13 +50,13 @@ extern "C" const char* cdit_status_string(int status) {
   }
 }
 
-// Mirrors the resolver GCC generates for target_clones("avx512f", "avx2", "default"); other targets
-// have the baseline version only.
+// Mirrors the resolver GCC generates for target_clones("avx512f", "arch=x86-64-v3", "default")
+// (isa.hpp): x86-64-v3 needs AVX2 and FMA, reported as "avx2". Other targets have the baseline only.
 extern "C" const char* cdit_cpu_isa(void) {
 #if CDIT_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f")) return "avx512f";
-  if (__builtin_cpu_supports("avx2")) return "avx2";
+  if (__builtin_cpu_supports("x86-64-v3")) return "avx2";
 #endif
   return "default";
 }

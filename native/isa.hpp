@@ -1,6 +1,6 @@
 // Instruction sets, chosen in one place (docs/packaging.md, "Platforms").
 //
-// x86-64: each hot loop is compiled for AVX-512F, AVX2 and the baseline and the loader picks one per
+// x86-64: each hot loop is compiled for AVX-512F, AVX2 (x86-64-v3) and the baseline and the loader picks one per
 // CPU (GCC target_clones); the hand-written AVX2 kernels of the linear layers are picked at run time.
 // Other targets (linux-arm64) compile one version for their baseline — on aarch64 that includes NEON,
 // which the compiler uses for the same loops — and take the portable kernels, which give the same
@@ -22,8 +22,10 @@ inline bool portable_path_forced(const char* variable) {
 #if defined(__x86_64__) || defined(__i386__)
 #define CDIT_X86 1
 #include <immintrin.h>
-#define CDIT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#define CDIT_CLONES_AVX2 __attribute__((target_clones("avx2", "default")))
+// x86-64-v3 (AVX2 with FMA, BMI, F16C) rather than plain "avx2": without FMA every std::fma in a clone
+// is a libm call.
+#define CDIT_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#define CDIT_CLONES_AVX2 __attribute__((target_clones("arch=x86-64-v3", "default")))
 #define CDIT_TARGET_AVX2 __attribute__((target("avx2")))
 #define CDIT_TARGET_AVX2_FMA __attribute__((target("avx2,fma")))
 #else

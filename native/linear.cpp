@@ -123,6 +123,7 @@ int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* pa
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
   // work items: (row block, panel); each writes its own outputs, so any split gives the same bits
   const int64_t rows_per_item = std::min(M, kRowBlock);
+  const int store_level = avx2 ? store_tile_level() : 0;
   parallel_blocks(row_blocks * np, 1, nthreads, rows_per_item * K * kCols / 8, [&](int64_t begin, int64_t end) {
     float tile[kRows * kCols];
     std::vector<float> pad;
@@ -145,7 +146,7 @@ int linear_impl(bool avx2, const float* x, int64_t M, int64_t K, const float* pa
         (void)avx2;
         micro_generic(x + m * K, K, panel, rows, tile, kCols);
 #endif
-        store_tile(tile, rows, kCols, cols, bias, n0, epilogue, m, y, N);
+        store_tile(store_level, tile, rows, kCols, cols, bias, n0, epilogue, m, y, N);
       }
     }
   });

@@ -146,6 +146,7 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
   const int64_t Kp = 2 * pairs(K);
   const int64_t row_blocks = (M + kRowBlock - 1) / kRowBlock;
   const int64_t rows_per_item = std::min(M, kRowBlock);
+  const int store_level = vec ? store_tile_level() : 0;
   // work items: row blocks; each rounds its rows once and runs all panels over them
   parallel_blocks(row_blocks, 1, nthreads, rows_per_item * K * np * kCols / 8, [&](int64_t begin, int64_t end) {
     std::vector<uint16_t> xb(static_cast<size_t>(kRowBlock * Kp));
@@ -168,7 +169,7 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
           for (int m = 0; m < block_rows; m += kRows) {
             const int rows = std::min(kRows, block_rows - m);
             micro_bf16_12x2(xb.data() + m * Kp, Kp, packed + p * kCols * Kp, packed + (p + 1) * kCols * Kp, tile2);
-            store_tile(tile2, rows, 2 * kCols, cols, bias, n0, epilogue, m0 + m, y, N);
+            store_tile(store_level, tile2, rows, 2 * kCols, cols, bias, n0, epilogue, m0 + m, y, N);
           }
           p += 2;
           continue;
@@ -188,7 +189,7 @@ int linear_bf16_impl(bool vec, const float* x, int64_t M, int64_t K, const uint1
           (void)vec;
           micro_generic(xb.data() + m * Kp, Kp, panel, rows, tile);
 #endif
-          store_tile(tile, rows, kCols, cols, bias, n0, epilogue, m0 + m, y, N);
+          store_tile(store_level, tile, rows, kCols, cols, bias, n0, epilogue, m0 + m, y, N);
         }
         ++p;
       }

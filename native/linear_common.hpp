@@ -8,6 +8,7 @@
 
 #include "cachedit_kernels.h"
 #include "error.hpp"
+#include "isa.hpp"
 
 namespace cachedit {
 
@@ -68,9 +69,11 @@ inline int check_epilogue(const Epilogue& e, int64_t N) {
 // Writes rows x cols of a micro-kernel tile (tile_cols floats per row; rows m.. of y [.][N], column
 // n0) through the epilogue: sum + bias[n0 + j] (the one rounding after the dot product), then the
 // activation, then fma(gate, value, residual) (one rounding, as libtorch's vectorised addcmul).
-// The tile is scratch.
-inline void store_tile(float* tile, int rows, int64_t tile_cols, int64_t cols, const float* bias, int64_t n0,
-                       const Epilogue& e, int64_t m, float* y, int64_t N) {
+// The tile is scratch. The body is compiled per instruction set below: at the baseline std::fma is a
+// libm call per element, which cost as much as the tile's dot products; every version rounds alike.
+__attribute__((always_inline)) inline void store_tile_body(float* tile, int rows, int64_t tile_cols, int64_t cols,
+                                                           const float* bias, int64_t n0, const Epilogue& e,
+                                                           int64_t m, float* y, int64_t N) {
   if (e.activation != CDIT_ACT_NONE) {
     if (bias) {
       for (int r = 0; r < rows; ++r) {
@@ -98,6 +101,41 @@ inline void store_tile(float* tile, int rows, int64_t tile_cols, int64_t cols, c
       std::memcpy(yr, t, static_cast<size_t>(cols) * sizeof(float));
     }
   }
+}
+
+#if CDIT_X86
+__attribute__((target("avx512f"))) inline void store_tile_avx512(float* tile, int rows, int64_t tile_cols,
+                                                                  int64_t cols, const float* bias, int64_t n0,
+                                                                  const Epilogue& e, int64_t m, float* y, int64_t N) {
+  store_tile_body(tile, rows, tile_cols, cols, bias, n0, e, m, y, N);
+}
+CDIT_TARGET_AVX2_FMA inline void store_tile_avx2(float* tile, int rows, int64_t tile_cols, int64_t cols,
+                                                 const float* bias, int64_t n0, const Epilogue& e, int64_t m,
+                                                 float* y, int64_t N) {
+  store_tile_body(tile, rows, tile_cols, cols, bias, n0, e, m, y, N);
+}
+#endif
+
+// Which store_tile version this CPU runs: 2 AVX-512F, 1 AVX2 + FMA, 0 the baseline.
+inline int store_tile_level() {
+#if CDIT_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+  return 0;
+}
+
+// level: store_tile_level(), read once per kernel call.
+inline void store_tile(int level, float* tile, int rows, int64_t tile_cols, int64_t cols, const float* bias,
+                       int64_t n0, const Epilogue& e, int64_t m, float* y, int64_t N) {
+#if CDIT_X86
+  if (level == 2) return store_tile_avx512(tile, rows, tile_cols, cols, bias, n0, e, m, y, N);
+  if (level == 1) return store_tile_avx2(tile, rows, tile_cols, cols, bias, n0, e, m, y, N);
+#else
+  (void)level;
+#endif
+  store_tile_body(tile, rows, tile_cols, cols, bias, n0, e, m, y, N);
 }
 
 }  // namespace cachedit
