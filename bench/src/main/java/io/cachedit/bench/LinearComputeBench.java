@@ -20,6 +20,7 @@ import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
@@ -36,7 +37,10 @@ import org.openjdk.jmh.infra.Blackhole;
  *
  * <ul>
  *   <li>{@code step}: one denoising step of the bundled model, the issue's unit: 16 images with batched
- *       classifier-free guidance, i.e. one transformer forward of 32 x 53 tokens, plus the scheduler.
+ *       classifier-free guidance, i.e. one transformer forward of 32 x 53 tokens, plus the scheduler
+ *       and a one-step generation's own set-up (conditioning, RoPE tables, noise).
+ *   <li>{@code generationStep}: the default 28-step uncached generation, per step (JMH divides by 28):
+ *       the per-forward cost with the per-generation set-up amortised.
  *   <li>{@code linear}: one layer at the bundled model's shapes, {@code MxKxN} (M = 32 x 53 tokens,
  *       hidden 128, MLP 512).
  * </ul>
@@ -80,6 +84,35 @@ public class LinearComputeBench {
       model = BundledModel.load(MODEL);
       applyCompute(model.transformer(), compute);
       request = Generation.request(model, "sneaker", 16, 0, 1, 4.0);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+      model.close();
+      scope.close();
+    }
+  }
+
+  /** The bundled model with one compute mode and the default 28-step request. */
+  @State(Scope.Benchmark)
+  public static class GenerationState {
+    static final int STEPS = 28;
+
+    @Param({"libtorch", "fp32", "bf16"})
+    public String compute;
+
+    PointerScope scope;
+    BundledModel model;
+    FluxPipeline.Request request;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+      NativeRuntime.initialize();
+      requireModel();
+      scope = new PointerScope();
+      model = BundledModel.load(MODEL);
+      applyCompute(model.transformer(), compute);
+      request = Generation.request(model, "sneaker", 16, 0, STEPS, 4.0);
     }
 
     @TearDown(Level.Trial)
@@ -139,6 +172,20 @@ public class LinearComputeBench {
   @Measurement(iterations = 5, time = 2)
   @Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
   public void step(StepState s, Blackhole bh) {
+    try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
+      bh.consume(s.model.pipeline().generate(s.request, null).numel());
+    }
+  }
+
+  /** A whole uncached generation, reported per step: the per-forward cost with the per-generation work amortised. */
+  @Benchmark
+  @BenchmarkMode(Mode.AverageTime)
+  @OutputTimeUnit(TimeUnit.MILLISECONDS)
+  @OperationsPerInvocation(GenerationState.STEPS)
+  @Warmup(iterations = 3, time = 3)
+  @Measurement(iterations = 6, time = 3)
+  @Fork(value = 1, jvmArgsAppend = {"-Xmx4g"})
+  public void generationStep(GenerationState s, Blackhole bh) {
     try (PointerScope scope = new PointerScope(); NoGradGuard noGrad = new NoGradGuard()) {
       bh.consume(s.model.pipeline().generate(s.request, null).numel());
     }
