@@ -40,6 +40,8 @@ stop_partner() {
   if [[ -n "$partner_pid" ]]; then pkill -P "$partner_pid" 2>/dev/null || true; kill "$partner_pid" 2>/dev/null || true
     wait "$partner_pid" 2>/dev/null || true; partner_pid=""; fi
   pkill -f "contention.png" 2>/dev/null || true
+  # a killed JVM takes a moment to exit: the next (quiet) measurement must not overlap it
+  for _ in $(seq 1 100); do pgrep -f "contention.png" >/dev/null || break; sleep 0.1; done
 }
 trap stop_partner EXIT
 "${gen[@]}" >/dev/null 2>&1 || true  # build and warm the page cache
