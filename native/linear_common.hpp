@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "cachedit_kernels.h"
@@ -117,10 +118,13 @@ CDIT_TARGET_AVX2_FMA inline void store_tile_avx2(float* tile, int rows, int64_t 
 #endif
 
 // Which store_tile version this CPU runs: 2 AVX-512F, 1 AVX2 + FMA, 0 the baseline.
+// CACHEDIT_LINEAR_ISA=avx2 stops at 1, so that tests reach the AVX2 version on AVX-512 machines.
 inline int store_tile_level() {
 #if CDIT_X86
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) return 2;
+  const char* cap = std::getenv("CACHEDIT_LINEAR_ISA");
+  const bool avx2_only = cap && std::strcmp(cap, "avx2") == 0;
+  if (!avx2_only && __builtin_cpu_supports("avx512f")) return 2;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
   return 0;

@@ -71,7 +71,7 @@ CDIT_CASE(linear_epilogues_equal_the_composites_on_every_path) {
   std::vector<uint16_t> pb(static_cast<size_t>(cdit_linear_bf16_packed_elements(N, K)));
   CDIT_CHECK(cdit_linear_f32_pack(w.data(), N, K, pf.data(), 1) == CDIT_OK, "pack f32");
   CDIT_CHECK(cdit_linear_bf16_pack(w.data(), N, K, pb.data(), 1) == CDIT_OK, "pack bf16");
-  for (const char* isa : {static_cast<const char*>(nullptr), "default"}) {
+  for (const char* isa : {static_cast<const char*>(nullptr), "avx2", "default"}) {
     cdit_test::set_env_isa("CACHEDIT_LINEAR_ISA", isa);
     for (const float* bias : {static_cast<const float*>(b.data()), static_cast<const float*>(nullptr)}) {
       std::vector<float> plain(M * N), fused(M * N);
@@ -90,7 +90,7 @@ CDIT_CASE(linear_epilogues_equal_the_composites_on_every_path) {
   }
   // gated residual: residual + gate[row / 11] * (x W^T + b), 11 rows per gate row (7 gate rows, stride 3N)
   auto res = randn(M * N, 14), gates = randn(7 * 3 * N, 15);
-  for (const char* isa : {static_cast<const char*>(nullptr), "default"}) {
+  for (const char* isa : {static_cast<const char*>(nullptr), "avx2", "default"}) {
     cdit_test::set_env_isa("CACHEDIT_LINEAR_ISA", isa);
     std::vector<float> plain(M * N), fused(M * N), want(M * N);
     CDIT_CHECK(cdit_linear_f32(x.data(), M, K, pf.data(), N, b.data(), plain.data(), 2) == CDIT_OK, "f32");

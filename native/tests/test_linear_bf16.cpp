@@ -38,7 +38,7 @@ float bf(float v) { return cachedit::bf16_to_f32(cachedit::f32_to_bf16(v)); }
 CDIT_CASE(linear_bf16_accuracy_against_fp64_of_rounded_operands) {
   const int64_t M = 53, K = 301, N = 37;  // odd K: the last pair is padded; ragged last panel
   auto x = randn(M * K, 11), w = randn(N * K, 12), b = randn(N, 13);
-  const char* isas[] = {nullptr, "default"};
+  const char* isas[] = {nullptr, "avx2", "default"};  // "avx2": the AVX2 epilogue on AVX-512 CPUs
   for (const char* isa : isas) {
     set_isa(isa);
     auto y = run_bf16(x, M, K, pack_bf16(w, N, K), N, b.data(), 2);

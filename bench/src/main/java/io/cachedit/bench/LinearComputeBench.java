@@ -83,7 +83,12 @@ public class LinearComputeBench {
       scope = new PointerScope();
       model = BundledModel.load(MODEL);
       applyCompute(model.transformer(), compute);
-      request = Generation.request(model, "sneaker", 16, 0, 1, 4.0);
+      request = Generation.request(model, "sneaker", 16, 0, steps(), 4.0);
+    }
+
+    /** Denoising steps of the request. */
+    int steps() {
+      return 1;
     }
 
     @TearDown(Level.Trial)
@@ -95,30 +100,12 @@ public class LinearComputeBench {
 
   /** The bundled model with one compute mode and the default 28-step request. */
   @State(Scope.Benchmark)
-  public static class GenerationState {
+  public static class GenerationState extends StepState {
     static final int STEPS = 28;
 
-    @Param({"libtorch", "fp32", "bf16"})
-    public String compute;
-
-    PointerScope scope;
-    BundledModel model;
-    FluxPipeline.Request request;
-
-    @Setup(Level.Trial)
-    public void setUp() {
-      NativeRuntime.initialize();
-      requireModel();
-      scope = new PointerScope();
-      model = BundledModel.load(MODEL);
-      applyCompute(model.transformer(), compute);
-      request = Generation.request(model, "sneaker", 16, 0, STEPS, 4.0);
-    }
-
-    @TearDown(Level.Trial)
-    public void tearDown() {
-      model.close();
-      scope.close();
+    @Override
+    int steps() {
+      return STEPS;
     }
   }
 
