@@ -92,8 +92,10 @@ class FluxModelTest {
         // over the memory budget the blocks compute their modulations each step: same function
         var perStepModulation = new FluxTransformer2DModel.Conditioning(cond.encoder(), cond.temb(), cond.outScale1p(),
             cond.outShift(), null);
-        assertTrue(torch.allclose(batched, flux.forward(in.get("hidden_states"), perStepModulation, i, rope, null),
-            1e-5, 1e-6, false), "step " + i + " without precomputed modulations");
+        // (the same GEMM-shape caveat: OpenBLAS's Haswell kernels differed by 1.7e-6 here, its SkylakeX ones not)
+        Tensor perStepMod = flux.forward(in.get("hidden_states"), perStepModulation, i, rope, null);
+        assertTrue(torch.allclose(batched, perStepMod, 1e-5, 1e-5, false), "step " + i
+            + " without precomputed modulations: " + batched.sub(perStepMod).abs().max().item_double());
       }
       assertEquals(2 * flux.config().numLayers() + flux.config().numSingleLayers(), cond.blockModulations().size());
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> flux.condition(

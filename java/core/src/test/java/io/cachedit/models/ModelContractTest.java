@@ -175,7 +175,12 @@ class ModelContractTest {
         calls.incrementAndGet();
         return Sdpa.AUTO.attend(q, k, v, mask);
       });
-      assertTrue(torch.equal(reference, a.forward(new ForwardInputs(in, spec.values()), null)));
+      // Same attention values; but a model whose default path is a fused kernel (FLUX's token-major
+      // attention) feeds its projections other tensor layouts than the strategy path, and OpenBLAS's
+      // kernels may then sum in another order (its Haswell kernels: 1e-6 apart; SkylakeX: equal)
+      Tensor viaStrategy = a.forward(new ForwardInputs(in, spec.values()), null);
+      assertTrue(torch.allclose(reference, viaStrategy, 1e-5, 1e-5, false),
+          spec + ": " + reference.sub(viaStrategy).abs().max().item_double());
       assertTrue(calls.get() > 0, "the model computes attention through its strategy");
       int seen = calls.get();
       b.forward(new ForwardInputs(in, spec.values()), null);
