@@ -102,7 +102,8 @@ class EngineSeamsTest {
     for (int i = 0; i < a.size(); i++) {
       assertTrue(torch.equal(a.get(i), b.get(i)), "step " + i);
     }
-    assertThrows(ConfigException.class, () -> EngineSettings.defaults().withKernelThreads(0));
+    assertThrows(ConfigException.class, () -> EngineSettings.defaults().withKernelThreads(-1));
+    assertEquals(EngineSettings.COMPUTE_POOL, EngineSettings.defaults().kernelThreads());
   }
 
   @Test

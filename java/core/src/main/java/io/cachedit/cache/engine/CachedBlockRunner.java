@@ -39,8 +39,10 @@ public final class CachedBlockRunner implements BlockRunner, AutoCloseable {
     this.listName = list.name();
     this.blockCount = list.size();
     this.defaultSeparateCfg = separateCfg;
-    this.engine = new CachePolicy.Engine(listName, list.pattern(), Kernels.withThreads(settings.kernelThreads()),
-        settings.reducer(), settings.listener(), settings.bufferPrecision());
+    Kernels kernels = settings.kernelThreads() == EngineSettings.COMPUTE_POOL
+        ? Kernels.forComputePool() : Kernels.withThreads(settings.kernelThreads());
+    this.engine = new CachePolicy.Engine(listName, list.pattern(), kernels, settings.reducer(), settings.listener(),
+        settings.bufferPrecision());
     this.policy = policy(config, calibratorConfig);
   }
 
