@@ -1,5 +1,6 @@
 package io.cachedit.cli;
 
+import io.cachedit.kernels.NativeRuntime;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -32,6 +33,22 @@ public final class Main implements Runnable {
       cmd.getErr().println("error: " + oneLine(e, false) + " (see: cachedit " + cmd.getCommandSpec().qualifiedName(" ")
           .replaceFirst("^cachedit ?", "") + (cmd.getCommandSpec().name().equals("cachedit") ? "" : " ") + "--help)");
       return 2;
+    });
+    cli.setExecutionStrategy(parsed -> {
+      CommandLine.ParseResult last = parsed;
+      while (last.hasSubcommand()) {
+        last = last.subcommand();
+      }
+      if (last != parsed && !last.isUsageHelpRequested() && !last.isVersionHelpRequested()) {
+        // One compute pool and its wait policy must be in place before anything loads libtorch; commands
+        // create libtorch objects (a NoGradGuard, say) before they reach the library's own entry points.
+        try {
+          NativeRuntime.initialize();
+        } catch (RuntimeException e) {
+          throw new CommandLine.ExecutionException(last.commandSpec().commandLine(), e.getMessage(), e);
+        }
+      }
+      return new CommandLine.RunLast().execute(parsed);
     });
     try {
       return cli.execute(args);
