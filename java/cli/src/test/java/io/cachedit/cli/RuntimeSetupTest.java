@@ -3,10 +3,8 @@ package io.cachedit.cli;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -21,14 +19,10 @@ import org.junit.jupiter.api.io.TempDir;
 class RuntimeSetupTest {
   @Test
   void benchSetsUpTheComputePoolBeforeLibtorchLoads(@TempDir Path dir) throws Exception {
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-        .filter(a -> !a.startsWith("-agentlib") && !a.startsWith("-javaagent")).toList());
     // an empty data folder: the command stops with an error after loading the model and the classifier
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "bench",
-        "--model", "../../models/fashion-flux", "--classifier", "../../models/fashion-classifier",
-        "--data", dir.toString(), "--out", dir.resolve("out").toString(), "--steps", "2", "--prompts", "bag"));
+    List<String> cmd = ChildJvm.cachedit("bench", "--model", "../../models/fashion-flux", "--classifier",
+        "../../models/fashion-classifier", "--data", dir.toString(), "--out", dir.resolve("out").toString(),
+        "--steps", "2", "--prompts", "bag");
     ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("log").toFile());
     for (String v : List.of("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_NUM_THREADS", "CACHEDIT_BLAS_THREADS",
         "CACHEDIT_OMP_SPINCOUNT", "CACHEDIT_THREADS")) {

@@ -3,7 +3,6 @@ package io.cachedit.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.management.ManagementFactory;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -11,7 +10,6 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -26,12 +24,8 @@ class ServeCommandTest {
 
   @Test
   void sigtermFinishesTheRunningRequestRefusesTheQueuedOneAndExitsZero(@TempDir Path dir) throws Exception {
-    List<String> cmd = new ArrayList<>();
-    cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments().stream()
-        .filter(a -> !a.startsWith("-agentlib") && !a.startsWith("-javaagent")).toList());
-    cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve", "--port", "0",
-        "--model", MODEL, "--output-dir", dir.toString(), "--max-batch", "1"));
+    List<String> cmd = ChildJvm.cachedit("serve", "--port", "0", "--model", MODEL, "--output-dir", dir.toString(),
+        "--max-batch", "1");
     Path log = dir.resolve("serve.log");  // a file, not a pipe: nothing is lost when the process exits
     Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
     try {
