@@ -17,6 +17,12 @@ inline bool portable_path_forced(const char* variable) {
   const char* v = std::getenv(variable);
   return v && std::strcmp(v, "default") == 0;
 }
+
+// Whether it asks to stop at AVX2 ("avx2"), so that tests reach the AVX2 code on AVX-512 CPUs.
+inline bool avx2_path_forced(const char* variable) {
+  const char* v = std::getenv(variable);
+  return v && std::strcmp(v, "avx2") == 0;
+}
 }  // namespace cachedit
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 
 #include "cachedit_kernels.h"
@@ -122,9 +121,7 @@ CDIT_TARGET_AVX2_FMA inline void store_tile_avx2(float* tile, int rows, int64_t 
 inline int store_tile_level() {
 #if CDIT_X86
   __builtin_cpu_init();
-  const char* cap = std::getenv("CACHEDIT_LINEAR_ISA");
-  const bool avx2_only = cap && std::strcmp(cap, "avx2") == 0;
-  if (!avx2_only && __builtin_cpu_supports("avx512f")) return 2;
+  if (!avx2_path_forced("CACHEDIT_LINEAR_ISA") && __builtin_cpu_supports("avx512f")) return 2;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
   return 0;

@@ -39,7 +39,8 @@ public final class Main implements Runnable {
       while (last.hasSubcommand()) {
         last = last.subcommand();
       }
-      if (last != parsed && !last.isUsageHelpRequested() && !last.isVersionHelpRequested()) {
+      if (last != parsed && !last.isUsageHelpRequested() && !last.isVersionHelpRequested()
+          && !(last.commandSpec().userObject() instanceof WithoutLibtorch)) {
         // One compute pool and its wait policy must be in place before anything loads libtorch; commands
         // create libtorch objects (a NoGradGuard, say) before they reach the library's own entry points.
         try {
@@ -58,6 +59,9 @@ public final class Main implements Runnable {
       return 1;
     }
   }
+
+  /** A command that never touches libtorch (so it need not load it before it runs). */
+  interface WithoutLibtorch {}
 
   /**
    * The error as one line: libtorch's C++ errors carry a backtrace after their message ("Exception raised

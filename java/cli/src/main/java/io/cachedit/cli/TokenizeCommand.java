@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
 @Command(name = "tokenize", mixinStandardHelpOptions = true,
     description = "Tokenizes each line of --texts-file (one JSON-encoded string per line) with a tokenizer folder "
         + "and prints {\"input_ids\": [...], \"attention_mask\": [...]} per line, in order.")
-final class TokenizeCommand implements Callable<Integer> {
+final class TokenizeCommand implements Main.WithoutLibtorch, Callable<Integer> {
   @Option(names = "--model", required = true, description = "a tokenizer folder (tokenizer.json, vocab.json + "
       + "merges.txt or spiece.model, with tokenizer_config.json), or a pipeline folder (its tokenizer/)")
   Path model;
